@@ -1,0 +1,50 @@
+# Circuits from Scratch. The two commands a learner needs:
+#   make lab    set up .venv/ (first time only) and open the course in JupyterLab
+#   make test   set up .venv/ (first time only) and run every test and every notebook
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST := $(PY) -m pytest
+NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+
+.PHONY: lab test test-fast test-notebook test-slow exercises bench zoo clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Unit tests, then nbval over every solution and exercise notebook, in one pytest run.
+test: $(STAMP)
+	$(PYTEST) tests solutions notebooks $(NBVAL) -m "not slow"
+
+# Unit tests only (seconds, no notebooks).
+test-fast: $(STAMP)
+	$(PYTEST) tests -m "not slow"
+
+# One notebook: make test-notebook NB=solutions/01_build_a_two_layer_transformer.ipynb
+test-notebook: $(STAMP)
+	$(PYTEST) $(NB) $(NBVAL)
+
+# Retrains every zoo model and compares with the shipped weights and cards (minutes).
+test-slow: $(STAMP)
+	$(PYTEST) tests -m slow
+
+# Regenerate notebooks/ from solutions/ (the solutions are the source).
+exercises: $(STAMP)
+	$(PY) tools/make_exercises.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+# Retrain and rewrite the shipped weights and cards (course_utils/zoo_weights/).
+zoo: $(STAMP)
+	$(PY) -m course_utils.zoo build
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

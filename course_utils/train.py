@@ -1,0 +1,232 @@
+"""One training loop for every notebook.
+
+- Deterministic: the weights start from `model.cfg.seed`, and the batch at step t is `batches(t)`,
+  a function of the step alone, so a run resumed from a checkpoint sees exactly the data it would
+  have seen, and ends with exactly the same weights.
+- Checkpoints (`step_000100.safetensors`) hold the weights, the optimizer state and the losses so
+  far. They are written to a temporary file and then renamed, so a crash never leaves half a file.
+  They are the training history that notebooks 02 and 04 study.
+- Interrupt it (Ctrl-C, or kill the process) and call `train` again with the same `checkpoint_dir`:
+  it carries on from the last checkpoint. Ctrl-C first saves a checkpoint, so nothing is lost.
+- CPU unless you ask for a device; `device="auto"` takes CUDA or MPS when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .model import Config, Transformer
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    checkpoint_every: int = 100  # also the spacing of the saved history
+    device: str = "cpu"  # "cpu", "cuda", "mps" or "auto"
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.device not in ("cpu", "cuda", "mps", "auto"):
+            raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'mps' or 'auto', got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    losses: list[float]  # the training loss at every step
+    checkpoints: list[Path] = field(default_factory=list)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto": CUDA if present, else MPS if present, else CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then constant."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(
+    model: Transformer,
+    batches: Callable[[int], torch.Tensor],
+    cfg: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    fwd_hooks: list | None = None,
+    progress: bool = True,
+    stop_at: int | None = None,
+) -> TrainResult:
+    """Train `model` in place for `cfg.steps` steps on `batches(step)` ([batch, pos] tokens).
+
+    checkpoint_dir: where checkpoints go; if it already holds some, training resumes from the last.
+    fwd_hooks: [(hook_name, fn)] attached for the whole run (e.g. to clamp or ablate a head).
+    stop_at: stop after this many steps (as if interrupted), saving a checkpoint first.
+    """
+    if not isinstance(model, Transformer):
+        raise TypeError(f"train expects a course_utils Transformer, got {type(model).__name__}")
+    if not callable(batches):
+        raise TypeError("batches must be a function step -> tokens [batch, pos]")
+    device = pick_device(cfg.device)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    losses: list[float] = []
+    start = 0
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    saved: list[Path] = []
+    if ckpt_dir is not None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        existing = list_checkpoints(ckpt_dir)
+        if existing:
+            start, losses = load_checkpoint(existing[-1], model, optimizer)
+            saved = existing
+
+    def save(step: int):
+        if ckpt_dir is not None:
+            path = ckpt_dir / f"step_{step:06d}.safetensors"
+            save_checkpoint(path, model, optimizer, step, losses, cfg)
+            if path not in saved:
+                saved.append(path)
+
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="training", disable=not progress)
+    step = start
+    try:
+        with model.hooks(fwd_hooks=fwd_hooks or []):
+            for step in bar:
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, cfg)
+                loss = model(batches(step).to(device), return_type="loss")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                    save(step + 1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    except KeyboardInterrupt:
+        save(len(losses))
+        bar.close()
+        raise KeyboardInterrupt(
+            f"training interrupted after step {len(losses)}; a checkpoint is saved in {ckpt_dir}, and "
+            f"calling train again with the same checkpoint_dir resumes from it"
+            if ckpt_dir is not None else f"training interrupted after step {len(losses)}"
+        ) from None
+    if stop_at is not None and len(losses) < cfg.steps:
+        save(len(losses))
+    bar.close()
+    return TrainResult(losses=losses, checkpoints=saved)
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+
+
+def list_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+    """The checkpoints in a directory, oldest first."""
+    return sorted(Path(checkpoint_dir).glob("step_*.safetensors"))
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file so that `path` is either the old file or the complete new one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear error if it is missing or damaged."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not a readable safetensors file (truncated or corrupt?): {err}. "
+            f"Delete it and retrain, or resume from an earlier checkpoint."
+        ) from None
+
+
+def save_checkpoint(path, model: Transformer, optimizer, step: int, losses: list[float], cfg: TrainConfig):
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    names = {p: n for n, p in model.named_parameters()}
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            tensors[f"optim.{names[p]}.{key}"] = torch.as_tensor(value)
+    metadata = {
+        "step": str(step),
+        "losses": json.dumps(losses),
+        "model_config": json.dumps(model.cfg.to_dict()),
+        "train_config": json.dumps(cfg.to_dict()),
+    }
+    atomic_save(tensors, path, metadata)
+
+
+def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list[float]]:
+    """Load weights (and optimizer state) into `model` in place; returns (step, losses)."""
+    tensors, metadata = read_safetensors(path)
+    if "step" not in metadata:
+        raise ValueError(f"{path} is not a training checkpoint (no 'step' in its metadata)")
+    saved_cfg = json.loads(metadata["model_config"])
+    if saved_cfg != model.cfg.to_dict():
+        raise ValueError(f"{path} was saved from a model with config {saved_cfg}, not {model.cfg.to_dict()}")
+    device = model.W_E.device
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model.load_state_dict(weights, strict=True)
+    if optimizer is not None:
+        params = dict(model.named_parameters())
+        state = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                name, field_name = key[len("optim."):].rsplit(".", 1)
+                state.setdefault(name, {})[field_name] = value.to(device) if value.ndim else value
+        order = {p: i for i, p in enumerate(optimizer.param_groups[0]["params"])}
+        optim_state = optimizer.state_dict()
+        optim_state["state"] = {order[params[n]]: s for n, s in state.items()}
+        optimizer.load_state_dict(optim_state)
+    return int(metadata["step"]), json.loads(metadata["losses"])
+
+
+def load_model(path) -> Transformer:
+    """A model with the weights of a checkpoint file (its config comes from the file)."""
+    _, metadata = read_safetensors(path)
+    model = Transformer(Config.from_dict(json.loads(metadata["model_config"])))
+    load_checkpoint(path, model)
+    return model

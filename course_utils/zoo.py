@@ -1,0 +1,173 @@
+"""The model zoo: small models the course trained itself, shipped inside the package.
+
+Each entry NAME has, in `course_utils/zoo_weights/`:
+- `NAME.safetensors`: the final weights;
+- `NAME.history.safetensors`: the weights at every checkpoint of training (for notebooks 02 and 04);
+- `NAME.json`: the card: model config, data recipe, seed, training config, the loss at every step,
+  and the metrics the notebooks rely on.
+
+`load(NAME)` takes about a second and never unpickles. `retrain(NAME)` reproduces the weights from
+the card alone, on the CPU. `python -m course_utils.zoo build [NAME...]` rewrites the shipped files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import SyntheticLanguage, repeated_tokens
+from .metrics import head_scores, induction_score, prev_token_score
+from .model import Config, Transformer
+from .train import TrainConfig, TrainResult, atomic_save, list_checkpoints, read_safetensors, train
+
+ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    description: str
+    model: Config
+    language: SyntheticLanguage
+    train: TrainConfig
+
+
+_LANGUAGE = SyntheticLanguage(d_vocab=64, n_ctx=64, successors=16, p_repeat=1.0, min_span=10, max_span=31, seed=0)
+
+RECIPES: dict[str, Recipe] = {
+    "attn_only_2l": Recipe(
+        description="Two-layer attention-only transformer (4 heads per layer) trained on the synthetic "
+        "bigram language with repeated spans; it forms a previous-token head and induction heads.",
+        model=Config(d_vocab=64, n_ctx=64, d_model=64, n_heads=4, n_layers=2, attn_only=True, seed=0),
+        language=_LANGUAGE,
+        train=TrainConfig(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, checkpoint_every=75),
+    ),
+}
+
+# Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
+EVAL_SEED = 10**9
+EVAL_BATCH = 256
+
+
+def names() -> list[str]:
+    """The names of the shipped models."""
+    return sorted(p.name[: -len(".json")] for p in ZOO_DIR.glob("*.json"))
+
+
+def _check_name(name: str) -> None:
+    if name not in names():
+        known = ", ".join(names()) or "(none shipped)"
+        raise KeyError(f"no zoo model named {name!r}; known models: {known}")
+
+
+def card(name: str) -> dict:
+    """The model's card: config, data recipe, training config, losses and metrics."""
+    _check_name(name)
+    return json.loads((ZOO_DIR / f"{name}.json").read_text())
+
+
+def language(name: str) -> SyntheticLanguage:
+    """The synthetic language the model was trained on."""
+    return SyntheticLanguage(**card(name)["language"])
+
+
+def _model_from(tensors: dict[str, torch.Tensor], cfg: dict, prefix: str = "") -> Transformer:
+    model = Transformer(Config.from_dict(cfg))
+    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    return model.eval()
+
+
+def load(name: str, step: int | None = None, device: str | torch.device = "cpu") -> Transformer:
+    """The shipped model NAME: its final weights, or those at a training `step` of its history."""
+    info = card(name)
+    if step is None:
+        tensors, _ = read_safetensors(ZOO_DIR / f"{name}.safetensors")
+        return _model_from(tensors, info["model"]).to(device)
+    if step not in info["history_steps"]:
+        raise ValueError(f"{name} has no checkpoint at step {step!r}; its history has steps {info['history_steps']}")
+    tensors, _ = read_safetensors(ZOO_DIR / f"{name}.history.safetensors")
+    return _model_from(tensors, info["model"], prefix=f"step_{step:06d}.").to(device)
+
+
+def history(name: str) -> dict[int, Transformer]:
+    """{step: model} for every checkpoint saved while training NAME (step 0 is the initial model)."""
+    info = card(name)
+    tensors, _ = read_safetensors(ZOO_DIR / f"{name}.history.safetensors")
+    return {s: _model_from(tensors, info["model"], prefix=f"step_{s:06d}.") for s in info["history_steps"]}
+
+
+def evaluate(model, lang: SyntheticLanguage) -> dict:
+    """The metrics a card records: losses on fresh data (all, copied tokens, the rest) and head scores."""
+    batch = lang.sample(EVAL_BATCH, seed=EVAL_SEED)
+    period = lang.n_ctx // 2
+    rep = repeated_tokens(EVAL_BATCH // 4, period, lang.d_vocab, seed=EVAL_SEED)
+    with torch.no_grad():
+        per_token = model(batch.tokens, return_type="loss", loss_per_token=True)
+    copied = batch.copied[:, 1:]
+    return {
+        "loss": round(per_token.mean().item(), 4),
+        "loss_copied": round(per_token[copied].mean().item(), 4),
+        "loss_not_copied": round(per_token[~copied].mean().item(), 4),
+        "bigram_entropy": round(lang.bigram_entropy(), 4),
+        "induction_scores": head_scores(model, rep, induction_score, period=period).round(decimals=4).tolist(),
+        "prev_token_scores": head_scores(model, rep, prev_token_score).round(decimals=4).tolist(),
+    }
+
+
+def retrain(name: str, checkpoint_dir: str | Path | None = None, progress: bool = True):
+    """Train NAME again from its card, on the CPU. Returns (model, TrainResult).
+
+    With a checkpoint_dir, an interrupted retrain resumes where it stopped.
+    """
+    info = card(name)
+    return _train_from(Config.from_dict(info["model"]), SyntheticLanguage(**info["language"]),
+                       TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress)
+
+
+def _train_from(cfg: Config, lang: SyntheticLanguage, tcfg: TrainConfig, checkpoint_dir, progress):
+    model = Transformer(cfg)
+    result = train(model, lambda step: lang.batch(step, tcfg.batch_size), tcfg,
+                   checkpoint_dir=checkpoint_dir, progress=progress)
+    return model.eval(), result
+
+
+def build(name: str, progress: bool = True) -> dict:
+    """Train NAME from its recipe and write its weights, history and card into ZOO_DIR."""
+    if name not in RECIPES:
+        raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
+    recipe = RECIPES[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        initial = Transformer(recipe.model)
+        model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
+        hist = {0: initial.state_dict()}
+        for path in list_checkpoints(tmp):
+            tensors, meta = read_safetensors(path)
+            hist[int(meta["step"])] = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    info = {
+        "name": name,
+        "description": recipe.description,
+        "model": recipe.model.to_dict(),
+        "language": recipe.language.to_dict(),
+        "train": {**recipe.train.to_dict(), "device": "cpu"},
+        "torch_version": torch.__version__,
+        "history_steps": sorted(hist),
+        "losses": [round(x, 4) for x in result.losses],
+        "metrics": evaluate(model, recipe.language),
+    }
+    meta = {"card": json.dumps({"name": name, "model": info["model"]})}
+    atomic_save(model.state_dict(), ZOO_DIR / f"{name}.safetensors", meta)
+    atomic_save({f"step_{s:06d}.{k}": v for s, sd in hist.items() for k, v in sd.items()},
+                ZOO_DIR / f"{name}.history.safetensors", meta)
+    (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] != "build":
+        sys.exit("usage: python -m course_utils.zoo build [NAME ...]")
+    for n in sys.argv[2:] or sorted(RECIPES):
+        print(n, json.dumps(build(n)["metrics"]))

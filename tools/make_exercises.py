@@ -1,0 +1,106 @@
+"""Generate the exercise notebooks (notebooks/) from the solution notebooks (solutions/).
+
+In a solution notebook, a code cell marks each exercise's answer like this:
+
+    def embed(tokens, W_E):
+        # BEGIN SOLUTION embed: each token's embedding is a row of W_E; index W_E with the tokens.
+        return W_E[tokens]
+        # END SOLUTION
+
+In the exercise notebook the marked lines become a stub that raises NotImplementedError naming the
+exercise and giving the hint, and a collapsed "Solution" cell follows with the answer. Cells tagged
+`check` (they call a check on the learner's function) get nbval's `raises-exception` tag there, so
+nbval runs the exercise notebooks end to end while the stubs are still stubs. Outputs are dropped.
+
+Usage: python tools/make_exercises.py [--check]   (--check: fail if notebooks/ is stale)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<name>\w+):\s*(?P<hint>.+?)\s*$")
+END = re.compile(r"^\s*# END SOLUTION\s*$")
+
+
+class MarkerError(ValueError):
+    pass
+
+
+def stub_source(source: str, where: str) -> tuple[str, list[str]]:
+    """(the source with each marked solution replaced by a stub, the names of the exercises)."""
+    out, solutions, inside = [], [], None
+    for lineno, line in enumerate(source.splitlines(), 1):
+        begin = BEGIN.match(line)
+        if begin:
+            if inside:
+                raise MarkerError(f"{where}, line {lineno}: BEGIN SOLUTION inside another one")
+            inside = begin
+            solutions.append(begin["name"])
+            indent, name, hint = begin["indent"], begin["name"], begin["hint"].replace('"', "'")
+            out.append(f"{indent}# YOUR CODE HERE (exercise '{name}')")
+            out.append(f'{indent}raise NotImplementedError("Exercise \'{name}\': {hint}")')
+        elif END.match(line):
+            if not inside:
+                raise MarkerError(f"{where}, line {lineno}: END SOLUTION without BEGIN SOLUTION")
+            inside = None
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise MarkerError(f"{where}: BEGIN SOLUTION {inside['name']} is never closed by END SOLUTION")
+    return "\n".join(out), solutions
+
+
+def exercise_notebook(solution: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(metadata=solution.metadata)
+    for index, cell in enumerate(solution.cells):
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if cell.cell_type != "code":
+            nb.cells.append(nbformat.v4.new_markdown_cell(cell.source, metadata={"tags": tags} if tags else {}))
+            continue
+        source, answers = stub_source(cell.source, f"{where}, cell {index}")
+        if "check" in tags and "raises-exception" not in tags:
+            tags.append("raises-exception")
+        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags} if tags else {}))
+        if answers:  # the whole solution cell, folded away under the exercise
+            nb.cells.append(nbformat.v4.new_markdown_cell(
+                f"<details><summary>Solution</summary>\n\n```python\n{cell.source}\n```\n</details>"
+            ))
+    for cell in nb.cells:
+        cell.pop("id", None)
+    return nb
+
+
+def render(nb: nbformat.NotebookNode) -> str:
+    nb.nbformat, nb.nbformat_minor = 4, 4  # cells without ids
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if notebooks/ is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        solution = nbformat.read(path, as_version=4)
+        text = render(exercise_notebook(solution, path.name))
+        target = ROOT / "notebooks" / path.name
+        if not target.exists() or target.read_text() != text:
+            stale.append(target.name)
+            if not args.check:
+                target.write_text(text)
+    if args.check and stale:
+        print(f"notebooks/ is stale for {stale}: run `make exercises`", file=sys.stderr)
+        return 1
+    print(("stale: " if args.check else "wrote: ") + (", ".join(stale) or "nothing (up to date)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
