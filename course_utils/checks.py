@@ -219,6 +219,7 @@ def check_forward(fn, model):
     if not isinstance(model, reference.Transformer):
         raise TypeError(f"model must be a course_utils Transformer, got {type(model).__name__}")
     tokens = torch.randint(0, model.cfg.d_vocab, (2, min(12, model.cfg.n_ctx)), generator=_inputs(0))
+    tokens = tokens.to(model.W_E.device)
     with torch.no_grad():
         expected = model(tokens)
         got = _run("forward", fn, tokens, model)

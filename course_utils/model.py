@@ -362,9 +362,10 @@ class Transformer(HookedRootModule):
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
     """Cross-entropy of predicting tokens[:, 1:] from logits[:, :-1]; [batch, pos-1] if per_token."""
-    log_probs = logits[:, :-1].log_softmax(dim=-1)
-    loss = -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]
-    return loss if per_token else loss.mean()
+    predictions, targets = logits[:, :-1], tokens[:, 1:]
+    loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           reduction="none" if per_token else "mean")
+    return loss.view(targets.shape) if per_token else loss
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,15 +36,15 @@ class Recipe:
     train: TrainConfig
 
 
-_LANGUAGE = SyntheticLanguage(d_vocab=64, n_ctx=64, successors=16, p_repeat=1.0, min_span=10, max_span=31, seed=0)
+_LANGUAGE = SyntheticLanguage(d_vocab=64, n_ctx=32, successors=16, p_repeat=0.9, min_span=6, max_span=15, seed=0)
 
 RECIPES: dict[str, Recipe] = {
     "attn_only_2l": Recipe(
         description="Two-layer attention-only transformer (4 heads per layer) trained on the synthetic "
         "bigram language with repeated spans; it forms a previous-token head and induction heads.",
-        model=Config(d_vocab=64, n_ctx=64, d_model=64, n_heads=4, n_layers=2, attn_only=True, seed=0),
+        model=Config(d_vocab=64, n_ctx=32, d_model=64, n_heads=4, n_layers=2, attn_only=True, seed=0),
         language=_LANGUAGE,
-        train=TrainConfig(steps=1500, batch_size=32, lr=3e-3, warmup_steps=50, checkpoint_every=75),
+        train=TrainConfig(steps=3000, batch_size=64, lr=1e-2, warmup_steps=100, checkpoint_every=150),
     ),
 }
 

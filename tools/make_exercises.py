@@ -68,9 +68,10 @@ def exercise_notebook(solution: nbformat.NotebookNode, where: str) -> nbformat.N
         if "check" in tags and "raises-exception" not in tags:
             tags.append("raises-exception")
         nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags} if tags else {}))
-        if answers:  # the whole solution cell, folded away under the exercise
+        if answers:  # the whole solution cell, without its markers, folded away under the exercise
+            answer = "\n".join(line for line in cell.source.splitlines() if not (BEGIN.match(line) or END.match(line)))
             nb.cells.append(nbformat.v4.new_markdown_cell(
-                f"<details><summary>Solution</summary>\n\n```python\n{cell.source}\n```\n</details>"
+                f"<details><summary>Solution</summary>\n\n```python\n{answer}\n```\n</details>"
             ))
     for cell in nb.cells:
         cell.pop("id", None)

@@ -1,0 +1,132 @@
+"""Every check accepts the right answer and rejects plausible wrong ones with a specific hint."""
+
+import einops
+import pytest
+import torch
+
+from course_utils import checks
+from course_utils import model as reference
+from course_utils.checks import ExerciseError
+from course_utils.model import Config, Transformer
+
+
+def not_done(*args):
+    raise NotImplementedError("Exercise 'x': hint")
+
+
+def test_embed():
+    checks.check_embed(reference.embed)
+    with pytest.raises(ExerciseError, match=r"\[pos, batch, d_model\]"):
+        checks.check_embed(lambda tokens, W_E: W_E[tokens].transpose(0, 1))
+    with pytest.raises(ExerciseError, match="one-hot"):
+        checks.check_embed(lambda tokens, W_E: torch.nn.functional.one_hot(tokens, W_E.shape[0]).float())
+    with pytest.raises(ExerciseError, match="IndexError"):
+        checks.check_embed(lambda tokens, W_E: W_E[:, tokens])
+
+
+def test_pos_embed():
+    checks.check_pos_embed(reference.pos_embed)
+    with pytest.raises(ExerciseError, match="indexed W_pos with the token ids"):
+        checks.check_pos_embed(lambda tokens, W_pos: W_pos[tokens])
+    with pytest.raises(ExerciseError, match="forgot the batch axis"):
+        checks.check_pos_embed(lambda tokens, W_pos: W_pos[: tokens.shape[1]])
+    with pytest.raises(ExerciseError, match="all n_ctx rows"):
+        checks.check_pos_embed(lambda tokens, W_pos: W_pos.expand(tokens.shape[0], -1, -1))
+
+
+def _scores(q, k):
+    return q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+
+
+def _mask(q):
+    n = q.shape[-2]
+    return torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+
+
+def test_attention_pattern():
+    checks.check_attention_pattern(reference.attention_pattern)
+    wrong = {
+        "future positions": lambda q, k: _scores(q, k).softmax(-1),
+        "not divided by sqrt": lambda q, k: (q @ k.transpose(-2, -1)).masked_fill(_mask(q), float("-inf")).softmax(-1),
+        "softmax over the last axis": lambda q, k: _scores(q, k).masked_fill(_mask(q), float("-inf")).softmax(-2),
+        "masked after the softmax": lambda q, k: _scores(q, k).softmax(-1).masked_fill(_mask(q), 0.0),
+        "transposed": lambda q, k: _scores(q, k).masked_fill(_mask(q), float("-inf")).softmax(-1).transpose(-1, -2),
+    }
+    for hint, fn in wrong.items():
+        with pytest.raises(ExerciseError, match=hint):
+            checks.check_attention_pattern(fn)
+
+
+def _mha(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O, reduce="sum", bias=True, mask=True):
+    q = einops.einsum(x, W_Q, "b p d, h d e -> b h p e") + b_Q[:, None]
+    k = einops.einsum(x, W_K, "b p d, h d e -> b h p e") + b_K[:, None]
+    v = einops.einsum(x, W_V, "b p d, h d e -> b h p e") + b_V[:, None]
+    pattern = reference.attention_pattern(q, k) if mask else _scores(q, k).softmax(-1)
+    out = einops.einsum(pattern @ v, W_O, "b h p e, h e d -> b h p d")
+    out = out.sum(1) if reduce == "sum" else out.mean(1) if reduce == "mean" else out
+    return out + b_O if bias and reduce else out
+
+
+def test_multi_head_attention():
+    checks.check_multi_head_attention(_mha)
+    checks.check_multi_head_attention(reference.multi_head_attention)
+    with pytest.raises(ExerciseError, match="left out b_O"):
+        checks.check_multi_head_attention(lambda *a: _mha(*a, bias=False))
+    with pytest.raises(ExerciseError, match="averaged the heads"):
+        checks.check_multi_head_attention(lambda *a: _mha(*a, reduce="mean"))
+    with pytest.raises(ExerciseError, match="still has a head axis"):
+        checks.check_multi_head_attention(lambda *a: _mha(*a, reduce=None))
+    with pytest.raises(ExerciseError, match="see the future"):
+        checks.check_multi_head_attention(lambda *a: _mha(*a, mask=False))
+
+
+def test_unembed():
+    checks.check_unembed(reference.unembed)
+    with pytest.raises(ExerciseError, match="left out the bias"):
+        checks.check_unembed(lambda r, W_U, b_U: r @ W_U)
+    with pytest.raises(ExerciseError, match="softmax"):
+        checks.check_unembed(lambda r, W_U, b_U: (r @ W_U + b_U).softmax(-1))
+    with pytest.raises(ExerciseError, match="wrong values"):
+        checks.check_unembed(lambda r, W_U, b_U: r @ W_U + 2 * b_U)
+
+
+def _forward(tokens, model, pos=True, residual=True):
+    resid = reference.embed(tokens, model.W_E)
+    if pos:
+        resid = resid + reference.pos_embed(tokens, model.W_pos)
+    for block in model.blocks:
+        a = block.attn
+        out = reference.multi_head_attention(resid, a.W_Q, a.b_Q, a.W_K, a.b_K, a.W_V, a.b_V, a.W_O, a.b_O)
+        resid = resid + out if residual else out
+    return reference.unembed(resid, model.W_U, model.b_U)
+
+
+def test_forward():
+    model = Transformer(Config(d_vocab=20, n_ctx=16, d_model=16, n_heads=2, n_layers=2))
+    checks.check_forward(_forward, model)
+    with pytest.raises(ExerciseError, match="positional embedding"):
+        checks.check_forward(lambda t, m: _forward(t, m, pos=False), model)
+    with pytest.raises(ExerciseError, match="adding to it"):
+        checks.check_forward(lambda t, m: _forward(t, m, residual=False), model)
+    with pytest.raises(TypeError, match="course_utils Transformer"):
+        checks.check_forward(_forward, "model")
+
+
+def test_unfinished_exercise_and_carry_on(capsys):
+    checks._passed.clear()
+    with pytest.raises(NotImplementedError, match="Exercise 'embed' is not done yet"):
+        checks.check_embed(not_done)
+    assert checks.carry_on("embed", not_done) is reference.embed
+    assert "using the reference" in capsys.readouterr().out
+    checks.check_embed(reference.embed)
+    mine = lambda tokens, W_E: W_E[tokens]  # noqa: E731
+    assert checks.carry_on("embed", mine) is mine
+
+
+def test_wrong_kinds_of_answer():
+    with pytest.raises(ExerciseError, match="expected a function"):
+        checks.check_embed(42)
+    with pytest.raises(ExerciseError, match="expected a torch.Tensor, got list"):
+        checks.check_embed(lambda tokens, W_E: [1, 2])
+    with pytest.raises(ExerciseError, match="expected dtype"):
+        checks.check_embed(lambda tokens, W_E: W_E[tokens].double())

@@ -1,0 +1,57 @@
+"""The pinned set is the same for pip (pyproject.toml) and conda (environment.yml); CI runs make test."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ ]", req, maxsplit=1)[0].lower()
+
+
+def pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return {_name(r): r.replace(" ", "") for r in reqs}
+
+
+def environment_pins() -> dict[str, str]:
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = lines.index("  - pip:")
+    reqs = [line.strip()[2:] for line in lines[start + 1:] if line.strip().startswith("- ")]
+    return {_name(r): r.replace(" ", "") for r in reqs if not r.startswith("-e")}
+
+
+def test_pip_and_conda_pin_the_same_versions():
+    assert pyproject_pins() == environment_pins()
+
+
+def test_the_required_pins():
+    pins = pyproject_pins()
+    assert pins["torch"] == "torch==2.13.0"
+    assert pins["transformer-lens"] == "transformer-lens>=4.3,<4.4"
+    assert pins["circuitsvis"] == "circuitsvis>=1.43,<1.44"
+    assert pins["nbval"] == "nbval>=0.11,<0.12"
+    assert pins["jupyterlab"] == "jupyterlab>=4,<5"
+    assert pins["matplotlib"] == "matplotlib>=3,<4"
+    assert "python=3.11" in (ROOT / "environment.yml").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
+    assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_nothing_unpickles():
+    """Weights load from safetensors; any torch.load must pass weights_only=True."""
+    offenders = []
+    for path in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("benchmarks/*.py")]:
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\bpickle\b|\bdill\b", line) and not line.lstrip().startswith("#"):
+                offenders.append(f"{path.name}:{lineno}")
+            if "torch.load(" in line and "weights_only=True" not in line:
+                offenders.append(f"{path.name}:{lineno}")
+    assert not offenders, offenders

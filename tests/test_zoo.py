@@ -1,0 +1,85 @@
+import json
+
+import pytest
+import torch
+
+from course_utils import zoo
+from course_utils.model import Transformer, to_bridge
+from course_utils.train import read_safetensors
+
+NAMES = zoo.names()
+
+
+def test_the_first_model_is_shipped():
+    assert "attn_only_2l" in NAMES
+    assert set(NAMES) <= set(zoo.RECIPES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_weights_load_and_match_their_card(name):
+    info = zoo.card(name)
+    model = zoo.load(name)
+    assert isinstance(model, Transformer)
+    assert model.cfg.to_dict() == info["model"]
+    # The card's metrics are measured on exactly these weights.
+    measured = zoo.evaluate(model, zoo.language(name))
+    for key in ("loss", "loss_copied", "loss_not_copied"):
+        assert measured[key] == pytest.approx(info["metrics"][key], abs=2e-3), key
+    assert torch.allclose(torch.tensor(measured["induction_scores"]), torch.tensor(info["metrics"]["induction_scores"]), atol=2e-3)
+    assert len(info["losses"]) == info["train"]["steps"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_history_is_shipped_and_ends_at_the_final_weights(name):
+    info = zoo.card(name)
+    steps = info["history_steps"]
+    assert steps[0] == 0 and steps[-1] == info["train"]["steps"] and len(steps) >= 15
+    hist = zoo.history(name)
+    assert sorted(hist) == steps
+    final = zoo.load(name)
+    assert all(torch.equal(a, b) for a, b in zip(hist[steps[-1]].parameters(), final.parameters()))
+    mid = zoo.load(name, step=steps[len(steps) // 2])
+    assert not torch.equal(mid.W_E, final.W_E)
+
+
+def test_the_shipped_two_layer_model_has_learnt_induction():
+    m = zoo.card("attn_only_2l")["metrics"]
+    assert m["loss_copied"] < 0.5 * m["loss_not_copied"], m
+    assert max(max(row) for row in m["induction_scores"][1:]) > 0.4
+    assert max(m["prev_token_scores"][0]) > 0.4
+
+
+def test_zoo_weights_are_plain_safetensors():
+    for name in NAMES:
+        tensors, metadata = read_safetensors(zoo.ZOO_DIR / f"{name}.safetensors")
+        assert json.loads(metadata["card"])["name"] == name
+        assert all(isinstance(t, torch.Tensor) for t in tensors.values())
+
+
+def test_zoo_models_convert_to_the_bridge():
+    model = zoo.load("attn_only_2l")
+    tokens = zoo.language("attn_only_2l").batch(0, 4)
+    with torch.no_grad():
+        assert (model(tokens) - to_bridge(model)(tokens)).abs().max() < 1e-4
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(KeyError, match="no zoo model named 'gpt5'.*attn_only_2l"):
+        zoo.load("gpt5")
+    with pytest.raises(ValueError, match="no checkpoint at step 7"):
+        zoo.load("attn_only_2l", step=7)
+    with pytest.raises(KeyError, match="no recipe named"):
+        zoo.build("gpt5")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_retraining_reproduces_the_shipped_model(name, tmp_path):
+    model, result = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False)
+    info = zoo.card(name)
+    assert result.losses == pytest.approx(info["losses"], abs=1e-3)
+    shipped = zoo.load(name)
+    for (key, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-4), key
+    measured = zoo.evaluate(model, zoo.language(name))
+    assert measured["loss"] == pytest.approx(info["metrics"]["loss"], abs=1e-3)
