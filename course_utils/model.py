@@ -91,7 +91,7 @@ class Config:
 
 def embed(tokens: torch.Tensor, W_E: torch.Tensor) -> torch.Tensor:
     """tokens [batch, pos], W_E [d_vocab, d_model] -> [batch, pos, d_model]: row `token` of W_E."""
-    return W_E[tokens]
+    return F.embedding(tokens, W_E)  # W_E[tokens], with a faster backward pass
 
 
 def pos_embed(tokens: torch.Tensor, W_pos: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ def multi_head_attention(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O) -> torch.Ten
 
 def unembed(resid: torch.Tensor, W_U: torch.Tensor, b_U: torch.Tensor) -> torch.Tensor:
     """resid [batch, pos, d_model] -> logits [batch, pos, d_vocab]."""
-    return resid @ W_U + b_U
+    return F.linear(resid, W_U.T, b_U)  # resid @ W_U + b_U, fused into one operation
 
 
 class Embed(nn.Module):
@@ -163,6 +163,17 @@ class LayerNorm(nn.Module):
         return self.hook_normalized(x / scale) * self.w + self.b
 
 
+def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x [batch, pos, d_model], W [head, d_model, d_head], b [head, d_head] -> [batch, pos, head, d_head].
+
+    The same as einsum("b p d, h d e -> b p h e") + b, done as one fused matrix product over all
+    heads at once (W laid out as nn.Linear's [head * d_head, d_model]): this keeps training fast.
+    """
+    head, d_model, d_head = W.shape
+    weight = W.permute(0, 2, 1).reshape(head * d_head, d_model)
+    return F.linear(x, weight, b.flatten()).unflatten(-1, (head, d_head))
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -187,25 +198,26 @@ class Attention(nn.Module):
 
     def needs_pattern(self) -> bool:
         """True when a hook wants to see (or change) the scores or the pattern."""
-        return self.hook_attn_scores.has_hooks() or self.hook_pattern.has_hooks()
+        scores, pattern = self.hook_attn_scores, self.hook_pattern
+        return bool(scores.fwd_hooks or scores.bwd_hooks or pattern.fwd_hooks or pattern.bwd_hooks)
 
     def forward(self, x):  # [batch, pos, d_model] -> [batch, pos, d_model]
-        q = self.hook_q(einops.einsum(x, self.W_Q, "b p d, h d e -> b p h e") + self.b_Q)
-        k = self.hook_k(einops.einsum(x, self.W_K, "b p d, h d e -> b p h e") + self.b_K)
-        v = self.hook_v(einops.einsum(x, self.W_V, "b p d, h d e -> b p h e") + self.b_V)
+        # Hooks see TransformerLens's layout [batch, pos, head, d_head]; the math uses [batch, head, pos, d_head].
+        # Queries, keys and values of every head in one matrix product, then split into three.
+        qkv = project(x, torch.cat([self.W_Q, self.W_K, self.W_V]), torch.cat([self.b_Q, self.b_K, self.b_V]))
+        q, k, v = qkv.chunk(3, dim=2)  # each [batch, pos, head, d_head]
+        q, k, v = self.hook_q(q).transpose(1, 2), self.hook_k(k).transpose(1, 2), self.hook_v(v).transpose(1, 2)
         if self.needs_pattern():
             seq_len = x.shape[1]
-            scores = einops.einsum(q, k, "b q h e, b k h e -> b h q k") / self.scale
+            scores = q @ k.transpose(-2, -1) / self.scale  # [batch, head, query_pos, key_pos]
             scores = scores.masked_fill(~self.mask[:seq_len, :seq_len], float("-inf"))
             pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(dim=-1))
-            z = einops.einsum(pattern, v, "b h q k, b k h e -> b q h e")
+            z = pattern @ v
         else:
-            # The same computation, fused: [batch, head, pos, d_head] in and out.
-            z = F.scaled_dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
-            ).transpose(1, 2)
-        z = self.hook_z(z)
-        return einops.einsum(z, self.W_O, "b p h e, h e d -> b p d") + self.b_O
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # the same, fused
+        z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
+        # Each head writes through its own W_O and the heads' outputs add up: one matmul does both.
+        return F.linear(z.flatten(2), self.W_O.flatten(0, 1).T, self.b_O)
 
 
 class MLP(nn.Module):
