@@ -440,6 +440,10 @@ def _from_bridge_rules(cfg: Config):
 
 def from_bridge(bridge) -> Transformer:
     """A course Transformer with the weights of a TL-native `TransformerBridge` (boot_native)."""
+    from transformer_lens import TransformerBridge
+
+    if not isinstance(bridge, TransformerBridge):
+        raise TypeError(f"from_bridge expects a TransformerBridge, got {type(bridge).__name__}")
     bcfg = bridge.cfg
     norm = bcfg.normalization_type
     if norm not in NORMALIZATION_TYPES or bcfg.positional_embedding_type != "standard":

@@ -166,5 +166,7 @@ def test_other_bad_arguments():
         Transformer({"d_model": 64})
     with pytest.raises(TypeError, match="course_utils Transformer"):
         to_bridge(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="expects a TransformerBridge"):
+        from_bridge(model)
     with pytest.raises(ValueError, match="unknown Config fields"):
         Config.from_dict({"d_modle": 3})
