@@ -238,3 +238,130 @@ def _blocks(model, resid, residual=True):
         out = block.attn(resid)
         resid = resid + out if residual else out
     return resid
+
+
+# ---- notebook 02 -----------------------------------------------------------------------------
+
+
+def check_per_token_loss(fn):
+    """fn(logits [batch, pos, d_vocab], tokens [batch, pos]) -> loss [batch, pos - 1]."""
+    __tracebackhide__ = True
+    for seed, (batch, seq, d_vocab) in enumerate([(2, 6, 5), (3, 9, 11)]):
+        g = _inputs(seed)
+        logits = torch.randn(batch, seq, d_vocab, generator=g) * 2
+        tokens = torch.randint(0, d_vocab, (batch, seq), generator=g)
+        got = _run("per_token_loss", fn, logits, tokens)
+        log_probs = logits.log_softmax(-1)
+        mistakes = {
+            "you compared each position's logits with the token at the same position: the logits at "
+            "position t predict the token at t + 1 (use logits[:, :-1] and tokens[:, 1:])":
+                -log_probs.gather(-1, tokens[..., None])[..., 0][:, 1:],
+            "your loss is negative: the loss is MINUS the log-probability of the right token":
+                log_probs[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0],
+            "you used the probability, not its log: loss = -log_softmax(logits)[right token]":
+                -logits.softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0],
+            "you took log(softmax) over the wrong axis: normalise over the vocabulary (the last axis)":
+                -logits.log_softmax(1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0],
+        }
+        _compare("per_token_loss", got, reference.next_token_loss(logits, tokens, per_token=True), mistakes)
+    _done("per_token_loss", 2)
+
+
+def check_icl_score(fn):
+    """fn(loss_by_token [..., pos - 1], early: slice, late: slice) -> a scalar tensor."""
+    __tracebackhide__ = True
+    from . import metrics
+
+    for seed, (shape, early, late) in enumerate([((4, 20), slice(0, 4), slice(15, 19)),
+                                                 ((2, 3, 31), slice(0, 6), slice(22, 31))]):
+        loss = torch.rand(shape, generator=_inputs(seed)) * 3
+        got = _run("icl_score", fn, loss, early, late)
+        if isinstance(got, (int, float)):
+            got = torch.tensor(float(got))
+        mistakes = {
+            "your sign is flipped: the ICL score is late MINUS early, so it is negative when the "
+            "model does better later in the context": loss[..., early].mean() - loss[..., late].mean(),
+            "you summed the losses: use the mean over each range (the ranges may differ in length)":
+                loss[..., late].sum() - loss[..., early].sum(),
+        }
+        _compare("icl_score", got, metrics.icl_score(loss, early, late), mistakes)
+    _done("icl_score", 2)
+
+
+# ---- notebook 03 -----------------------------------------------------------------------------
+
+
+def _random_patterns(seed: int, batch=3, heads=4, seq=12):
+    g = _inputs(seed)
+    scores = torch.randn(batch, heads, seq, seq, generator=g) * 2
+    future = torch.triu(torch.ones(seq, seq, dtype=torch.bool), diagonal=1)
+    return scores.masked_fill(future, float("-inf")).softmax(-1)
+
+
+def _diag_mean(pattern, offset, skip=0):
+    return pattern.diagonal(offset=offset, dim1=-2, dim2=-1)[..., skip:].mean(-1).mean(0)
+
+
+def check_prev_token_score(fn):
+    """fn(pattern [batch, head, q, k]) -> [head]."""
+    __tracebackhide__ = True
+    from . import metrics
+
+    for seed in range(2):
+        pattern = _random_patterns(seed)
+        got = _run("prev_token_score", fn, pattern)
+        mistakes = {
+            "you read the diagonal above the main one (offset +1): that is attention to the NEXT "
+            "token, which the causal mask sets to 0; the previous token is offset -1":
+                _diag_mean(pattern, 1),
+            "you read the main diagonal: that is attention to the token itself; use offset -1":
+                _diag_mean(pattern, 0),
+            "you averaged over the heads too: keep one score per head, shape [head]":
+                _diag_mean(pattern, -1).mean(),
+        }
+        _compare("prev_token_score", got, metrics.prev_token_score(pattern), mistakes)
+    _done("prev_token_score", 2)
+
+
+def check_induction_score(fn):
+    """fn(pattern [batch, head, q, k], period) -> [head]."""
+    __tracebackhide__ = True
+    from . import metrics
+
+    for seed, period in [(0, 5), (1, 6)]:
+        pattern = _random_patterns(seed)
+        got = _run("induction_score", fn, pattern, period)
+        mistakes = {
+            "you measured attention to the previous occurrence of the same token (offset -period): "
+            "that is the duplicate-token score; an induction head attends to the token AFTER it, "
+            "offset -(period - 1)": _diag_mean(pattern, -period),
+            "you included the query at position period - 1, which is still in the first copy (it "
+            "attends back to position 0 by chance, not by induction): drop the first entry of the "
+            "diagonal": _diag_mean(pattern, -(period - 1)),
+            "you averaged over the heads too: keep one score per head, shape [head]":
+                _diag_mean(pattern, -(period - 1), skip=1).mean(),
+        }
+        _compare("induction_score", got, metrics.induction_score(pattern, period), mistakes)
+    _done("induction_score", 2)
+
+
+def check_composition_score(fn):
+    """fn(W_A [d, m], W_B [m, d']) -> ||W_A W_B||_F / (||W_A||_F ||W_B||_F)."""
+    __tracebackhide__ = True
+    for seed, (d, m, e) in enumerate([(6, 6, 6), (8, 8, 5)]):
+        g = _inputs(seed)
+        A, B = torch.randn(d, m, generator=g), torch.randn(m, e, generator=g)
+        got = _run("composition_score", fn, A, B)
+        if isinstance(got, (int, float)):
+            got = torch.tensor(float(got))
+        expected = (A @ B).norm() / (A.norm() * B.norm())
+        mistakes = {
+            "you did not normalise: divide ||W_A W_B|| by ||W_A|| * ||W_B||, so the score does not "
+            "depend on the weights' scale": (A @ B).norm(),
+            "you multiplied in the wrong order: the writer's output W_A comes first, W_A @ W_B":
+                (B @ A).norm() / (A.norm() * B.norm()) if d == e else torch.tensor(float("nan")),
+            "you divided by the squared norms: use the plain Frobenius norms, ||W_A||_F * ||W_B||_F":
+                (A @ B).norm() / (A.norm() ** 2 * B.norm() ** 2),
+        }
+        _compare("composition_score", got.reshape(()), expected, mistakes, atol=1e-4)
+    _done("composition_score", 2)

@@ -53,3 +53,170 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
     return torch.stack([score(cache[name], **kwargs) for name in names])
+
+
+# ---- losses by position, and in-context learning ------------------------------------------------
+
+
+def per_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Loss of predicting each next token: [batch, pos - 1] (entry t predicts tokens[:, t + 1])."""
+    with torch.no_grad():
+        return model(tokens, return_type="loss", loss_per_token=True)
+
+
+def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
+    """In-context-learning score (Olsson et al. 2022): mean loss late in the context minus mean loss
+    early in it. Negative: the model predicts better once it has seen more context.
+
+    loss_by_token [..., pos - 1]; early, late: slices of predicted positions.
+    """
+    if not isinstance(loss_by_token, torch.Tensor) or loss_by_token.ndim < 1:
+        raise ValueError("loss_by_token must be a tensor [..., pos - 1] of per-token losses")
+    n = loss_by_token.shape[-1]
+    for name, s in (("early", early), ("late", late)):
+        if not isinstance(s, slice) or len(range(n)[s]) == 0:
+            raise ValueError(f"{name} must be a non-empty slice of the {n} predicted positions, got {s!r}")
+    return loss_by_token[..., late].mean() - loss_by_token[..., early].mean()
+
+
+def phase_window(steps, values, width: float) -> tuple[int, int, float]:
+    """The stretch of at most `width` training steps in which `values` changed the most.
+
+    Returns (first step, last step, share of the total change, first to last value, that happened
+    inside the window). A sudden phase change puts most of the change in a short window.
+    """
+    steps, values = list(steps), [float(v) for v in values]
+    if len(steps) != len(values) or len(steps) < 3:
+        raise ValueError("steps and values must be sequences of the same length, at least 3")
+    total = values[-1] - values[0]
+    best = (steps[0], steps[0], 0.0)
+    if total == 0:
+        return best
+    for i, start in enumerate(steps):
+        for j in range(i + 1, len(steps)):
+            if steps[j] - start > width:
+                break
+            share = (values[j] - values[i]) / total
+            if share > best[2]:
+                best = (start, steps[j], share)
+    return best
+
+
+# ---- weight-level circuits (Elhage et al. 2021) -----------------------------------------------------
+
+
+def _check_head(model, layer: int, head: int) -> None:
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    if not (isinstance(layer, int) and 0 <= layer < n_layers and isinstance(head, int) and 0 <= head < n_heads):
+        raise ValueError(f"no head {layer}.{head}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}")
+
+
+def full_ov_circuit(model, layer: int, head: int):
+    """W_E W_V W_O W_U of one head, a FactoredMatrix [d_vocab, d_vocab]: row t is what attending
+    to token t does to the logits (ignoring biases and, for models with LayerNorm, its scaling)."""
+    _check_head(model, layer, head)
+    return model.W_E @ model.OV[layer, head] @ model.W_U
+
+
+def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
+    """W_pos W_Q W_K^T W_pos^T / sqrt(d_head): [query_pos, key_pos] attention scores that come from
+    positions alone. A previous-token head has large entries just below the diagonal."""
+    _check_head(model, layer, head)
+    W_pos = model.W_pos
+    return (W_pos @ model.QK[layer, head] @ W_pos.T).AB / model.cfg.d_head**0.5
+
+
+def eigenvalue_copying_score(matrix) -> float:
+    """sum(eigenvalues) / sum(|eigenvalues|) of a square (Factored)Matrix: +1 when every eigenvalue
+    is positive (the map sends each token towards itself: copying), -1 when all are negative."""
+    from transformer_lens import FactoredMatrix
+
+    if isinstance(matrix, FactoredMatrix):
+        with torch.no_grad():
+            eig = matrix.eigenvalues
+    elif isinstance(matrix, torch.Tensor) and matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1]:
+        eig = torch.linalg.eigvals(matrix.detach())
+    else:
+        raise ValueError("matrix must be a square FactoredMatrix or a square 2-d tensor")
+    return float((eig.sum() / eig.abs().sum()).real)
+
+
+def copying_score(full_ov) -> float:
+    """Fraction of tokens t whose own logit is the one that attending to t raises most (row t of
+    the full OV circuit peaks at column t). A copying head scores well above 1 / d_vocab."""
+    if hasattr(full_ov, "AB"):
+        full_ov = full_ov.AB
+    if not isinstance(full_ov, torch.Tensor) or full_ov.ndim != 2 or full_ov.shape[0] != full_ov.shape[1]:
+        raise ValueError("full_ov must be a square [d_vocab, d_vocab] matrix")
+    return float((full_ov.argmax(-1) == torch.arange(full_ov.shape[0], device=full_ov.device)).float().mean())
+
+
+def composition_scores(model, mode: str) -> torch.Tensor:
+    """Composition scores of every pair of heads: [layer, head, layer, head] (writer, then reader).
+
+    mode "Q", "K" or "V": how much the writer's OV output is read by the reader's queries, keys or
+    values: ||W_OV^writer W^reader||_F / (||W_OV^writer||_F ||W^reader||_F). Only writer layer <
+    reader layer is meaningful. Works on a course Transformer and on a TransformerBridge.
+    """
+    from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
+
+    readers = {"Q": lambda: model.QK, "K": lambda: model.QK.T, "V": lambda: model.OV}
+    if mode not in readers:
+        raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
+    return tl_composition_scores(model.OV, readers[mode]())
+
+
+def random_composition_baseline(model, mode: str, samples: int = 20, seed: int = 0) -> float:
+    """The mean composition score of random Gaussian weights of the model's shapes: what a score
+    looks like when nothing composes. Subtract it from composition_scores."""
+    from transformer_lens import FactoredMatrix
+    from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
+
+    if mode not in ("Q", "K", "V"):
+        raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
+    d_model, d_head = model.cfg.d_model, model.cfg.d_head
+    g = torch.Generator().manual_seed(seed)
+    scores = []
+    for _ in range(samples):
+        def r(*shape):
+            return torch.randn(shape, generator=g)
+
+        ov = FactoredMatrix(r(d_model, d_head), r(d_head, d_model))
+        qk = FactoredMatrix(r(d_model, d_head), r(d_head, d_model))
+        reader = {"Q": qk, "K": qk.T, "V": FactoredMatrix(r(d_model, d_head), r(d_head, d_model))}[mode]
+        scores.append(float(tl_composition_scores(ov, reader, broadcast_dims=False)))
+    return sum(scores) / len(scores)
+
+
+# ---- the story of a training run ---------------------------------------------------------------------
+
+# Predicted positions used for the ICL score on the course's 32-token language: the first copy can
+# only be predicted from position 7 on, so "early" never benefits from copying and "late" often does.
+EARLY, LATE = slice(0, 6), slice(22, 31)
+
+
+def training_curves(history: dict, language, early: slice = EARLY, late: slice = LATE,
+                    eval_size: int = 256, seed: int = 10**9) -> dict:
+    """For each checkpoint {step: model}: the loss, the ICL score, and every head's induction score.
+
+    Returns {"steps": [...], "loss": [...], "icl": [...], "induction": tensor [step, layer, head]}.
+    """
+    from .data import repeated_tokens
+
+    batch = language.sample(eval_size, seed=seed).tokens
+    period = language.n_ctx // 2
+    rep = repeated_tokens(eval_size // 4, period, language.d_vocab, seed=seed)
+    steps = sorted(history)
+    loss, icl, induction = [], [], []
+    for step in steps:
+        model = history[step]
+        by_token = per_token_loss(model, batch)
+        loss.append(float(by_token.mean()))
+        icl.append(float(icl_score(by_token, early, late)))
+        induction.append(head_scores(model, rep, induction_score, period=period))
+    return {"steps": steps, "loss": loss, "icl": icl, "induction": torch.stack(induction)}
+
+
+def first_step_above(steps, values, threshold: float):
+    """The first step at which values reach threshold (None if they never do)."""
+    return next((s for s, v in zip(steps, values) if v >= threshold), None)

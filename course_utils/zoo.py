@@ -46,6 +46,13 @@ RECIPES: dict[str, Recipe] = {
         language=_LANGUAGE,
         train=TrainConfig(steps=3000, batch_size=64, lr=1e-2, warmup_steps=100, checkpoint_every=150),
     ),
+    "attn_only_1l": Recipe(
+        description="One-layer attention-only transformer trained exactly like attn_only_2l: "
+        "the control that cannot form an induction head.",
+        model=Config(d_vocab=64, n_ctx=32, d_model=64, n_heads=4, n_layers=1, attn_only=True, seed=0),
+        language=_LANGUAGE,
+        train=TrainConfig(steps=3000, batch_size=64, lr=1e-2, warmup_steps=100, checkpoint_every=150),
+    ),
 }
 
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
@@ -135,6 +142,60 @@ def _train_from(cfg: Config, lang: SyntheticLanguage, tcfg: TrainConfig, checkpo
     return model.eval(), result
 
 
+def story(history_models: dict, lang: SyntheticLanguage) -> dict:
+    """ICL score and best induction score at every checkpoint of a training history {step: model}."""
+    from .metrics import training_curves
+
+    curves = training_curves(history_models, lang)
+    return {
+        "steps": curves["steps"],
+        "icl": [round(x, 4) for x in curves["icl"]],
+        "best_induction_score": [round(x, 4) for x in curves["induction"].flatten(1).max(-1).values.tolist()],
+    }
+
+
+def phase_change(two_layer: dict, one_layer: dict, width: float) -> dict:
+    """The phase change in a pair of stories (same seed and data, two layers vs one).
+
+    Both models learn a little in-context behaviour early on; what only the two-layer model can
+    do is the difference of their ICL scores ("two-layer excess"). Returns its final value, the
+    window of at most `width` steps holding the largest share of its change, that share, and the
+    step at which the two-layer model's best induction score has made half its rise.
+    """
+    from .metrics import first_step_above, phase_window
+
+    steps = two_layer["steps"]
+    if one_layer["steps"] != steps:
+        raise ValueError("the two stories must have checkpoints at the same steps")
+    excess = [a - b for a, b in zip(two_layer["icl"], one_layer["icl"])]
+    start, end, share = phase_window(steps, excess, width)
+    ind = two_layer["best_induction_score"]
+    half_rise = first_step_above(steps, ind, ind[0] + 0.5 * (ind[-1] - ind[0]))
+    return {"excess_final": round(excess[-1], 4), "window": [start, end], "share_in_window": round(share, 4),
+            "induction_half_rise_step": half_rise}
+
+
+def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
+    """Train NAME's recipe with other seeds (model init and language) and measure `story` for each.
+
+    Runs resume from `workdir`, so an interrupted study loses nothing.
+    """
+    from dataclasses import replace
+
+    recipe = RECIPES[name]
+    results = {}
+    for seed in seeds:
+        cfg, lang = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
+        _train_from(cfg, lang, recipe.train, ckpt_dir, progress)
+        hist = {0: Transformer(cfg)}
+        from .train import load_model
+
+        hist.update({int(p.stem.split("_")[1]): load_model(p) for p in list_checkpoints(ckpt_dir)})
+        results[str(seed)] = story(hist, lang)
+    return results
+
+
 def build(name: str, progress: bool = True) -> dict:
     """Train NAME from its recipe and write its weights, history and card into ZOO_DIR."""
     if name not in RECIPES:
@@ -158,6 +219,12 @@ def build(name: str, progress: bool = True) -> dict:
         "losses": [round(x, 4) for x in result.losses],
         "metrics": evaluate(model, recipe.language),
     }
+    info["metrics"]["story"] = story({s: _model_from(sd, info["model"]) for s, sd in hist.items()}, recipe.language)
+    old = ZOO_DIR / f"{name}.json"
+    if old.exists():  # a seed study is expensive: keep the one already recorded
+        for key in ("seed_study", "phase_change"):
+            if key in json.loads(old.read_text()):
+                info[key] = json.loads(old.read_text())[key]
     meta = {"card": json.dumps({"name": name, "model": info["model"]})}
     atomic_save(model.state_dict(), ZOO_DIR / f"{name}.safetensors", meta)
     atomic_save({f"step_{s:06d}.{k}": v for s, sd in hist.items() for k, v in sd.items()},
@@ -166,8 +233,45 @@ def build(name: str, progress: bool = True) -> dict:
     return info
 
 
+def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
+    """Run seed_study and write its results into NAME's card (with seed 0, the shipped run)."""
+    info = card(name)
+    runs = {"0": info["metrics"]["story"], **seed_study(name, seeds, workdir)}
+    info["seed_study"] = {"seeds": [int(s) for s in runs], "runs": runs}
+    (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info["seed_study"]
+
+
+def record_phase_change(two: str = "attn_only_2l", one: str = "attn_only_1l") -> dict:
+    """From both cards' seed studies: the phase change of every seed, and its seed-to-seed spread,
+    written into the two-layer model's card (notebook 02's thresholds come from this spread)."""
+    info, other = card(two), card(one)
+    width = 0.2 * info["train"]["steps"]
+    runs = {s: phase_change(info["seed_study"]["runs"][s], other["seed_study"]["runs"][s], width)
+            for s in info["seed_study"]["runs"] if s in other["seed_study"]["runs"]}
+    icl_two = [r["icl"][-1] for r in info["seed_study"]["runs"].values()]
+    icl_one = [r["icl"][-1] for r in other["seed_study"]["runs"].values()]
+    spread = {
+        "excess_final": [min(r["excess_final"] for r in runs.values()), max(r["excess_final"] for r in runs.values())],
+        "share_in_window": [min(r["share_in_window"] for r in runs.values()), max(r["share_in_window"] for r in runs.values())],
+        "half_rise_inside_window": all(r["window"][0] <= r["induction_half_rise_step"] <= r["window"][1] for r in runs.values()),
+        "icl_final_two_layer": [min(icl_two), max(icl_two)],
+        "icl_final_one_layer": [min(icl_one), max(icl_one)],
+    }
+    info["phase_change"] = {"window_steps": width, "runs": runs, "spread": spread}
+    (ZOO_DIR / f"{two}.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info["phase_change"]
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] != "build":
-        sys.exit("usage: python -m course_utils.zoo build [NAME ...]")
-    for n in sys.argv[2:] or sorted(RECIPES):
-        print(n, json.dumps(build(n)["metrics"]))
+    usage = ("usage: python -m course_utils.zoo build [NAME ...] | seeds NAME WORKDIR SEED [SEED ...]"
+             " | phase-change")
+    if len(sys.argv) >= 2 and sys.argv[1] == "build":
+        for n in sys.argv[2:] or sorted(RECIPES):
+            print(n, json.dumps(build(n)["metrics"]))
+    elif len(sys.argv) >= 5 and sys.argv[1] == "seeds":
+        print(json.dumps(record_seed_study(sys.argv[2], [int(s) for s in sys.argv[4:]], sys.argv[3]), indent=1))
+    elif sys.argv[1:] == ["phase-change"]:
+        print(json.dumps(record_phase_change()["spread"], indent=1))
+    else:
+        sys.exit(usage)

@@ -130,3 +130,61 @@ def test_wrong_kinds_of_answer():
         checks.check_embed(lambda tokens, W_E: [1, 2])
     with pytest.raises(ExerciseError, match="expected dtype"):
         checks.check_embed(lambda tokens, W_E: W_E[tokens].double())
+
+
+# ---- notebooks 02 and 03 ------------------------------------------------------------------------
+
+from course_utils import metrics  # noqa: E402
+
+
+def test_per_token_loss():
+    checks.check_per_token_loss(lambda logits, tokens: reference.next_token_loss(logits, tokens, per_token=True))
+    with pytest.raises(ExerciseError, match="same position"):
+        checks.check_per_token_loss(lambda l, t: -l.log_softmax(-1).gather(-1, t[..., None])[..., 0][:, 1:])
+    with pytest.raises(ExerciseError, match="MINUS"):
+        checks.check_per_token_loss(lambda l, t: l.log_softmax(-1)[:, :-1].gather(-1, t[:, 1:, None])[..., 0])
+    with pytest.raises(ExerciseError, match="probability, not its log"):
+        checks.check_per_token_loss(lambda l, t: -l.softmax(-1)[:, :-1].gather(-1, t[:, 1:, None])[..., 0])
+
+
+def test_icl_score():
+    checks.check_icl_score(metrics.icl_score)
+    checks.check_icl_score(lambda loss, early, late: float(loss[..., late].mean() - loss[..., early].mean()))
+    with pytest.raises(ExerciseError, match="sign is flipped"):
+        checks.check_icl_score(lambda loss, early, late: loss[..., early].mean() - loss[..., late].mean())
+    with pytest.raises(ExerciseError, match="summed"):
+        checks.check_icl_score(lambda loss, early, late: loss[..., late].sum() - loss[..., early].sum())
+
+
+def _diag(pattern, offset, skip=0):
+    return pattern.diagonal(offset=offset, dim1=-2, dim2=-1)[..., skip:].mean(-1).mean(0)
+
+
+def test_prev_token_score():
+    checks.check_prev_token_score(metrics.prev_token_score)
+    with pytest.raises(ExerciseError, match="NEXT"):
+        checks.check_prev_token_score(lambda p: _diag(p, 1))
+    with pytest.raises(ExerciseError, match="token itself"):
+        checks.check_prev_token_score(lambda p: _diag(p, 0))
+    with pytest.raises(ExerciseError, match="one score per head"):
+        checks.check_prev_token_score(lambda p: _diag(p, -1).mean())
+
+
+def test_induction_score():
+    checks.check_induction_score(metrics.induction_score)
+    with pytest.raises(ExerciseError, match="duplicate-token score"):
+        checks.check_induction_score(lambda p, period: _diag(p, -period))
+    with pytest.raises(ExerciseError, match="drop the first entry"):
+        checks.check_induction_score(lambda p, period: _diag(p, -(period - 1)))
+    with pytest.raises(ExerciseError, match="one score per head"):
+        checks.check_induction_score(lambda p, period: _diag(p, -(period - 1), skip=1).mean())
+
+
+def test_composition_score():
+    checks.check_composition_score(lambda A, B: (A @ B).norm() / (A.norm() * B.norm()))
+    with pytest.raises(ExerciseError, match="did not normalise"):
+        checks.check_composition_score(lambda A, B: (A @ B).norm())
+    with pytest.raises(ExerciseError, match="wrong order"):
+        checks.check_composition_score(lambda A, B: (B @ A).norm() / (A.norm() * B.norm()))
+    with pytest.raises(ExerciseError, match="squared norms"):
+        checks.check_composition_score(lambda A, B: (A @ B).norm() / (A.norm() ** 2 * B.norm() ** 2))
