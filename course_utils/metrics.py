@@ -126,6 +126,14 @@ def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     return (W_pos @ model.QK[layer, head] @ W_pos.T).AB / model.cfg.d_head**0.5
 
 
+def token_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
+    """W_E W_Q W_K^T W_E^T / sqrt(d_head): [query_token, key_token] attention scores that come from
+    the tokens alone, wherever they are."""
+    _check_head(model, layer, head)
+    W_E = model.W_E
+    return (W_E @ model.QK[layer, head] @ W_E.T).AB / model.cfg.d_head**0.5
+
+
 def eigenvalue_copying_score(matrix) -> float:
     """sum(eigenvalues) / sum(|eigenvalues|) of a square (Factored)Matrix: +1 when every eigenvalue
     is positive (the map sends each token towards itself: copying), -1 when all are negative."""

@@ -23,7 +23,7 @@ import torch
 from .data import SyntheticLanguage, repeated_tokens
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
-from .train import TrainConfig, TrainResult, atomic_save, list_checkpoints, read_safetensors, train
+from .train import TrainConfig, atomic_save, list_checkpoints, load_model, read_safetensors, train
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 
@@ -105,6 +105,18 @@ def history(name: str) -> dict[int, Transformer]:
     info = card(name)
     tensors, _ = read_safetensors(ZOO_DIR / f"{name}.history.safetensors")
     return {s: _model_from(tensors, info["model"], prefix=f"step_{s:06d}.") for s in info["history_steps"]}
+
+
+def training_history(name: str, retrain: bool = False, workdir: str | Path = "runs") -> tuple[dict, list[float]]:
+    """({step: model}, training losses) for NAME: the shipped history, or with retrain=True a new
+    training run (progress bar; checkpoints in workdir/NAME, so an interrupted run resumes)."""
+    if not retrain:
+        return history(name), card(name)["losses"]
+    ckpt_dir = Path(workdir) / name
+    _, result = retrain(name, checkpoint_dir=ckpt_dir)
+    models = {0: Transformer(Config.from_dict(card(name)["model"])).eval()}
+    models.update({int(p.stem.split("_")[1]): load_model(p).eval() for p in list_checkpoints(ckpt_dir)})
+    return models, result.losses
 
 
 def evaluate(model, lang: SyntheticLanguage) -> dict:
@@ -189,8 +201,6 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
         ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
         _train_from(cfg, lang, recipe.train, ckpt_dir, progress)
         hist = {0: Transformer(cfg)}
-        from .train import load_model
-
         hist.update({int(p.stem.split("_")[1]): load_model(p) for p in list_checkpoints(ckpt_dir)})
         results[str(seed)] = story(hist, lang)
     return results
