@@ -58,10 +58,12 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
 # ---- losses by position, and in-context learning ------------------------------------------------
 
 
-def per_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Loss of predicting each next token: [batch, pos - 1] (entry t predicts tokens[:, t + 1])."""
-    with torch.no_grad():
-        return model(tokens, return_type="loss", loss_per_token=True)
+def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """logits [batch, pos, d_vocab], tokens [batch, pos] -> the loss of predicting each next token,
+    [batch, pos - 1] (entry t is the loss of predicting tokens[:, t + 1] from logits[:, t])."""
+    from .model import next_token_loss
+
+    return next_token_loss(logits, tokens, per_token=True)
 
 
 def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
@@ -159,6 +161,11 @@ def copying_score(full_ov) -> float:
     return float((full_ov.argmax(-1) == torch.arange(full_ov.shape[0], device=full_ov.device)).float().mean())
 
 
+def composition_score(W_A: torch.Tensor, W_B: torch.Tensor) -> torch.Tensor:
+    """||W_A W_B||_F / (||W_A||_F ||W_B||_F): how much W_B reads of what W_A writes (0 to 1)."""
+    return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
+
+
 def composition_scores(model, mode: str) -> torch.Tensor:
     """Composition scores of every pair of heads: [layer, head, layer, head] (writer, then reader).
 
@@ -218,7 +225,8 @@ def training_curves(history: dict, language, early: slice = EARLY, late: slice =
     loss, icl, induction = [], [], []
     for step in steps:
         model = history[step]
-        by_token = per_token_loss(model, batch)
+        with torch.no_grad():
+            by_token = per_token_loss(model(batch), batch)
         loss.append(float(by_token.mean()))
         icl.append(float(icl_score(by_token, early, late)))
         induction.append(head_scores(model, rep, induction_score, period=period))

@@ -188,3 +188,29 @@ def test_composition_score():
         checks.check_composition_score(lambda A, B: (B @ A).norm() / (A.norm() * B.norm()))
     with pytest.raises(ExerciseError, match="squared norms"):
         checks.check_composition_score(lambda A, B: (A @ B).norm() / (A.norm() ** 2 * B.norm() ** 2))
+
+
+def test_every_exercise_has_a_check_and_every_carry_on_a_reference():
+    """Each exercise in the solution notebooks has a check_<name>, and each carry_on("<name>", ...)
+    in them finds a same-name reference in course_utils."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    checks._passed.clear()
+    root = Path(__file__).resolve().parent.parent
+    exercises, carried = set(), set()
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            exercises |= set(re.findall(r"# BEGIN SOLUTION (\w+):", cell.source))
+            carried |= set(re.findall(r"carry_on\(\"(\w+)\"", cell.source))
+    assert exercises and carried
+    for name in exercises:
+        assert callable(getattr(checks, f"check_{name}", None)), f"no check_{name} for exercise {name}"
+    for name in carried:
+        assert name in exercises, f"carry_on({name!r}) names no exercise"
+        ref = checks.carry_on(name, not_done)
+        assert callable(ref) and ref is not not_done, name
+    with pytest.raises(KeyError, match="no reference implementation named 'nope'"):
+        checks.carry_on("nope", not_done)
