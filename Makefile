@@ -42,6 +42,7 @@ exercises: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/induction_formation.py
 
 # Retrain and rewrite the shipped weights and cards (course_utils/zoo_weights/).
 zoo: $(STAMP)

@@ -205,19 +205,25 @@ def random_composition_baseline(model, mode: str, samples: int = 20, seed: int =
 
 # ---- the story of a training run ---------------------------------------------------------------------
 
-# Predicted positions used for the ICL score on the course's 32-token language: the first copy can
-# only be predicted from position 7 on, so "early" never benefits from copying and "late" often does.
-EARLY, LATE = slice(0, 6), slice(22, 31)
+def icl_slices(language) -> tuple[slice, slice]:
+    """(early, late) predicted positions for the ICL score on a SyntheticLanguage.
+
+    A copied span is at least min_span long and its copy starts after it, so the first min_span
+    predictions can never be of a copied token: that is "early". "late" is the last 30% of the
+    context, where copies are common. For the course's 32-token language: slice(0, 6), slice(22, 31).
+    """
+    n = language.n_ctx - 1
+    return slice(0, language.min_span), slice(round(0.7 * n), n)
 
 
-def training_curves(history: dict, language, early: slice = EARLY, late: slice = LATE,
-                    eval_size: int = 256, seed: int = 10**9) -> dict:
+def training_curves(history: dict, language, eval_size: int = 256, seed: int = 10**9) -> dict:
     """For each checkpoint {step: model}: the loss, the ICL score, and every head's induction score.
 
     Returns {"steps": [...], "loss": [...], "icl": [...], "induction": tensor [step, layer, head]}.
     """
     from .data import repeated_tokens
 
+    early, late = icl_slices(language)
     batch = language.sample(eval_size, seed=seed).tokens
     period = language.n_ctx // 2
     rep = repeated_tokens(eval_size // 4, period, language.d_vocab, seed=seed)

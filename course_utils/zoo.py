@@ -37,6 +37,8 @@ class Recipe:
 
 
 _LANGUAGE = SyntheticLanguage(d_vocab=64, n_ctx=32, successors=16, p_repeat=0.9, min_span=6, max_span=15, seed=0)
+# The one- and two-layer models are trained identically: same data, same schedule.
+_TRAIN = TrainConfig(steps=3000, batch_size=64, lr=1e-2, warmup_steps=100, checkpoint_every=150)
 
 RECIPES: dict[str, Recipe] = {
     "attn_only_2l": Recipe(
@@ -44,14 +46,14 @@ RECIPES: dict[str, Recipe] = {
         "bigram language with repeated spans; it forms a previous-token head and induction heads.",
         model=Config(d_vocab=64, n_ctx=32, d_model=64, n_heads=4, n_layers=2, attn_only=True, seed=0),
         language=_LANGUAGE,
-        train=TrainConfig(steps=3000, batch_size=64, lr=1e-2, warmup_steps=100, checkpoint_every=150),
+        train=_TRAIN,
     ),
     "attn_only_1l": Recipe(
         description="One-layer attention-only transformer trained exactly like attn_only_2l: "
         "the control that cannot form an induction head.",
         model=Config(d_vocab=64, n_ctx=32, d_model=64, n_heads=4, n_layers=1, attn_only=True, seed=0),
         language=_LANGUAGE,
-        train=TrainConfig(steps=3000, batch_size=64, lr=1e-2, warmup_steps=100, checkpoint_every=150),
+        train=_TRAIN,
     ),
 }
 
@@ -113,7 +115,7 @@ def training_history(name: str, retrain: bool = False, workdir: str | Path = "ru
     if not retrain:
         return history(name), card(name)["losses"]
     ckpt_dir = Path(workdir) / name
-    _, result = retrain(name, checkpoint_dir=ckpt_dir)
+    _, result = _retrain_from_card(name, ckpt_dir, progress=True)
     models = {0: Transformer(Config.from_dict(card(name)["model"])).eval()}
     models.update({int(p.stem.split("_")[1]): load_model(p).eval() for p in list_checkpoints(ckpt_dir)})
     return models, result.losses
@@ -142,6 +144,10 @@ def retrain(name: str, checkpoint_dir: str | Path | None = None, progress: bool 
 
     With a checkpoint_dir, an interrupted retrain resumes where it stopped.
     """
+    return _retrain_from_card(name, checkpoint_dir, progress)
+
+
+def _retrain_from_card(name: str, checkpoint_dir, progress: bool):
     info = card(name)
     return _train_from(Config.from_dict(info["model"]), SyntheticLanguage(**info["language"]),
                        TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress)

@@ -83,3 +83,32 @@ def test_retraining_reproduces_the_shipped_model(name, tmp_path):
         assert torch.allclose(a, b, atol=1e-4), key
     measured = zoo.evaluate(model, zoo.language(name))
     assert measured["loss"] == pytest.approx(info["metrics"]["loss"], abs=1e-3)
+
+
+def test_build_then_retrain_gives_the_same_history(tmp_path, monkeypatch):
+    """build() writes weights, history and card; training_history(retrain=True) redoes the run
+    (as notebook 02 does with RETRAIN = True) and gets the same weights at every checkpoint."""
+    from course_utils.data import SyntheticLanguage
+    from course_utils.model import Config
+    from course_utils.train import TrainConfig
+
+    tiny = zoo.Recipe(
+        description="tiny test model",
+        model=Config(d_vocab=16, n_ctx=16, d_model=16, n_heads=2, n_layers=2, seed=3),
+        language=SyntheticLanguage(d_vocab=16, n_ctx=16, successors=4, min_span=3, max_span=6, seed=3),
+        train=TrainConfig(steps=20, batch_size=8, lr=1e-2, warmup_steps=5, checkpoint_every=5),
+    )
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.setitem(zoo.RECIPES, "tiny", tiny)
+    (tmp_path / "zoo").mkdir()
+    info = zoo.build("tiny", progress=False)
+    assert zoo.names() == ["tiny"] and info["history_steps"] == [0, 5, 10, 15, 20]
+    shipped, shipped_losses = zoo.training_history("tiny")
+    again, losses = zoo.training_history("tiny", retrain=True, workdir=tmp_path / "runs")
+    assert sorted(again) == sorted(shipped) == info["history_steps"]
+    assert losses == pytest.approx(shipped_losses, abs=1e-4)
+    for step in shipped:
+        for a, b in zip(again[step].parameters(), shipped[step].parameters()):
+            assert torch.allclose(a, b, atol=1e-5), step
+    # the card's metrics describe the shipped weights
+    assert zoo.evaluate(zoo.load("tiny"), zoo.language("tiny"))["loss"] == pytest.approx(info["metrics"]["loss"], abs=1e-3)
