@@ -353,6 +353,25 @@ def check_induction_score(fn):
     _done("induction_score", 2)
 
 
+def check_duplicate_token_score(fn):
+    """fn(pattern [batch, head, q, k], period) -> [head]."""
+    __tracebackhide__ = True
+    from . import metrics
+
+    for seed, period in [(0, 5), (1, 6)]:
+        pattern = _random_patterns(seed)
+        got = _run("duplicate_token_score", fn, pattern, period)
+        mistakes = {
+            "you measured attention to the token AFTER the previous occurrence (offset "
+            "-(period - 1)): that is induction; a duplicate-token head attends to the previous "
+            "occurrence itself, offset -period": _diag_mean(pattern, -(period - 1), skip=1),
+            "you averaged over the heads too: keep one score per head, shape [head]":
+                _diag_mean(pattern, -period).mean(),
+        }
+        _compare("duplicate_token_score", got, metrics.duplicate_token_score(pattern, period), mistakes)
+    _done("duplicate_token_score", 2)
+
+
 def check_composition_score(fn):
     """fn(W_A [d, m], W_B [m, d']) -> ||W_A W_B||_F / (||W_A||_F ||W_B||_F)."""
     __tracebackhide__ = True

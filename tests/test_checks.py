@@ -180,6 +180,16 @@ def test_induction_score():
         checks.check_induction_score(lambda p, period: _diag(p, -(period - 1), skip=1).mean())
 
 
+def test_duplicate_token_score():
+    checks.check_duplicate_token_score(metrics.duplicate_token_score)
+    with pytest.raises(ExerciseError, match="that is induction"):
+        checks.check_duplicate_token_score(lambda p, period: _diag(p, -(period - 1), skip=1))
+    with pytest.raises(ExerciseError, match="one score per head"):
+        checks.check_duplicate_token_score(lambda p, period: _diag(p, -period).mean())
+    with pytest.raises(ExerciseError, match="wrong values|shape"):
+        checks.check_duplicate_token_score(lambda p, period: _diag(p, -1))
+
+
 def test_composition_score():
     checks.check_composition_score(lambda A, B: (A @ B).norm() / (A.norm() * B.norm()))
     with pytest.raises(ExerciseError, match="did not normalise"):
