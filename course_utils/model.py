@@ -198,6 +198,7 @@ class Attention(nn.Module):
 
     def needs_pattern(self) -> bool:
         """True when a hook wants to see (or change) the scores or the pattern."""
+        # HookPoint.has_hooks() says the same, but this runs on every forward pass and is cheaper.
         scores, pattern = self.hook_attn_scores, self.hook_pattern
         return bool(scores.fwd_hooks or scores.bwd_hooks or pattern.fwd_hooks or pattern.bwd_hooks)
 

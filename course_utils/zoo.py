@@ -116,9 +116,14 @@ def training_history(name: str, retrain: bool = False, workdir: str | Path = "ru
         return history(name), card(name)["losses"]
     ckpt_dir = Path(workdir) / name
     _, result = _retrain_from_card(name, ckpt_dir, progress=True)
-    models = {0: Transformer(Config.from_dict(card(name)["model"])).eval()}
-    models.update({int(p.stem.split("_")[1]): load_model(p).eval() for p in list_checkpoints(ckpt_dir)})
-    return models, result.losses
+    return _history_from(ckpt_dir, Config.from_dict(card(name)["model"])), result.losses
+
+
+def _history_from(checkpoint_dir, cfg: Config) -> dict[int, Transformer]:
+    """{0: the initial model, step: model...} from a training run's checkpoints."""
+    models = {0: Transformer(cfg).eval()}
+    models.update({int(p.stem.split("_")[1]): load_model(p).eval() for p in list_checkpoints(checkpoint_dir)})
+    return models
 
 
 def evaluate(model, lang: SyntheticLanguage) -> dict:
@@ -206,9 +211,7 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
         cfg, lang = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
         ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
         _train_from(cfg, lang, recipe.train, ckpt_dir, progress)
-        hist = {0: Transformer(cfg)}
-        hist.update({int(p.stem.split("_")[1]): load_model(p) for p in list_checkpoints(ckpt_dir)})
-        results[str(seed)] = story(hist, lang)
+        results[str(seed)] = story(_history_from(ckpt_dir, cfg), lang)
     return results
 
 
@@ -218,12 +221,8 @@ def build(name: str, progress: bool = True) -> dict:
         raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
     recipe = RECIPES[name]
     with tempfile.TemporaryDirectory() as tmp:
-        initial = Transformer(recipe.model)
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
-        hist = {0: initial.state_dict()}
-        for path in list_checkpoints(tmp):
-            tensors, meta = read_safetensors(path)
-            hist[int(meta["step"])] = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        hist = _history_from(tmp, recipe.model)
     info = {
         "name": name,
         "description": recipe.description,
@@ -235,15 +234,14 @@ def build(name: str, progress: bool = True) -> dict:
         "losses": [round(x, 4) for x in result.losses],
         "metrics": evaluate(model, recipe.language),
     }
-    info["metrics"]["story"] = story({s: _model_from(sd, info["model"]) for s, sd in hist.items()}, recipe.language)
+    info["metrics"]["story"] = story(hist, recipe.language)
     old = ZOO_DIR / f"{name}.json"
     if old.exists():  # a seed study is expensive: keep the one already recorded
-        for key in ("seed_study", "phase_change"):
-            if key in json.loads(old.read_text()):
-                info[key] = json.loads(old.read_text())[key]
+        previous = json.loads(old.read_text())
+        info.update({key: previous[key] for key in ("seed_study", "phase_change") if key in previous})
     meta = {"card": json.dumps({"name": name, "model": info["model"]})}
     atomic_save(model.state_dict(), ZOO_DIR / f"{name}.safetensors", meta)
-    atomic_save({f"step_{s:06d}.{k}": v for s, sd in hist.items() for k, v in sd.items()},
+    atomic_save({f"step_{s:06d}.{k}": v for s, m in hist.items() for k, v in m.state_dict().items()},
                 ZOO_DIR / f"{name}.history.safetensors", meta)
     (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
     return info
