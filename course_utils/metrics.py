@@ -219,7 +219,8 @@ def icl_slices(language) -> tuple[slice, slice]:
 def training_curves(history: dict, language, eval_size: int = 256, seed: int = 10**9) -> dict:
     """For each checkpoint {step: model}: the loss, the ICL score, and every head's induction score.
 
-    Returns {"steps": [...], "loss": [...], "icl": [...], "induction": tensor [step, layer, head]}.
+    Returns {"steps": [...], "loss": [...], "icl": [...], "induction": tensor [step, layer, head],
+    "best_induction": [...] (the highest induction score of any head, at each step)}.
     """
     from .data import repeated_tokens
 
@@ -236,9 +237,30 @@ def training_curves(history: dict, language, eval_size: int = 256, seed: int = 1
         loss.append(float(by_token.mean()))
         icl.append(float(icl_score(by_token, early, late)))
         induction.append(head_scores(model, rep, induction_score, period=period))
-    return {"steps": steps, "loss": loss, "icl": icl, "induction": torch.stack(induction)}
+    induction = torch.stack(induction)
+    best = induction.flatten(1).max(-1).values.tolist()
+    return {"steps": steps, "loss": loss, "icl": icl, "induction": induction, "best_induction": best}
 
 
 def first_step_above(steps, values, threshold: float):
     """The first step at which values reach threshold (None if they never do)."""
     return next((s for s, v in zip(steps, values) if v >= threshold), None)
+
+
+def phase_change(steps, icl_two_layer, icl_one_layer, best_induction, width: float) -> dict:
+    """The phase change of a two-layer model, against a one-layer model trained the same way.
+
+    Both learn a little in-context behaviour early on; what only two layers can do is the
+    difference of their ICL scores, the "two-layer excess". Returns the excess at every step, its
+    final value, the window of at most `width` steps holding the largest share of its change, that
+    share, and the step at which the two-layer model's best induction score made half its rise.
+    """
+    steps = list(steps)
+    if not len(steps) == len(icl_two_layer) == len(icl_one_layer) == len(best_induction):
+        raise ValueError("steps, both ICL curves and best_induction must have one value per checkpoint")
+    excess = [float(a) - float(b) for a, b in zip(icl_two_layer, icl_one_layer)]
+    start, end, share = phase_window(steps, excess, width)
+    ind = [float(x) for x in best_induction]
+    half_rise = first_step_above(steps, ind, ind[0] + 0.5 * (ind[-1] - ind[0]))
+    return {"excess": excess, "excess_final": excess[-1], "window": [start, end], "share_in_window": share,
+            "induction_half_rise_step": half_rise}

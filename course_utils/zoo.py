@@ -173,29 +173,8 @@ def story(history_models: dict, lang: SyntheticLanguage) -> dict:
     return {
         "steps": curves["steps"],
         "icl": [round(x, 4) for x in curves["icl"]],
-        "best_induction_score": [round(x, 4) for x in curves["induction"].flatten(1).max(-1).values.tolist()],
+        "best_induction_score": [round(x, 4) for x in curves["best_induction"]],
     }
-
-
-def phase_change(two_layer: dict, one_layer: dict, width: float) -> dict:
-    """The phase change in a pair of stories (same seed and data, two layers vs one).
-
-    Both models learn a little in-context behaviour early on; what only the two-layer model can
-    do is the difference of their ICL scores ("two-layer excess"). Returns its final value, the
-    window of at most `width` steps holding the largest share of its change, that share, and the
-    step at which the two-layer model's best induction score has made half its rise.
-    """
-    from .metrics import first_step_above, phase_window
-
-    steps = two_layer["steps"]
-    if one_layer["steps"] != steps:
-        raise ValueError("the two stories must have checkpoints at the same steps")
-    excess = [a - b for a, b in zip(two_layer["icl"], one_layer["icl"])]
-    start, end, share = phase_window(steps, excess, width)
-    ind = two_layer["best_induction_score"]
-    half_rise = first_step_above(steps, ind, ind[0] + 0.5 * (ind[-1] - ind[0]))
-    return {"excess_final": round(excess[-1], 4), "window": [start, end], "share_in_window": round(share, 4),
-            "induction_half_rise_step": half_rise}
 
 
 def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
@@ -259,10 +238,20 @@ def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
 def record_phase_change(two: str = "attn_only_2l", one: str = "attn_only_1l") -> dict:
     """From both cards' seed studies: the phase change of every seed, and its seed-to-seed spread,
     written into the two-layer model's card (notebook 02's thresholds come from this spread)."""
+    from .metrics import phase_change
+
     info, other = card(two), card(one)
     width = 0.2 * info["train"]["steps"]
-    runs = {s: phase_change(info["seed_study"]["runs"][s], other["seed_study"]["runs"][s], width)
-            for s in info["seed_study"]["runs"] if s in other["seed_study"]["runs"]}
+    runs = {}
+    for seed, run in info["seed_study"]["runs"].items():
+        if seed in other["seed_study"]["runs"]:
+            if other["seed_study"]["runs"][seed]["steps"] != run["steps"]:
+                raise ValueError(f"seed {seed}: the two models' checkpoints are at different steps")
+            found = phase_change(run["steps"], run["icl"], other["seed_study"]["runs"][seed]["icl"],
+                                 run["best_induction_score"], width)
+            runs[seed] = {"excess_final": round(found["excess_final"], 4), "window": found["window"],
+                          "share_in_window": round(found["share_in_window"], 4),
+                          "induction_half_rise_step": found["induction_half_rise_step"]}
     icl_two = [r["icl"][-1] for r in info["seed_study"]["runs"].values()]
     icl_one = [r["icl"][-1] for r in other["seed_study"]["runs"].values()]
     spread = {
