@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_utils import zoo
+from course_utils import metrics, zoo
 from course_utils.data import repeated_tokens
 from course_utils.metrics import duplicate_token_score, head_scores, induction_score, prev_token_score
 from course_utils.model import to_bridge
@@ -45,3 +45,39 @@ def test_bad_periods():
         induction_score(offset_pattern(12, 1), 11)
     with pytest.raises(ValueError, match="got 0"):
         duplicate_token_score(offset_pattern(12, 1), 0)
+
+
+def test_bad_arguments_to_circuit_and_curve_functions():
+    model = zoo.load("attn_only_2l")
+    for fn in (metrics.full_ov_circuit, metrics.positional_qk_circuit, metrics.token_qk_circuit):
+        with pytest.raises(ValueError, match=r"no head 2\.0: layers are 0\.\.1, heads 0\.\.3"):
+            fn(model, 2, 0)
+        with pytest.raises(ValueError, match=r"no head 0\.4"):
+            fn(model, 0, 4)
+    with pytest.raises(ValueError, match="mode must be 'Q', 'K' or 'V', got 'O'"):
+        metrics.composition_scores(model, "O")
+    with pytest.raises(ValueError, match="mode must be 'Q', 'K' or 'V'"):
+        metrics.random_composition_baseline(model, "q")
+    with pytest.raises(ValueError, match="square"):
+        metrics.eigenvalue_copying_score(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="square"):
+        metrics.copying_score(torch.zeros(5))
+    with pytest.raises(ValueError, match="late must be a non-empty slice of the 10 predicted positions"):
+        metrics.icl_score(torch.zeros(2, 10), slice(0, 3), slice(12, 15))
+    with pytest.raises(ValueError, match="early must be"):
+        metrics.icl_score(torch.zeros(2, 10), (0, 3), slice(5, 9))
+    with pytest.raises(ValueError, match="same length, at least 3"):
+        metrics.phase_window([0, 1, 2], [1.0, 2.0], width=1)
+    with pytest.raises(ValueError, match="one value per checkpoint"):
+        metrics.phase_change([0, 1, 2], [0, -1, -2], [0, 0], [0.1, 0.5, 0.9], width=2)
+
+
+def test_phase_change_finds_a_sudden_drop():
+    steps = list(range(0, 1001, 100))
+    one = [0.0, -0.3, -0.5] + [-0.5] * 8
+    two = [0.0, -0.3, -0.5, -0.5, -0.5, -0.5, -1.1, -1.2, -1.2, -1.2, -1.2]
+    induction = [0.05] * 5 + [0.1, 0.5, 0.6, 0.6, 0.6, 0.6]
+    found = metrics.phase_change(steps, two, one, induction, width=200)
+    assert found["excess_final"] == pytest.approx(-0.7)
+    assert found["window"] == [500, 700] and found["share_in_window"] == pytest.approx(1.0)
+    assert found["induction_half_rise_step"] == 600
