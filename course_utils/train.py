@@ -160,10 +160,13 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
     """Write a safetensors file so that `path` is either the old file or the complete new one."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left if something failed: never a half-written file
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -209,6 +212,7 @@ def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list
         raise ValueError(f"{path} was saved from a model with config {saved_cfg}, not {model.cfg.to_dict()}")
     device = model.W_E.device
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_weights(weights, model, path)
     model.load_state_dict(weights, strict=True)
     if optimizer is not None:
         params = dict(model.named_parameters())
@@ -222,6 +226,19 @@ def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list
         optim_state["state"] = {order[params[n]]: s for n, s in state.items()}
         optimizer.load_state_dict(optim_state)
     return int(metadata["step"]), json.loads(metadata["losses"])
+
+
+def check_weights(weights: dict[str, torch.Tensor], model: Transformer, source) -> None:
+    """Refuse, before touching the model, weights that do not cover it exactly (names and shapes),
+    so a damaged file can never leave a model half-loaded."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    if missing or extra or wrong:
+        details = [f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "",
+                   ", ".join(f"{k} has shape {found[k]}, expected {expected[k]}" for k in wrong)]
+        raise ValueError(f"{source} does not hold this model's weights: " + "; ".join(d for d in details if d))
 
 
 def load_model(path) -> Transformer:

@@ -23,7 +23,7 @@ import torch
 from .data import SyntheticLanguage, repeated_tokens
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
-from .train import TrainConfig, atomic_save, list_checkpoints, load_model, read_safetensors, train
+from .train import TrainConfig, atomic_save, check_weights, list_checkpoints, load_model, read_safetensors, train
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 
@@ -86,7 +86,9 @@ def language(name: str) -> SyntheticLanguage:
 
 def _model_from(tensors: dict[str, torch.Tensor], cfg: dict, prefix: str = "") -> Transformer:
     model = Transformer(Config.from_dict(cfg))
-    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    check_weights(weights, model, f"the zoo file (entries {prefix or 'without prefix'}*)")
+    model.load_state_dict(weights, strict=True)
     return model.eval()
 
 
