@@ -40,9 +40,13 @@ test-slow: $(STAMP)
 exercises: $(STAMP)
 	$(PY) tools/make_exercises.py
 
+# Speed and memory figures, as ratios against baselines measured in the same run (about 15 minutes:
+# it runs the whole test suite once). The figures and targets are in benchmarks/README.md.
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/induction_formation.py
+	$(PY) benchmarks/notebooks.py
+	$(PY) benchmarks/test_suite.py
 
 # Retrain and rewrite the shipped weights and cards (course_utils/zoo_weights/).
 zoo: $(STAMP)
