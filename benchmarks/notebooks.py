@@ -1,9 +1,8 @@
 """Wall time and peak memory of each solution notebook, executed top to bottom as nbval does.
 
 Each notebook runs in its own kernel, started afresh; the peak memory is the kernel's maximum
-resident set size. The baseline, measured in the same run, is a notebook that only imports
-`course_utils.setup()`: the cost of starting a kernel and importing torch and transformer-lens, which every
-notebook pays. Targets (issue 8): at most 60 s and 1.5 GB per notebook.
+resident set size. The baseline, measured in the same run, is a notebook that only runs
+`course_utils.setup()`: the cost of starting a kernel and importing torch, which every notebook pays. Targets (issue 8): at most 60 s and 1.5 GB per notebook.
 
 Usage: python benchmarks/notebooks.py [NOTEBOOK ...]   (default: solutions/*.ipynb)
 """
