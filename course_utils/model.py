@@ -214,7 +214,8 @@ class Embed(nn.Module):
         self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
 
     def forward(self, tokens):  # [batch, pos] -> [batch, pos, d_model]
-        return embed(tokens, self.W_E)
+        # embed(tokens, W_E) without its input checks: Transformer.forward has checked the tokens.
+        return F.embedding(tokens, self.W_E)
 
 
 class PosEmbed(nn.Module):
@@ -224,7 +225,8 @@ class PosEmbed(nn.Module):
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
 
     def forward(self, tokens):  # [batch, pos] -> [batch, pos, d_model]
-        return pos_embed(tokens, self.W_pos)
+        # pos_embed(tokens, W_pos) without its input checks: Transformer.forward has checked the tokens.
+        return self.W_pos[: tokens.shape[1]].expand(tokens.shape[0], -1, -1)
 
 
 class LayerNorm(nn.Module):
@@ -252,6 +254,10 @@ def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     _check_tensor("x", x, "[batch, pos, d_model]", dtype="float")
     _check_tensor("W", W, "[head, d_model, d_head]", dtype="float")
     _check_tensor("b", b, "[head, d_head]", dtype="float")
+    return _project(x, W, b)
+
+
+def _project(x, W, b):  # project() without its input checks, for Attention.forward (called every step)
     head, d_model, d_head = W.shape
     weight = W.permute(0, 2, 1).reshape(head * d_head, d_model)
     return F.linear(x, weight, b.flatten()).unflatten(-1, (head, d_head))
@@ -289,7 +295,7 @@ class Attention(nn.Module):
     def forward(self, x):  # [batch, pos, d_model] -> [batch, pos, d_model]
         # Hooks see TransformerLens's layout [batch, pos, head, d_head]; the math uses [batch, head, pos, d_head].
         # Queries, keys and values of every head in one matrix product, then split into three.
-        qkv = project(x, torch.cat([self.W_Q, self.W_K, self.W_V]), torch.cat([self.b_Q, self.b_K, self.b_V]))
+        qkv = _project(x, torch.cat([self.W_Q, self.W_K, self.W_V]), torch.cat([self.b_Q, self.b_K, self.b_V]))
         q, k, v = qkv.chunk(3, dim=2)  # each [batch, pos, head, d_head]
         q, k, v = self.hook_q(q).transpose(1, 2), self.hook_k(k).transpose(1, 2), self.hook_v(v).transpose(1, 2)
         if self.needs_pattern():
@@ -411,7 +417,7 @@ class Transformer(HookedRootModule):
             return logits
         if return_type is None:
             return None
-        loss = next_token_loss(logits, tokens, per_token=loss_per_token)
+        loss = _next_token_loss(logits, tokens, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
 
     def run_with_cache(self, *args, **kwargs) -> tuple[torch.Tensor, ActivationCache]:
@@ -452,6 +458,10 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, per_token: bool 
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits [batch, pos, d_vocab] and tokens [batch, pos] must agree, got shapes "
                          f"{tuple(logits.shape)} and {tuple(tokens.shape)}")
+    return _next_token_loss(logits, tokens, per_token)
+
+
+def _next_token_loss(logits, tokens, per_token=False):  # without the checks, for Transformer.forward
     predictions, targets = logits[:, :-1], tokens[:, 1:]
     loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            reduction="none" if per_token else "mean")
