@@ -19,6 +19,8 @@ def setup(seed: int = 0):
 
     from .train import pick_device
 
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r}")
     torch.manual_seed(seed)
     device = pick_device("auto")
     print(f"course_utils {__version__} | torch {torch.__version__} | "

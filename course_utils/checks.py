@@ -30,7 +30,8 @@ def _run(name: str, fn, *args):
     """Call the learner's function, turning a crash or a missing answer into a clear message."""
     __tracebackhide__ = True
     if not callable(fn):
-        raise ExerciseError(f"[{name}] expected a function, got {type(fn).__name__}")
+        raise ExerciseError(f"[{name}] expected a function as fn (pass the function itself, not its result), "
+                            f"got {type(fn).__name__}")
     try:
         return fn(*args)
     except NotImplementedError:
@@ -86,7 +87,8 @@ def carry_on(name: str, fn):
             print(f"(using the reference `{name}` from course_utils.{module.__name__.split('.')[-1]}: "
                   f"yours has not passed its check yet)")
             return getattr(module, name)
-    raise KeyError(f"no reference implementation named {name!r} in course_utils")
+    raise KeyError(f"no reference implementation named {name!r} in course_utils: name must be the name of "
+                   f"an exercise's function, e.g. 'embed' or 'induction_score'")
 
 
 # ---- notebook 01 -----------------------------------------------------------------------------

@@ -32,6 +32,12 @@ def _check_positive(**kwargs):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _check_seed(**kwargs):
+    for name, value in kwargs.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+
+
 def repeated_tokens(batch: int, prefix_len: int, d_vocab: int, seed: int = 0) -> torch.Tensor:
     """Random tokens followed by the same tokens again: [batch, 2 * prefix_len].
 
@@ -39,6 +45,7 @@ def repeated_tokens(batch: int, prefix_len: int, d_vocab: int, seed: int = 0) ->
     at position t attends to position t - prefix_len + 1.
     """
     _check_positive(batch=batch, prefix_len=prefix_len, d_vocab=d_vocab)
+    _check_seed(seed=seed)
     prefix = torch.randint(0, d_vocab, (batch, prefix_len), generator=_generator(seed, prefix_len))
     return torch.cat([prefix, prefix], dim=1)
 
@@ -64,6 +71,7 @@ class SyntheticLanguage:
     def __post_init__(self):
         _check_positive(d_vocab=self.d_vocab, n_ctx=self.n_ctx, successors=self.successors,
                         min_span=self.min_span, max_span=self.max_span)
+        _check_seed(seed=self.seed)
         if self.successors > self.d_vocab:
             raise ValueError(f"successors={self.successors} cannot exceed d_vocab={self.d_vocab}")
         if not 0.0 <= self.p_repeat <= 1.0:
@@ -89,6 +97,7 @@ class SyntheticLanguage:
     def sample(self, size: int, seed: int) -> Batch:
         """`size` sequences drawn with generator seed `seed`."""
         _check_positive(size=size)
+        _check_seed(seed=seed)
         gen = _generator(self.seed, 2, seed)
         cdf = _transition_cdf(self.d_vocab, self.successors, self.seed)
         n = self.n_ctx
@@ -115,6 +124,7 @@ class SyntheticLanguage:
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         """The training batch for `step`: [size, n_ctx]. Depends only on (seed, step, size)."""
+        _check_seed(step=step)
         return self.sample(size, seed=step).tokens
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import torch
 
+from .model import _check_model, _check_tensor, _check_tokens
+
 
 def _check_pattern(pattern: torch.Tensor, name: str = "pattern") -> None:
     if not isinstance(pattern, torch.Tensor) or pattern.ndim < 2 or pattern.shape[-1] != pattern.shape[-2]:
         shape = tuple(pattern.shape) if isinstance(pattern, torch.Tensor) else type(pattern).__name__
         raise ValueError(f"{name} must be a tensor [..., query_pos, key_pos] with query_pos == key_pos, got {shape}")
+    _check_tensor(name, pattern, "[..., query_pos, key_pos]", dtype="float")
 
 
 def _check_period(pattern: torch.Tensor, period: int) -> None:
     seq = pattern.shape[-1]
-    if not isinstance(period, int) or not 1 <= period < seq - 1:
+    if not isinstance(period, int) or isinstance(period, bool) or not 1 <= period < seq - 1:
         raise ValueError(f"period must be an int in [1, {seq - 2}] for sequences of length {seq}, got {period!r}")
 
 
@@ -49,6 +52,10 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
 
     Works on a course Transformer and on a TransformerBridge alike.
     """
+    _check_model(model)
+    _check_tokens(tokens, model.cfg)
+    if not callable(score):
+        raise TypeError(f"score must be a function pattern -> [head] (e.g. induction_score), got {score!r}")
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
@@ -73,7 +80,8 @@ def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.T
     loss_by_token [..., pos - 1]; early, late: slices of predicted positions.
     """
     if not isinstance(loss_by_token, torch.Tensor) or loss_by_token.ndim < 1:
-        raise ValueError("loss_by_token must be a tensor [..., pos - 1] of per-token losses")
+        got = tuple(loss_by_token.shape) if isinstance(loss_by_token, torch.Tensor) else type(loss_by_token).__name__
+        raise ValueError(f"loss_by_token must be a tensor [..., pos - 1] of per-token losses, got {got}")
     n = loss_by_token.shape[-1]
     for name, s in (("early", early), ("late", late)):
         if not isinstance(s, slice) or len(range(n)[s]) == 0:
@@ -89,7 +97,10 @@ def phase_window(steps, values, width: float) -> tuple[int, int, float]:
     """
     steps, values = list(steps), [float(v) for v in values]
     if len(steps) != len(values) or len(steps) < 3:
-        raise ValueError("steps and values must be sequences of the same length, at least 3")
+        raise ValueError(f"steps and values must be sequences of the same length, at least 3; "
+                         f"got lengths {len(steps)} and {len(values)}")
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
+        raise ValueError(f"width must be a number of steps > 0, got {width!r}")
     total = values[-1] - values[0]
     best = (steps[0], steps[0], 0.0)
     if total == 0:
@@ -108,9 +119,12 @@ def phase_window(steps, values, width: float) -> tuple[int, int, float]:
 
 
 def _check_head(model, layer: int, head: int) -> None:
+    _check_model(model)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    if not (isinstance(layer, int) and 0 <= layer < n_layers and isinstance(head, int) and 0 <= head < n_heads):
-        raise ValueError(f"no head {layer}.{head}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}")
+    for name, value, n in (("layer", layer, n_layers), ("head", head, n_heads)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
+            raise ValueError(f"no head {layer!r}.{head!r}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}; "
+                             f"{name} must be an int in that range, got {value!r}")
 
 
 def full_ov_circuit(model, layer: int, head: int):
@@ -147,7 +161,8 @@ def eigenvalue_copying_score(matrix) -> float:
     elif isinstance(matrix, torch.Tensor) and matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1]:
         eig = torch.linalg.eigvals(matrix.detach())
     else:
-        raise ValueError("matrix must be a square FactoredMatrix or a square 2-d tensor")
+        got = tuple(matrix.shape) if hasattr(matrix, "shape") else type(matrix).__name__
+        raise ValueError(f"matrix must be a square FactoredMatrix or a square 2-d tensor, got {got}")
     return float((eig.sum() / eig.abs().sum()).real)
 
 
@@ -157,12 +172,17 @@ def copying_score(full_ov) -> float:
     if hasattr(full_ov, "AB"):
         full_ov = full_ov.AB
     if not isinstance(full_ov, torch.Tensor) or full_ov.ndim != 2 or full_ov.shape[0] != full_ov.shape[1]:
-        raise ValueError("full_ov must be a square [d_vocab, d_vocab] matrix")
+        got = tuple(full_ov.shape) if isinstance(full_ov, torch.Tensor) else type(full_ov).__name__
+        raise ValueError(f"full_ov must be a square [d_vocab, d_vocab] matrix, got {got}")
     return float((full_ov.argmax(-1) == torch.arange(full_ov.shape[0], device=full_ov.device)).float().mean())
 
 
 def composition_score(W_A: torch.Tensor, W_B: torch.Tensor) -> torch.Tensor:
     """||W_A W_B||_F / (||W_A||_F ||W_B||_F): how much W_B reads of what W_A writes (0 to 1)."""
+    _check_tensor("W_A", W_A, "[..., d, m]", dtype="float")
+    _check_tensor("W_B", W_B, "[..., m, e]", dtype="float")
+    if W_A.shape[-1] != W_B.shape[-2]:
+        raise ValueError(f"W_A [d, m] and W_B [m, e] must share m, got shapes {tuple(W_A.shape)} and {tuple(W_B.shape)}")
     return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
 
 
@@ -175,6 +195,7 @@ def composition_scores(model, mode: str) -> torch.Tensor:
     """
     from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
 
+    _check_model(model)
     readers = {"Q": lambda: model.QK, "K": lambda: model.QK.T, "V": lambda: model.OV}
     if mode not in readers:
         raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
@@ -189,6 +210,9 @@ def random_composition_baseline(model, mode: str, samples: int = 20, seed: int =
 
     if mode not in ("Q", "K", "V"):
         raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
+    _check_model(model)
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+        raise ValueError(f"samples must be a positive int, got {samples!r}")
     d_model, d_head = model.cfg.d_model, model.cfg.d_head
     g = torch.Generator().manual_seed(seed)
     scores = []
@@ -212,6 +236,10 @@ def icl_slices(language) -> tuple[slice, slice]:
     predictions can never be of a copied token: that is "early". "late" is the last 30% of the
     context, where copies are common. For the course's 32-token language: slice(0, 6), slice(22, 31).
     """
+    from .data import SyntheticLanguage
+
+    if not isinstance(language, SyntheticLanguage):
+        raise TypeError(f"language must be a course_utils.data.SyntheticLanguage, got {type(language).__name__}")
     n = language.n_ctx - 1
     return slice(0, language.min_span), slice(round(0.7 * n), n)
 
@@ -224,6 +252,8 @@ def training_curves(history: dict, language, eval_size: int = 256, seed: int = 1
     """
     from .data import repeated_tokens
 
+    if not isinstance(history, dict) or not history:
+        raise ValueError(f"history must be a non-empty dict {{step: model}}, got {history!r:.80}")
     early, late = icl_slices(language)
     batch = language.sample(eval_size, seed=seed).tokens
     period = language.n_ctx // 2
@@ -244,6 +274,9 @@ def training_curves(history: dict, language, eval_size: int = 256, seed: int = 1
 
 def first_step_above(steps, values, threshold: float):
     """The first step at which values reach threshold (None if they never do)."""
+    steps, values = list(steps), list(values)
+    if len(steps) != len(values):
+        raise ValueError(f"steps and values must have the same length, got {len(steps)} and {len(values)}")
     return next((s for s, v in zip(steps, values) if v >= threshold), None)
 
 
@@ -257,7 +290,9 @@ def phase_change(steps, icl_two_layer, icl_one_layer, best_induction, width: flo
     """
     steps = list(steps)
     if not len(steps) == len(icl_two_layer) == len(icl_one_layer) == len(best_induction):
-        raise ValueError("steps, both ICL curves and best_induction must have one value per checkpoint")
+        lengths = [len(steps), len(icl_two_layer), len(icl_one_layer), len(best_induction)]
+        raise ValueError(f"steps, both ICL curves and best_induction must have one value per checkpoint, "
+                         f"got lengths {lengths}")
     excess = [float(a) - float(b) for a, b in zip(icl_two_layer, icl_one_layer)]
     start, end, share = phase_window(steps, excess, width)
     ind = [float(x) for x in best_induction]

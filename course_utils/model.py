@@ -51,6 +51,8 @@ class Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Config.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"Config.seed must be an int, got {self.seed!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"Config.d_model={self.d_model} is not divisible by n_heads={self.n_heads}: "
@@ -64,6 +66,9 @@ class Config:
             )
         if self.act_fn not in ACTIVATIONS:
             raise ValueError(f"Config.act_fn must be one of {sorted(ACTIVATIONS)}, got {self.act_fn!r}")
+        if not self.attn_only and self.d_mlp is not None and (
+                not isinstance(self.d_mlp, int) or isinstance(self.d_mlp, bool) or self.d_mlp < 1):
+            raise ValueError(f"Config.d_mlp must be a positive int or None, got {self.d_mlp!r}")
         if self.attn_only:
             self.d_mlp = None
         elif self.d_mlp is None:
@@ -86,17 +91,73 @@ class Config:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# ---- Clear errors for bad input: short checks the functions below call first. ----
+
+
+def _check_tensor(name: str, value, shape: str, dtype: str | None = None) -> None:
+    """Raise a clear error unless `value` is a tensor of `shape` (e.g. "[batch, pos]"; a leading
+    "..." allows extra leading axes), of dtype "float" or "int" if given, holding data (not on "meta")."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {shape}, got {type(value).__name__}")
+    axes = shape.strip("[]").split(", ")
+    if value.ndim < len(axes) - 1 if axes[0] == "..." else value.ndim != len(axes):
+        raise ValueError(f"{name} must have shape {shape}, got shape {tuple(value.shape)}")
+    if dtype == "float" and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if dtype == "int" and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {value.dtype}")
+    if value.is_meta:
+        raise ValueError(f"{name} must hold data (a CPU or GPU tensor), got a tensor on device 'meta'")
+
+
+def _check_tokens(tokens, cfg, name: str = "tokens") -> None:
+    """Raise a clear error unless `tokens` is an int tensor [batch, pos] of ids the model `cfg` can read."""
+    if isinstance(tokens, torch.Tensor) and tokens.ndim == 1:
+        raise ValueError(f"{name} must have shape [batch, pos], got shape {tuple(tokens.shape)} "
+                         f"(add a batch dimension: {name}[None])")
+    _check_tensor(name, tokens, "[batch, pos]", dtype="int")
+    if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(tokens.shape)}, expected at least one sequence and position")
+    if tokens.shape[1] > cfg.n_ctx:
+        raise ValueError(f"{name} has {tokens.shape[1]} positions but the model's context is n_ctx={cfg.n_ctx}")
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= cfg.d_vocab:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{name} contains id {bad}, outside the vocabulary [0, {cfg.d_vocab})")
+
+
+def _check_config(cfg, name: str = "cfg") -> None:
+    if not isinstance(cfg, Config):
+        raise TypeError(f"{name} must be a course_utils.model.Config, got {type(cfg).__name__}")
+
+
+def _check_model(model, name: str = "model") -> None:
+    """Raise a clear error unless `model` looks like a course Transformer or a TransformerBridge."""
+    if not (isinstance(model, nn.Module) and hasattr(model, "cfg") and hasattr(model, "run_with_cache")):
+        raise TypeError(f"{name} must be a course_utils Transformer or a TransformerBridge, got {type(model).__name__}")
+
+
 # ---- The pieces you write in notebook 01, as functions. The modules below are built from them. ----
 
 
 def embed(tokens: torch.Tensor, W_E: torch.Tensor) -> torch.Tensor:
     """tokens [batch, pos], W_E [d_vocab, d_model] -> [batch, pos, d_model]: row `token` of W_E."""
-    return F.embedding(tokens, W_E)  # W_E[tokens], with a faster backward pass
+    _check_tensor("tokens", tokens, "[batch, pos]", dtype="int")
+    _check_tensor("W_E", W_E, "[d_vocab, d_model]", dtype="float")
+    try:
+        return F.embedding(tokens, W_E)  # W_E[tokens], with a faster backward pass
+    except IndexError:  # checked only when it fails, so that the check costs nothing
+        raise IndexError(f"tokens must be ids in [0, {len(W_E)}) (the rows of W_E), got ids from "
+                         f"{int(tokens.min())} to {int(tokens.max())}") from None
 
 
 def pos_embed(tokens: torch.Tensor, W_pos: torch.Tensor) -> torch.Tensor:
     """tokens [batch, pos], W_pos [n_ctx, d_model] -> [batch, pos, d_model]: row `position` of W_pos."""
+    _check_tensor("tokens", tokens, "[batch, pos]", dtype="int")
+    _check_tensor("W_pos", W_pos, "[n_ctx, d_model]", dtype="float")
     batch, seq_len = tokens.shape
+    if seq_len > len(W_pos):
+        raise ValueError(f"tokens has {seq_len} positions but W_pos has only n_ctx={len(W_pos)} rows")
     return W_pos[:seq_len].expand(batch, seq_len, -1)
 
 
@@ -106,6 +167,10 @@ def attention_pattern(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     Scores q.k / sqrt(d_head); a query may not look at later keys (causal mask, applied as -inf
     before the softmax); softmax over the keys, so each query's row sums to 1.
     """
+    _check_tensor("q", q, "[..., pos, d_head]", dtype="float")
+    _check_tensor("k", k, "[..., pos, d_head]", dtype="float")
+    if q.shape != k.shape:
+        raise ValueError(f"q and k must have the same shape, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     seq_len, d_head = q.shape[-2], q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_head)
     future = torch.triu(torch.ones(seq_len, seq_len, dtype=torch.bool, device=q.device), diagonal=1)
@@ -118,6 +183,12 @@ def multi_head_attention(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O) -> torch.Ten
     W_Q, W_K, W_V [head, d_model, d_head]; b_Q, b_K, b_V [head, d_head]; W_O [head, d_head, d_model];
     b_O [d_model]. Each head attends on its own; their outputs add up in the residual stream.
     """
+    _check_tensor("x", x, "[batch, pos, d_model]", dtype="float")
+    for name, W in (("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V)):
+        _check_tensor(name, W, "[head, d_model, d_head]", dtype="float")
+    _check_tensor("W_O", W_O, "[head, d_head, d_model]", dtype="float")
+    if W_Q.shape[1] != x.shape[-1]:
+        raise ValueError(f"x has d_model={x.shape[-1]} but W_Q expects d_model={W_Q.shape[1]}")
     q = einops.einsum(x, W_Q, "b p d, h d e -> b h p e") + b_Q[:, None]
     k = einops.einsum(x, W_K, "b p d, h d e -> b h p e") + b_K[:, None]
     v = einops.einsum(x, W_V, "b p d, h d e -> b h p e") + b_V[:, None]
@@ -127,30 +198,41 @@ def multi_head_attention(x, W_Q, b_Q, W_K, b_K, W_V, b_V, W_O, b_O) -> torch.Ten
 
 def unembed(resid: torch.Tensor, W_U: torch.Tensor, b_U: torch.Tensor) -> torch.Tensor:
     """resid [batch, pos, d_model] -> logits [batch, pos, d_vocab]."""
+    _check_tensor("resid", resid, "[batch, pos, d_model]", dtype="float")
+    _check_tensor("W_U", W_U, "[d_model, d_vocab]", dtype="float")
+    _check_tensor("b_U", b_U, "[d_vocab]", dtype="float")
+    if resid.shape[-1] != W_U.shape[0] or W_U.shape[1] != b_U.shape[0]:
+        raise ValueError(f"resid [.., d_model], W_U [d_model, d_vocab] and b_U [d_vocab] must agree, got "
+                         f"shapes {tuple(resid.shape)}, {tuple(W_U.shape)} and {tuple(b_U.shape)}")
     return F.linear(resid, W_U.T, b_U)  # resid @ W_U + b_U, fused into one operation
 
 
 class Embed(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
         self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
 
     def forward(self, tokens):  # [batch, pos] -> [batch, pos, d_model]
-        return embed(tokens, self.W_E)
+        # embed(tokens, W_E) without its input checks: Transformer.forward has checked the tokens.
+        return F.embedding(tokens, self.W_E)
 
 
 class PosEmbed(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
 
     def forward(self, tokens):  # [batch, pos] -> [batch, pos, d_model]
-        return pos_embed(tokens, self.W_pos)
+        # pos_embed(tokens, W_pos) without its input checks: Transformer.forward has checked the tokens.
+        return self.W_pos[: tokens.shape[1]].expand(tokens.shape[0], -1, -1)
 
 
 class LayerNorm(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
         self.eps = cfg.eps
         self.w = nn.Parameter(torch.ones(cfg.d_model))
         self.b = nn.Parameter(torch.zeros(cfg.d_model))
@@ -169,6 +251,13 @@ def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     The same as einsum("b p d, h d e -> b p h e") + b, done as one fused matrix product over all
     heads at once (W laid out as nn.Linear's [head * d_head, d_model]): this keeps training fast.
     """
+    _check_tensor("x", x, "[batch, pos, d_model]", dtype="float")
+    _check_tensor("W", W, "[head, d_model, d_head]", dtype="float")
+    _check_tensor("b", b, "[head, d_head]", dtype="float")
+    return _project(x, W, b)
+
+
+def _project(x, W, b):  # project() without its input checks, for Attention.forward (called every step)
     head, d_model, d_head = W.shape
     weight = W.permute(0, 2, 1).reshape(head * d_head, d_model)
     return F.linear(x, weight, b.flatten()).unflatten(-1, (head, d_head))
@@ -177,6 +266,7 @@ def project(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class Attention(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
         h, d, e = cfg.n_heads, cfg.d_model, cfg.d_head
         self.W_Q = nn.Parameter(torch.empty(h, d, e))
         self.W_K = nn.Parameter(torch.empty(h, d, e))
@@ -205,7 +295,7 @@ class Attention(nn.Module):
     def forward(self, x):  # [batch, pos, d_model] -> [batch, pos, d_model]
         # Hooks see TransformerLens's layout [batch, pos, head, d_head]; the math uses [batch, head, pos, d_head].
         # Queries, keys and values of every head in one matrix product, then split into three.
-        qkv = project(x, torch.cat([self.W_Q, self.W_K, self.W_V]), torch.cat([self.b_Q, self.b_K, self.b_V]))
+        qkv = _project(x, torch.cat([self.W_Q, self.W_K, self.W_V]), torch.cat([self.b_Q, self.b_K, self.b_V]))
         q, k, v = qkv.chunk(3, dim=2)  # each [batch, pos, head, d_head]
         q, k, v = self.hook_q(q).transpose(1, 2), self.hook_k(k).transpose(1, 2), self.hook_v(v).transpose(1, 2)
         if self.needs_pattern():
@@ -224,6 +314,9 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
+        if cfg.attn_only:
+            raise ValueError("cfg.attn_only must be False for an MLP (an attention-only config has no d_mlp), got True")
         self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
@@ -244,6 +337,7 @@ def _norm(cfg: Config) -> nn.Module:
 class TransformerBlock(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
         self.attn_only = cfg.attn_only
         self.ln1 = _norm(cfg)
         self.attn = Attention(cfg)
@@ -268,6 +362,7 @@ class TransformerBlock(nn.Module):
 class Unembed(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
+        _check_config(cfg)
         self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab))
         self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab))
 
@@ -280,8 +375,7 @@ class Transformer(HookedRootModule):
 
     def __init__(self, cfg: Config):
         super().__init__()
-        if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a course_utils.model.Config, got {type(cfg).__name__}")
+        _check_config(cfg)
         self.cfg = cfg
         self.embed = Embed(cfg)
         self.pos_embed = PosEmbed(cfg)
@@ -303,23 +397,7 @@ class Transformer(HookedRootModule):
 
     def check_tokens(self, tokens) -> torch.Tensor:
         """Raise a clear error unless `tokens` is an int tensor [batch, pos] of valid ids."""
-        if not isinstance(tokens, torch.Tensor):
-            raise TypeError(f"tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}")
-        if tokens.ndim != 2:
-            hint = " (add a batch dimension: tokens[None])" if tokens.ndim == 1 else ""
-            raise ValueError(f"tokens must have shape [batch, pos], got shape {tuple(tokens.shape)}{hint}")
-        if tokens.dtype.is_floating_point or tokens.dtype in (torch.bool, torch.complex64):
-            raise TypeError(f"tokens must be an integer tensor (torch.long), got dtype {tokens.dtype}")
-        if tokens.shape[0] == 0 or tokens.shape[1] == 0:
-            raise ValueError(f"tokens is empty: shape {tuple(tokens.shape)}")
-        if tokens.shape[1] > self.cfg.n_ctx:
-            raise ValueError(
-                f"tokens has {tokens.shape[1]} positions but the model's context is n_ctx={self.cfg.n_ctx}"
-            )
-        lo, hi = int(tokens.min()), int(tokens.max())
-        if lo < 0 or hi >= self.cfg.d_vocab:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"tokens contains id {bad}, outside the vocabulary [0, {self.cfg.d_vocab})")
+        _check_tokens(tokens, self.cfg)
         return tokens.to(self.W_E.device)
 
     def forward(self, tokens, return_type: str = "logits", loss_per_token: bool = False):
@@ -339,7 +417,7 @@ class Transformer(HookedRootModule):
             return logits
         if return_type is None:
             return None
-        loss = next_token_loss(logits, tokens, per_token=loss_per_token)
+        loss = _next_token_loss(logits, tokens, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
 
     def run_with_cache(self, *args, **kwargs) -> tuple[torch.Tensor, ActivationCache]:
@@ -375,6 +453,15 @@ class Transformer(HookedRootModule):
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
     """Cross-entropy of predicting tokens[:, 1:] from logits[:, :-1]; [batch, pos-1] if per_token."""
+    _check_tensor("logits", logits, "[batch, pos, d_vocab]", dtype="float")
+    _check_tensor("tokens", tokens, "[batch, pos]", dtype="int")
+    if logits.shape[:2] != tokens.shape:
+        raise ValueError(f"logits [batch, pos, d_vocab] and tokens [batch, pos] must agree, got shapes "
+                         f"{tuple(logits.shape)} and {tuple(tokens.shape)}")
+    return _next_token_loss(logits, tokens, per_token)
+
+
+def _next_token_loss(logits, tokens, per_token=False):  # without the checks, for Transformer.forward
     predictions, targets = logits[:, :-1], tokens[:, 1:]
     loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            reduction="none" if per_token else "mean")
@@ -391,6 +478,7 @@ def bridge_config(cfg: Config):
     """The TransformerBridgeConfig that `TransformerBridge.boot_native` needs for a model like ours."""
     from transformer_lens import TransformerBridgeConfig
 
+    _check_config(cfg)
     return TransformerBridgeConfig(
         n_layers=cfg.n_layers, d_model=cfg.d_model, n_ctx=cfg.n_ctx, d_head=cfg.d_head,
         n_heads=cfg.n_heads, d_vocab=cfg.d_vocab, attn_only=cfg.attn_only, d_mlp=cfg.d_mlp,
@@ -405,7 +493,7 @@ def to_bridge(model: Transformer):
     from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
 
     if not isinstance(model, Transformer):
-        raise TypeError(f"to_bridge expects a course_utils Transformer, got {type(model).__name__}")
+        raise TypeError(f"to_bridge expects a course_utils Transformer as model, got {type(model).__name__}")
     bcfg = bridge_config(model.cfg)
     bridge = TransformerBridge.boot_native(bcfg, device=model.W_E.device)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -444,7 +532,7 @@ def from_bridge(bridge) -> Transformer:
     from transformer_lens import TransformerBridge
 
     if not isinstance(bridge, TransformerBridge):
-        raise TypeError(f"from_bridge expects a TransformerBridge, got {type(bridge).__name__}")
+        raise TypeError(f"from_bridge expects a TransformerBridge as bridge, got {type(bridge).__name__}")
     bcfg = bridge.cfg
     norm = bcfg.normalization_type
     if norm not in NORMALIZATION_TYPES or bcfg.positional_embedding_type != "standard":

@@ -26,6 +26,18 @@ from tqdm.auto import tqdm
 
 from .model import Config, Transformer
 
+DEVICES = ("cpu", "cuda", "mps", "auto")
+
+
+def _check_train_config(cfg) -> None:
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a course_utils.train.TrainConfig, got {type(cfg).__name__}")
+
+
+def _check_transformer(model) -> None:
+    if not isinstance(model, Transformer):
+        raise TypeError(f"model must be a course_utils Transformer, got {type(model).__name__}")
+
 
 @dataclass
 class TrainConfig:
@@ -42,9 +54,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        if not self.lr > 0:
+        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        if self.device not in ("cpu", "cuda", "mps", "auto"):
+        if self.device not in DEVICES:
             raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'mps' or 'auto', got {self.device!r}")
 
     def to_dict(self) -> dict:
@@ -59,6 +73,8 @@ class TrainResult:
 
 def pick_device(name: str = "auto") -> torch.device:
     """"auto": CUDA if present, else MPS if present, else CPU."""
+    if not (isinstance(name, torch.device) or isinstance(name, str) and name.split(":")[0] in DEVICES):
+        raise ValueError(f"name must be 'cpu', 'cuda', 'mps', 'auto' or a torch.device, got {name!r}")
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
@@ -70,10 +86,16 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then constant."""
+    _check_train_config(cfg)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_train_config(cfg)
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -93,9 +115,12 @@ def train(
     stop_at: stop after this many steps (as if interrupted), saving a checkpoint first.
     """
     if not isinstance(model, Transformer):
-        raise TypeError(f"train expects a course_utils Transformer, got {type(model).__name__}")
+        raise TypeError(f"train expects a course_utils Transformer as model, got {type(model).__name__}")
     if not callable(batches):
-        raise TypeError("batches must be a function step -> tokens [batch, pos]")
+        raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
+    _check_train_config(cfg)
+    if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 0):
+        raise ValueError(f"stop_at must be None or an int >= 0, got {stop_at!r}")
     device = pick_device(cfg.device)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
@@ -153,12 +178,20 @@ def train(
 
 def list_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     """The checkpoints in a directory, oldest first."""
+    if not Path(checkpoint_dir).is_dir():
+        raise FileNotFoundError(f"checkpoint_dir must be an existing directory, got {str(checkpoint_dir)!r}")
     return sorted(Path(checkpoint_dir).glob("step_*.safetensors"))
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """Write a safetensors file so that `path` is either the old file or the complete new one."""
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise TypeError(f"tensors must be a dict {{name: torch.Tensor}}, got {type(tensors).__name__}")
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise TypeError(f"metadata must be a dict {{str: str}}, got {metadata!r:.80}")
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"path must be in an existing directory, got {str(path)!r}")
     tmp = path.with_name(path.name + ".tmp")
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
@@ -175,7 +208,7 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
+        raise FileNotFoundError(f"no checkpoint file at {path}: path must be an existing .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -188,6 +221,10 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def save_checkpoint(path, model: Transformer, optimizer, step: int, losses: list[float], cfg: TrainConfig):
+    _check_transformer(model)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    _check_train_config(cfg)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     names = {p: n for n, p in model.named_parameters()}
     for p, state in optimizer.state.items():
@@ -204,6 +241,7 @@ def save_checkpoint(path, model: Transformer, optimizer, step: int, losses: list
 
 def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list[float]]:
     """Load weights (and optimizer state) into `model` in place; returns (step, losses)."""
+    _check_transformer(model)
     tensors, metadata = read_safetensors(path)
     if "step" not in metadata:
         raise ValueError(f"{path} is not a training checkpoint (no 'step' in its metadata)")
@@ -244,6 +282,8 @@ def check_weights(weights: dict[str, torch.Tensor], model: Transformer, source) 
 def load_model(path) -> Transformer:
     """A model with the weights of a checkpoint file (its config comes from the file)."""
     _, metadata = read_safetensors(path)
+    if "model_config" not in metadata:
+        raise ValueError(f"path must be a training checkpoint; {path} has no 'model_config' in its metadata")
     model = Transformer(Config.from_dict(json.loads(metadata["model_config"])))
     load_checkpoint(path, model)
     return model

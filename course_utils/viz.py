@@ -14,6 +14,8 @@ def _np(x):
 def head_heatmap(scores: torch.Tensor, title: str, ax=None, vmin=None, vmax=None, cmap="Blues"):
     """A [layer, head] grid of numbers, each cell labelled."""
     scores = _np(scores)
+    if np.ndim(scores) != 2:
+        raise ValueError(f"scores must be a [layer, head] grid, got shape {np.shape(scores)}")
     ax = ax or plt.subplots(figsize=(1.2 * scores.shape[1] + 1.5, 0.9 * scores.shape[0] + 1))[1]
     im = ax.imshow(scores, cmap=cmap, vmin=vmin, vmax=vmax)
     for (layer, head), value in np.ndenumerate(scores):
@@ -30,6 +32,8 @@ def head_heatmap(scores: torch.Tensor, title: str, ax=None, vmin=None, vmax=None
 def attention_grid(patterns: torch.Tensor, title: str = "attention patterns"):
     """patterns [layer, head, query_pos, key_pos] as a grid of heat maps, one per head."""
     patterns = _np(patterns)
+    if np.ndim(patterns) != 4:
+        raise ValueError(f"patterns must be [layer, head, query_pos, key_pos], got shape {np.shape(patterns)}")
     n_layers, n_heads = patterns.shape[:2]
     fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.6 * n_heads, 2.6 * n_layers), squeeze=False)
     for layer in range(n_layers):
@@ -47,6 +51,11 @@ def attention_grid(patterns: torch.Tensor, title: str = "attention patterns"):
 def training_story(steps, loss=None, icl=None, induction=None, title="training"):
     """Curves over training steps: loss and/or ICL score on the left axis, induction scores
     ({label: values}) on the right axis."""
+    curves = {"loss": loss, **{f"icl[{k!r}]": v for k, v in (icl or {}).items()},
+              **{f"induction[{k!r}]": v for k, v in (induction or {}).items()}}
+    for name, values in curves.items():
+        if values is not None and len(values) != len(steps):
+            raise ValueError(f"{name} must have one value per step ({len(steps)}), got {len(values)} values")
     fig, ax = plt.subplots(figsize=(8, 4))
     if loss is not None:
         ax.plot(steps, loss, color="black", label="loss")

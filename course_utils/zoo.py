@@ -22,7 +22,7 @@ import torch
 
 from .data import SyntheticLanguage, repeated_tokens
 from .metrics import head_scores, induction_score, prev_token_score
-from .model import Config, Transformer
+from .model import Config, Transformer, _check_model
 from .train import TrainConfig, atomic_save, check_weights, list_checkpoints, load_model, read_safetensors, train
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
@@ -70,7 +70,12 @@ def names() -> list[str]:
 def _check_name(name: str) -> None:
     if name not in names():
         known = ", ".join(names()) or "(none shipped)"
-        raise KeyError(f"no zoo model named {name!r}; known models: {known}")
+        raise KeyError(f"no zoo model named {name!r}; known models: {known} (name must be one of them)")
+
+
+def _check_recipe(name: str) -> None:
+    if name not in RECIPES:
+        raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
 
 
 def card(name: str) -> dict:
@@ -98,7 +103,7 @@ def load(name: str, step: int | None = None, device: str | torch.device = "cpu")
     if step is None:
         tensors, _ = read_safetensors(ZOO_DIR / f"{name}.safetensors")
         return _model_from(tensors, info["model"]).to(device)
-    if step not in info["history_steps"]:
+    if not isinstance(step, int) or isinstance(step, bool) or step not in info["history_steps"]:
         raise ValueError(f"{name} has no checkpoint at step {step!r}; its history has steps {info['history_steps']}")
     tensors, _ = read_safetensors(ZOO_DIR / f"{name}.history.safetensors")
     return _model_from(tensors, info["model"], prefix=f"step_{step:06d}.").to(device)
@@ -130,6 +135,9 @@ def _history_from(checkpoint_dir, cfg: Config) -> dict[int, Transformer]:
 
 def evaluate(model, lang: SyntheticLanguage) -> dict:
     """The metrics a card records: losses on fresh data (all, copied tokens, the rest) and head scores."""
+    _check_model(model)
+    if not isinstance(lang, SyntheticLanguage):
+        raise TypeError(f"lang must be a course_utils.data.SyntheticLanguage, got {type(lang).__name__}")
     batch = lang.sample(EVAL_BATCH, seed=EVAL_SEED)
     period = lang.n_ctx // 2
     rep = repeated_tokens(EVAL_BATCH // 4, period, lang.d_vocab, seed=EVAL_SEED)
@@ -186,6 +194,7 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
     """
     from dataclasses import replace
 
+    _check_recipe(name)
     recipe = RECIPES[name]
     results = {}
     for seed in seeds:
@@ -198,8 +207,7 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
 
 def build(name: str, progress: bool = True) -> dict:
     """Train NAME from its recipe and write its weights, history and card into ZOO_DIR."""
-    if name not in RECIPES:
-        raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
+    _check_recipe(name)
     recipe = RECIPES[name]
     with tempfile.TemporaryDirectory() as tmp:
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)

@@ -1,0 +1,521 @@
+"""Every public function and class of course_utils, tried with bad input.
+
+One table: each case makes one bad call and says which error it must raise and what the message
+must say. A good message names the argument, shows the bad value (or its shape or dtype) and says
+what was expected, so a learner can fix the call without reading a stack trace.
+
+`test_every_public_function_has_a_case` lists the public functions and classes of every
+course_utils module (found with pkgutil, so new modules are included automatically) and fails
+naming any that has no case here and is not in EXEMPT.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+
+import course_utils
+from course_utils import checks, data, metrics, model, train, viz, zoo
+from course_utils.data import SyntheticLanguage
+from course_utils.model import Config, Transformer
+from course_utils.train import TrainConfig
+
+
+@dataclass
+class Case:
+    target: str  # "module.name" of the function or class under test
+    what: str  # the bad input, in a few words
+    call: Callable[[], object]  # makes the bad call
+    error: type[BaseException]
+    match: str  # regex the message must match: the argument, the bad value, what was expected
+
+    @property
+    def id(self) -> str:
+        return f"{self.target}: {self.what}"
+
+
+# ---- small fixtures, built on first use ------------------------------------------------------------
+
+
+@cache
+def tiny() -> Transformer:
+    return Transformer(Config(d_vocab=16, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True))
+
+
+@cache
+def zoo_model() -> Transformer:
+    return zoo.load("attn_only_2l")
+
+
+def tokens(*shape, dtype=torch.long, fill=1, device="cpu"):
+    return torch.full(shape, fill, dtype=dtype, device=device)
+
+
+def floats(*shape, device="cpu"):
+    return torch.rand(shape, device=device)
+
+
+META = "meta"  # a device with shapes and dtypes but no data: a "wrong device" that needs no GPU
+
+_TMP = tempfile.TemporaryDirectory(prefix="course_utils_bad_input_")
+
+
+@cache
+def files() -> dict[str, Path]:
+    """A missing file, a garbage file, a truncated checkpoint, a safetensors file that is not a
+    checkpoint, and a checkpoint of the tiny model."""
+    root = Path(_TMP.name)
+    good = root / "step_000001.safetensors"
+    m = tiny()
+    opt = train.make_optimizer(m, TrainConfig())
+    train.save_checkpoint(good, m, opt, 1, [1.0], TrainConfig())
+    garbage = root / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    truncated = root / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    weights_only = root / "weights_only.safetensors"
+    train.atomic_save({"x": torch.zeros(2)}, weights_only, {"note": "not a checkpoint"})
+    return {"missing": root / "missing.safetensors", "garbage": garbage, "truncated": truncated,
+            "weights_only": weights_only, "good": good, "root": root}
+
+
+def optimizer():
+    return train.make_optimizer(tiny(), TrainConfig())
+
+
+TINY = dict(d_vocab=16, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True)
+W = dict(W_Q=floats(2, 16, 8), b_Q=floats(2, 8), W_K=floats(2, 16, 8), b_K=floats(2, 8),
+         W_V=floats(2, 16, 8), b_V=floats(2, 8), W_O=floats(2, 8, 16), b_O=floats(16))
+
+
+def mha(**changes):
+    args = {"x": floats(2, 4, 16), **W, **changes}
+    return lambda: model.multi_head_attention(**args)
+
+
+def pattern(*shape, dtype=torch.float32):
+    return torch.ones(shape, dtype=dtype).tril()
+
+
+# ---- the table ---------------------------------------------------------------------------------------
+
+C = Case
+CASES: list[Case] = [
+    # -- course_utils (package) --
+    C("course_utils.setup", "seed a string", lambda: course_utils.setup("0"), TypeError, r"seed must be an int, got '0'"),
+
+    # -- model: Config --
+    C("model.Config", "d_vocab 0", lambda: Config(d_vocab=0), ValueError, r"Config\.d_vocab must be a positive int, got 0"),
+    C("model.Config", "n_ctx float", lambda: Config(n_ctx=8.0), ValueError, r"Config\.n_ctx must be a positive int, got 8\.0"),
+    C("model.Config", "n_layers True", lambda: Config(n_layers=True), ValueError, r"Config\.n_layers must be a positive int, got True"),
+    C("model.Config", "d_model not divisible by n_heads", lambda: Config(d_model=16, n_heads=3), ValueError,
+      r"Config\.d_model=16 is not divisible by n_heads=3"),
+    C("model.Config", "normalization_type unknown", lambda: Config(normalization_type="RMS"), ValueError,
+      r"normalization_type must be one of \(None, 'LN'\), got 'RMS'"),
+    C("model.Config", "act_fn unknown", lambda: Config(act_fn="swish"), ValueError, r"act_fn must be one of \['gelu', 'relu'\], got 'swish'"),
+    C("model.Config", "d_mlp 0", lambda: Config(attn_only=False, d_mlp=0), ValueError, r"Config\.d_mlp must be a positive int or None, got 0"),
+    C("model.Config", "seed a string", lambda: Config(seed="1"), ValueError, r"Config\.seed must be an int, got '1'"),
+    C("model.Config", "from_dict unknown field", lambda: Config.from_dict({"d_modle": 3}), ValueError,
+      r"unknown Config fields \['d_modle'\]; known: \[.*'d_model'"),
+
+    # -- model: the notebook-01 functions --
+    C("model.embed", "float tokens", lambda: model.embed(floats(2, 3), floats(16, 4)), TypeError,
+      r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("model.embed", "tokens rank 1", lambda: model.embed(tokens(3), floats(16, 4)), ValueError,
+      r"tokens must have shape \[batch, pos\], got shape \(3,\)"),
+    C("model.embed", "W_E rank 1", lambda: model.embed(tokens(2, 3), floats(16)), ValueError,
+      r"W_E must have shape \[d_vocab, d_model\], got shape \(16,\)"),
+    C("model.embed", "int W_E", lambda: model.embed(tokens(2, 3), tokens(16, 4)), TypeError,
+      r"W_E must be a floating-point tensor, got dtype torch\.int64"),
+    C("model.embed", "W_E on meta", lambda: model.embed(tokens(2, 3), floats(16, 4, device=META)), ValueError,
+      r"W_E must hold data \(a CPU or GPU tensor\), got a tensor on device 'meta'"),
+    C("model.embed", "token id = d_vocab", lambda: model.embed(tokens(2, 3, fill=16), floats(16, 4)), IndexError,
+      r"tokens must be ids in \[0, 16\) \(the rows of W_E\), got ids from 16 to 16"),
+    C("model.embed", "negative token id", lambda: model.embed(tokens(2, 3, fill=-1), floats(16, 4)), IndexError,
+      r"tokens must be ids in \[0, 16\).*got ids from -1"),
+    C("model.pos_embed", "tokens longer than W_pos", lambda: model.pos_embed(tokens(2, 9), floats(8, 4)), ValueError,
+      r"tokens has 9 positions but W_pos has only n_ctx=8 rows"),
+    C("model.pos_embed", "tokens rank 3", lambda: model.pos_embed(tokens(2, 3, 1), floats(8, 4)), ValueError,
+      r"tokens must have shape \[batch, pos\], got shape \(2, 3, 1\)"),
+    C("model.pos_embed", "float tokens", lambda: model.pos_embed(floats(2, 3), floats(8, 4)), TypeError,
+      r"tokens must be an integer tensor.*got dtype torch\.float32"),
+    C("model.pos_embed", "W_pos rank 3", lambda: model.pos_embed(tokens(2, 3), floats(1, 8, 4)), ValueError,
+      r"W_pos must have shape \[n_ctx, d_model\], got shape \(1, 8, 4\)"),
+    C("model.attention_pattern", "q rank 1", lambda: model.attention_pattern(floats(4), floats(4)), ValueError,
+      r"q must have shape \[\.\.\., pos, d_head\], got shape \(4,\)"),
+    C("model.attention_pattern", "int k", lambda: model.attention_pattern(floats(3, 4), tokens(3, 4)), TypeError,
+      r"k must be a floating-point tensor, got dtype torch\.int64"),
+    C("model.attention_pattern", "q and k differ", lambda: model.attention_pattern(floats(3, 4), floats(5, 4)), ValueError,
+      r"q and k must have the same shape, got q \(3, 4\) and k \(5, 4\)"),
+    C("model.attention_pattern", "q on meta", lambda: model.attention_pattern(floats(3, 4, device=META), floats(3, 4)),
+      ValueError, r"q must hold data.*device 'meta'"),
+    C("model.multi_head_attention", "x rank 2", mha(x=floats(4, 16)), ValueError,
+      r"x must have shape \[batch, pos, d_model\], got shape \(4, 16\)"),
+    C("model.multi_head_attention", "int x", mha(x=tokens(2, 4, 16)), TypeError, r"x must be a floating-point tensor, got dtype torch\.int64"),
+    C("model.multi_head_attention", "W_K rank 2", mha(W_K=floats(16, 8)), ValueError,
+      r"W_K must have shape \[head, d_model, d_head\], got shape \(16, 8\)"),
+    C("model.multi_head_attention", "x d_model mismatch", mha(x=floats(2, 4, 12)), ValueError,
+      r"x has d_model=12 but W_Q expects d_model=16"),
+    C("model.unembed", "int resid", lambda: model.unembed(tokens(2, 3, 4), floats(4, 16), floats(16)), TypeError,
+      r"resid must be a floating-point tensor, got dtype torch\.int64"),
+    C("model.unembed", "W_U transposed", lambda: model.unembed(floats(2, 3, 4), floats(16, 4), floats(16)), ValueError,
+      r"resid .*W_U \[d_model, d_vocab\] and b_U \[d_vocab\] must agree, got shapes \(2, 3, 4\), \(16, 4\) and \(16,\)"),
+    C("model.unembed", "b_U rank 2", lambda: model.unembed(floats(2, 3, 4), floats(4, 16), floats(1, 16)), ValueError,
+      r"b_U must have shape \[d_vocab\], got shape \(1, 16\)"),
+    C("model.project", "W rank 2", lambda: model.project(floats(2, 3, 16), floats(16, 8), floats(2, 8)), ValueError,
+      r"W must have shape \[head, d_model, d_head\], got shape \(16, 8\)"),
+    C("model.project", "int x", lambda: model.project(tokens(2, 3, 16), floats(2, 16, 8), floats(2, 8)), TypeError,
+      r"x must be a floating-point tensor, got dtype torch\.int64"),
+    C("model.next_token_loss", "logits rank 2", lambda: model.next_token_loss(floats(3, 16), tokens(1, 3)), ValueError,
+      r"logits must have shape \[batch, pos, d_vocab\], got shape \(3, 16\)"),
+    C("model.next_token_loss", "float tokens", lambda: model.next_token_loss(floats(1, 3, 16), floats(1, 3)), TypeError,
+      r"tokens must be an integer tensor.*got dtype torch\.float32"),
+    C("model.next_token_loss", "shapes disagree", lambda: model.next_token_loss(floats(1, 3, 16), tokens(1, 4)), ValueError,
+      r"logits \[batch, pos, d_vocab\] and tokens \[batch, pos\] must agree, got shapes \(1, 3, 16\) and \(1, 4\)"),
+
+    # -- model: the modules --
+    *[C(f"model.{cls.__name__}", "cfg a dict", (lambda cls=cls: cls(TINY)), TypeError,
+        r"cfg must be a course_utils\.model\.Config, got dict")
+      for cls in (model.Embed, model.PosEmbed, model.LayerNorm, model.Attention, model.MLP, model.TransformerBlock,
+                  model.Unembed, model.Transformer)],
+    C("model.MLP", "attention-only cfg", lambda: model.MLP(Config(**TINY)), ValueError,
+      r"cfg\.attn_only must be False for an MLP.*got True"),
+
+    # -- model: the Transformer's forward pass --
+    C("model.Transformer", "tokens rank 1", lambda: tiny()(tokens(4)), ValueError,
+      r"tokens must have shape \[batch, pos\], got shape \(4,\) \(add a batch dimension: tokens\[None\]\)"),
+    C("model.Transformer", "tokens rank 3", lambda: tiny()(tokens(1, 2, 3)), ValueError,
+      r"tokens must have shape \[batch, pos\], got shape \(1, 2, 3\)"),
+    C("model.Transformer", "float tokens", lambda: tiny()(floats(2, 4)), TypeError,
+      r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("model.Transformer", "bool tokens", lambda: tiny()(tokens(2, 4, dtype=torch.bool)), TypeError,
+      r"tokens must be an integer tensor.*got dtype torch\.bool"),
+    C("model.Transformer", "token id = d_vocab", lambda: tiny()(tokens(2, 4, fill=16)), ValueError,
+      r"tokens contains id 16, outside the vocabulary \[0, 16\)"),
+    C("model.Transformer", "negative token id", lambda: tiny()(tokens(2, 4, fill=-3)), ValueError,
+      r"tokens contains id -3, outside the vocabulary \[0, 16\)"),
+    C("model.Transformer", "longer than the context", lambda: tiny()(tokens(2, 9)), ValueError,
+      r"tokens has 9 positions but the model's context is n_ctx=8"),
+    C("model.Transformer", "empty batch", lambda: tiny()(tokens(0, 4)), ValueError,
+      r"tokens is empty: shape \(0, 4\), expected at least one"),
+    C("model.Transformer", "tokens on meta", lambda: tiny()(tokens(2, 4, device=META)), ValueError,
+      r"tokens must hold data \(a CPU or GPU tensor\), got a tensor on device 'meta'"),
+    C("model.Transformer", "tokens a list", lambda: tiny()([[1, 2]]), TypeError,
+      r"tokens must be a torch\.Tensor \[batch, pos\], got list"),
+    C("model.Transformer", "return_type unknown", lambda: tiny()(tokens(1, 4), return_type="probs"), ValueError,
+      r"return_type must be 'logits', 'loss', 'both' or None, got 'probs'"),
+    C("model.Transformer", "run_with_cache, token id too large", lambda: tiny().run_with_cache(tokens(1, 4, fill=99)),
+      ValueError, r"tokens contains id 99, outside the vocabulary \[0, 16\)"),
+
+    # -- model: bridges --
+    C("model.bridge_config", "cfg a dict", lambda: model.bridge_config(TINY), TypeError, r"cfg must be a course_utils\.model\.Config, got dict"),
+    C("model.to_bridge", "model a string", lambda: model.to_bridge("attn_only_2l"), TypeError,
+      r"to_bridge expects a course_utils Transformer as model, got str"),
+    C("model.from_bridge", "a course model", lambda: model.from_bridge(tiny()), TypeError,
+      r"from_bridge expects a TransformerBridge as bridge, got Transformer"),
+
+    # -- data --
+    C("data.repeated_tokens", "batch 0", lambda: data.repeated_tokens(0, 4, 16), ValueError, r"batch must be a positive int, got 0"),
+    C("data.repeated_tokens", "prefix_len float", lambda: data.repeated_tokens(2, 2.5, 16), ValueError,
+      r"prefix_len must be a positive int, got 2\.5"),
+    C("data.repeated_tokens", "d_vocab negative", lambda: data.repeated_tokens(2, 4, -1), ValueError,
+      r"d_vocab must be a positive int, got -1"),
+    C("data.repeated_tokens", "seed a string", lambda: data.repeated_tokens(2, 4, 16, seed="0"), TypeError,
+      r"seed must be an int, got '0'"),
+    C("data.SyntheticLanguage", "d_vocab 0", lambda: SyntheticLanguage(d_vocab=0), ValueError, r"d_vocab must be a positive int, got 0"),
+    C("data.SyntheticLanguage", "successors > d_vocab", lambda: SyntheticLanguage(d_vocab=8, successors=9), ValueError,
+      r"successors=9 cannot exceed d_vocab=8"),
+    C("data.SyntheticLanguage", "p_repeat 1.5", lambda: SyntheticLanguage(p_repeat=1.5), ValueError, r"p_repeat must be in \[0, 1\], got 1\.5"),
+    C("data.SyntheticLanguage", "span too long for n_ctx", lambda: SyntheticLanguage(n_ctx=16, max_span=10), ValueError,
+      r"need min_span <= max_span and 2 \* max_span \+ 2 <= n_ctx.*max_span=10, n_ctx=16"),
+    C("data.SyntheticLanguage", "seed a float", lambda: SyntheticLanguage(seed=0.5), TypeError, r"seed must be an int, got 0\.5"),
+    C("data.SyntheticLanguage", "sample size 0", lambda: SyntheticLanguage().sample(0, seed=0), ValueError,
+      r"size must be a positive int, got 0"),
+    C("data.SyntheticLanguage", "batch step a float", lambda: SyntheticLanguage().batch(1.0, 4), TypeError,
+      r"step must be an int, got 1\.0"),
+
+    # -- train --
+    C("train.TrainConfig", "steps 0", lambda: TrainConfig(steps=0), ValueError, r"TrainConfig\.steps must be a positive int, got 0"),
+    C("train.TrainConfig", "batch_size float", lambda: TrainConfig(batch_size=2.0), ValueError,
+      r"TrainConfig\.batch_size must be a positive int, got 2\.0"),
+    C("train.TrainConfig", "lr 0", lambda: TrainConfig(lr=0), ValueError, r"TrainConfig\.lr must be > 0, got 0"),
+    C("train.TrainConfig", "lr a string", lambda: TrainConfig(lr="1e-3"), ValueError, r"TrainConfig\.lr must be > 0, got '1e-3'"),
+    C("train.TrainConfig", "warmup_steps negative", lambda: TrainConfig(warmup_steps=-1), ValueError,
+      r"TrainConfig\.warmup_steps must be an int >= 0, got -1"),
+    C("train.TrainConfig", "device unknown", lambda: TrainConfig(device="tpu"), ValueError,
+      r"TrainConfig\.device must be 'cpu', 'cuda', 'mps' or 'auto', got 'tpu'"),
+    C("train.pick_device", "unknown device", lambda: train.pick_device("tpu"), ValueError,
+      r"name must be 'cpu', 'cuda', 'mps', 'auto' or a torch\.device, got 'tpu'"),
+    C("train.learning_rate", "negative step", lambda: train.learning_rate(-1, TrainConfig()), ValueError,
+      r"step must be an int >= 0, got -1"),
+    C("train.learning_rate", "cfg a dict", lambda: train.learning_rate(0, {"lr": 1e-3}), TypeError,
+      r"cfg must be a course_utils\.train\.TrainConfig, got dict"),
+    C("train.make_optimizer", "model a string", lambda: train.make_optimizer("model", TrainConfig()), TypeError,
+      r"model must be a torch\.nn\.Module, got str"),
+    C("train.make_optimizer", "cfg a Config", lambda: train.make_optimizer(tiny(), Config()), TypeError,
+      r"cfg must be a course_utils\.train\.TrainConfig, got Config"),
+    C("train.train", "model a string", lambda: train.train("attn_only_2l", lambda s: tokens(2, 4), TrainConfig()),
+      TypeError, r"train expects a course_utils Transformer as model, got str"),
+    C("train.train", "batches a tensor", lambda: train.train(tiny(), tokens(2, 4), TrainConfig()), TypeError,
+      r"batches must be a function step -> tokens \[batch, pos\], got Tensor"),
+    C("train.train", "cfg a dict", lambda: train.train(tiny(), lambda s: tokens(2, 4), {"steps": 1}), TypeError,
+      r"cfg must be a course_utils\.train\.TrainConfig, got dict"),
+    C("train.train", "stop_at negative", lambda: train.train(tiny(), lambda s: tokens(2, 4), TrainConfig(), stop_at=-1),
+      ValueError, r"stop_at must be None or an int >= 0, got -1"),
+    C("train.train", "batches give float tokens",
+      lambda: train.train(Transformer(Config(**TINY)), lambda s: floats(2, 4), TrainConfig(steps=1), progress=False),
+      TypeError, r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("train.list_checkpoints", "missing directory", lambda: train.list_checkpoints(files()["root"] / "nope"),
+      FileNotFoundError, r"checkpoint_dir must be an existing directory, got '.*nope'"),
+    C("train.list_checkpoints", "a file, not a directory", lambda: train.list_checkpoints(files()["good"]),
+      FileNotFoundError, r"checkpoint_dir must be an existing directory, got '.*step_000001\.safetensors'"),
+    C("train.atomic_save", "tensors a list", lambda: train.atomic_save([torch.zeros(1)], files()["root"] / "x.safetensors", {}),
+      TypeError, r"tensors must be a dict \{name: torch\.Tensor\}, got list"),
+    C("train.atomic_save", "metadata not strings",
+      lambda: train.atomic_save({"x": torch.zeros(1)}, files()["root"] / "x.safetensors", {"step": 3}),
+      TypeError, r"metadata must be a dict \{str: str\}, got \{'step': 3\}"),
+    C("train.atomic_save", "directory missing",
+      lambda: train.atomic_save({"x": torch.zeros(1)}, files()["root"] / "nope" / "x.safetensors", {}),
+      FileNotFoundError, r"path must be in an existing directory, got '.*nope/x\.safetensors'"),
+    C("train.read_safetensors", "missing file", lambda: train.read_safetensors(files()["missing"]), FileNotFoundError,
+      r"no checkpoint file at .*missing\.safetensors: path must be an existing \.safetensors file"),
+    C("train.read_safetensors", "garbage file", lambda: train.read_safetensors(files()["garbage"]), ValueError,
+      r"garbage\.safetensors is not a readable safetensors file \(truncated or corrupt\?\)"),
+    C("train.read_safetensors", "truncated file", lambda: train.read_safetensors(files()["truncated"]), ValueError,
+      r"truncated\.safetensors is not a readable safetensors file \(truncated or corrupt\?\)"),
+    C("train.save_checkpoint", "model a string",
+      lambda: train.save_checkpoint(files()["root"] / "s.safetensors", "m", optimizer(), 1, [], TrainConfig()),
+      TypeError, r"model must be a course_utils Transformer, got str"),
+    C("train.save_checkpoint", "optimizer a dict",
+      lambda: train.save_checkpoint(files()["root"] / "s.safetensors", tiny(), {}, 1, [], TrainConfig()),
+      TypeError, r"optimizer must be a torch\.optim\.Optimizer, got dict"),
+    C("train.load_checkpoint", "missing file", lambda: train.load_checkpoint(files()["missing"], tiny()),
+      FileNotFoundError, r"no checkpoint file at .*missing\.safetensors"),
+    C("train.load_checkpoint", "truncated file", lambda: train.load_checkpoint(files()["truncated"], tiny()),
+      ValueError, r"truncated\.safetensors is not a readable safetensors file \(truncated or corrupt\?\)"),
+    C("train.load_checkpoint", "not a checkpoint", lambda: train.load_checkpoint(files()["weights_only"], tiny()),
+      ValueError, r"weights_only\.safetensors is not a training checkpoint \(no 'step' in its metadata\)"),
+    C("train.load_checkpoint", "another model's checkpoint",
+      lambda: train.load_checkpoint(files()["good"], Transformer(Config(**{**TINY, "n_layers": 1}))),
+      ValueError, r"step_000001\.safetensors was saved from a model with config \{.*'n_layers': 2.*\}, not \{.*'n_layers': 1"),
+    C("train.load_checkpoint", "model a string", lambda: train.load_checkpoint(files()["good"], "attn_only_2l"),
+      TypeError, r"model must be a course_utils Transformer, got str"),
+    C("train.load_model", "missing file", lambda: train.load_model(files()["missing"]), FileNotFoundError,
+      r"no checkpoint file at .*missing\.safetensors"),
+    C("train.load_model", "garbage file", lambda: train.load_model(files()["garbage"]), ValueError,
+      r"garbage\.safetensors is not a readable safetensors file"),
+    C("train.load_model", "not a checkpoint", lambda: train.load_model(files()["weights_only"]), ValueError,
+      r"path must be a training checkpoint; .*weights_only\.safetensors has no 'model_config'"),
+
+    # -- metrics: attention-pattern scores --
+    C("metrics.prev_token_score", "pattern rank 1", lambda: metrics.prev_token_score(floats(5)), ValueError,
+      r"pattern must be a tensor \[\.\.\., query_pos, key_pos\] with query_pos == key_pos, got \(5,\)"),
+    C("metrics.prev_token_score", "pattern not square", lambda: metrics.prev_token_score(floats(2, 2, 4, 5)), ValueError,
+      r"pattern must be a tensor \[\.\.\., query_pos, key_pos\] with query_pos == key_pos, got \(2, 2, 4, 5\)"),
+    C("metrics.prev_token_score", "pattern a list", lambda: metrics.prev_token_score([[1.0]]), ValueError,
+      r"pattern must be a tensor .*, got list"),
+    C("metrics.prev_token_score", "int pattern", lambda: metrics.prev_token_score(pattern(1, 2, 4, 4, dtype=torch.long)),
+      TypeError, r"pattern must be a floating-point tensor, got dtype torch\.int64"),
+    C("metrics.prev_token_score", "pattern on meta", lambda: metrics.prev_token_score(floats(1, 2, 4, 4, device=META)),
+      ValueError, r"pattern must hold data.*device 'meta'"),
+    C("metrics.induction_score", "period 0", lambda: metrics.induction_score(pattern(1, 2, 12, 12), 0), ValueError,
+      r"period must be an int in \[1, 10\] for sequences of length 12, got 0"),
+    C("metrics.induction_score", "period too long", lambda: metrics.induction_score(pattern(1, 2, 12, 12), 11), ValueError,
+      r"period must be an int in \[1, 10\] for sequences of length 12, got 11"),
+    C("metrics.induction_score", "period float", lambda: metrics.induction_score(pattern(1, 2, 12, 12), 6.0), ValueError,
+      r"period must be an int in \[1, 10\].*got 6\.0"),
+    C("metrics.induction_score", "period True", lambda: metrics.induction_score(pattern(1, 2, 12, 12), True), ValueError,
+      r"period must be an int in \[1, 10\].*got True"),
+    C("metrics.induction_score", "pattern not square", lambda: metrics.induction_score(floats(2, 2, 4, 5), 2), ValueError,
+      r"pattern must be a tensor \[\.\.\., query_pos, key_pos\].*got \(2, 2, 4, 5\)"),
+    C("metrics.duplicate_token_score", "period negative", lambda: metrics.duplicate_token_score(pattern(1, 2, 12, 12), -6),
+      ValueError, r"period must be an int in \[1, 10\] for sequences of length 12, got -6"),
+    C("metrics.duplicate_token_score", "int pattern",
+      lambda: metrics.duplicate_token_score(pattern(1, 2, 12, 12, dtype=torch.long), 6),
+      TypeError, r"pattern must be a floating-point tensor, got dtype torch\.int64"),
+    C("metrics.head_scores", "model a string",
+      lambda: metrics.head_scores("attn_only_2l", tokens(1, 8), metrics.prev_token_score), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("metrics.head_scores", "float tokens", lambda: metrics.head_scores(tiny(), floats(1, 8), metrics.prev_token_score),
+      TypeError, r"tokens must be an integer tensor.*got dtype torch\.float32"),
+    C("metrics.head_scores", "token id = d_vocab", lambda: metrics.head_scores(tiny(), tokens(1, 8, fill=16), metrics.prev_token_score),
+      ValueError, r"tokens contains id 16, outside the vocabulary \[0, 16\)"),
+    C("metrics.head_scores", "longer than the context", lambda: metrics.head_scores(tiny(), tokens(1, 9), metrics.prev_token_score),
+      ValueError, r"tokens has 9 positions but the model's context is n_ctx=8"),
+    C("metrics.head_scores", "empty batch", lambda: metrics.head_scores(tiny(), tokens(0, 8), metrics.prev_token_score),
+      ValueError, r"tokens is empty: shape \(0, 8\)"),
+    C("metrics.head_scores", "score a name", lambda: metrics.head_scores(tiny(), tokens(1, 8), "induction"),
+      TypeError, r"score must be a function pattern -> \[head\] \(e\.g\. induction_score\), got 'induction'"),
+
+    # -- metrics: losses and in-context learning --
+    C("metrics.per_token_loss", "logits rank 2", lambda: metrics.per_token_loss(floats(4, 16), tokens(1, 4)), ValueError,
+      r"logits must have shape \[batch, pos, d_vocab\], got shape \(4, 16\)"),
+    C("metrics.per_token_loss", "float tokens", lambda: metrics.per_token_loss(floats(1, 4, 16), floats(1, 4)), TypeError,
+      r"tokens must be an integer tensor.*got dtype torch\.float32"),
+    C("metrics.icl_score", "loss a list", lambda: metrics.icl_score([1.0, 2.0], slice(0, 1), slice(1, 2)), ValueError,
+      r"loss_by_token must be a tensor \[\.\.\., pos - 1\] of per-token losses, got list"),
+    C("metrics.icl_score", "early not a slice", lambda: metrics.icl_score(floats(2, 10), 3, slice(5, 9)), ValueError,
+      r"early must be a non-empty slice of the 10 predicted positions, got 3"),
+    C("metrics.icl_score", "late empty", lambda: metrics.icl_score(floats(2, 10), slice(0, 3), slice(20, 30)), ValueError,
+      r"late must be a non-empty slice of the 10 predicted positions, got slice\(20, 30, None\)"),
+    C("metrics.phase_window", "lengths differ", lambda: metrics.phase_window([0, 1, 2], [0.0, 1.0], 2), ValueError,
+      r"steps and values must be sequences of the same length, at least 3; got lengths 3 and 2"),
+    C("metrics.phase_window", "width 0", lambda: metrics.phase_window([0, 1, 2], [0.0, 1.0, 2.0], 0), ValueError,
+      r"width must be a number of steps > 0, got 0"),
+    C("metrics.first_step_above", "lengths differ", lambda: metrics.first_step_above([0, 1, 2], [0.5], 0.4), ValueError,
+      r"steps and values must have the same length, got 3 and 1"),
+    C("metrics.phase_change", "lengths differ", lambda: metrics.phase_change([0, 1, 2], [0] * 3, [0] * 3, [0] * 2, 2),
+      ValueError, r"steps, both ICL curves and best_induction must have one value per checkpoint, got lengths \[3, 3, 3, 2\]"),
+    C("metrics.icl_slices", "language a name", lambda: metrics.icl_slices("attn_only_2l"), TypeError,
+      r"language must be a course_utils\.data\.SyntheticLanguage, got str"),
+    C("metrics.training_curves", "history empty", lambda: metrics.training_curves({}, SyntheticLanguage()), ValueError,
+      r"history must be a non-empty dict \{step: model\}, got \{\}"),
+    C("metrics.training_curves", "language a name", lambda: metrics.training_curves({0: tiny()}, "attn_only_2l"),
+      TypeError, r"language must be a course_utils\.data\.SyntheticLanguage, got str"),
+
+    # -- metrics: weight-level circuits --
+    *[C(f"metrics.{fn.__name__}", what, (lambda fn=fn, lh=lh: fn(tiny(), *lh)), ValueError, match)
+      for fn in (metrics.full_ov_circuit, metrics.positional_qk_circuit, metrics.token_qk_circuit)
+      for what, lh, match in [
+          ("layer out of range", (2, 0), r"no head 2\.0: layers are 0\.\.1, heads 0\.\.1; layer must be an int in that range, got 2"),
+          ("negative head", (0, -1), r"no head 0\.-1: .*head must be an int in that range, got -1"),
+          ("layer 1.0", (1.0, 0), r"no head 1\.0\.0: .*layer must be an int in that range, got 1\.0"),
+          ("head True", (0, True), r"no head 0\.True: .*head must be an int in that range, got True"),
+      ]],
+    C("metrics.full_ov_circuit", "model a string", lambda: metrics.full_ov_circuit("attn_only_2l", 0, 0), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("metrics.eigenvalue_copying_score", "not square", lambda: metrics.eigenvalue_copying_score(floats(3, 4)), ValueError,
+      r"matrix must be a square FactoredMatrix or a square 2-d tensor, got \(3, 4\)"),
+    C("metrics.eigenvalue_copying_score", "a list", lambda: metrics.eigenvalue_copying_score([[1.0]]), ValueError,
+      r"matrix must be a square FactoredMatrix or a square 2-d tensor, got list"),
+    C("metrics.copying_score", "rank 3", lambda: metrics.copying_score(floats(2, 4, 4)), ValueError,
+      r"full_ov must be a square \[d_vocab, d_vocab\] matrix, got \(2, 4, 4\)"),
+    C("metrics.composition_score", "inner shapes differ", lambda: metrics.composition_score(floats(4, 3), floats(4, 4)),
+      ValueError, r"W_A \[d, m\] and W_B \[m, e\] must share m, got shapes \(4, 3\) and \(4, 4\)"),
+    C("metrics.composition_score", "int W_B", lambda: metrics.composition_score(floats(4, 4), tokens(4, 4)), TypeError,
+      r"W_B must be a floating-point tensor, got dtype torch\.int64"),
+    C("metrics.composition_score", "W_A rank 1", lambda: metrics.composition_score(floats(4), floats(4, 4)), ValueError,
+      r"W_A must have shape \[\.\.\., d, m\], got shape \(4,\)"),
+    C("metrics.composition_scores", "mode unknown", lambda: metrics.composition_scores(tiny(), "O"), ValueError,
+      r"mode must be 'Q', 'K' or 'V', got 'O'"),
+    C("metrics.composition_scores", "mode lower case", lambda: metrics.composition_scores(tiny(), "q"), ValueError,
+      r"mode must be 'Q', 'K' or 'V', got 'q'"),
+    C("metrics.composition_scores", "model a string", lambda: metrics.composition_scores("attn_only_2l", "Q"), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("metrics.random_composition_baseline", "mode unknown", lambda: metrics.random_composition_baseline(tiny(), "QK"),
+      ValueError, r"mode must be 'Q', 'K' or 'V', got 'QK'"),
+    C("metrics.random_composition_baseline", "samples 0", lambda: metrics.random_composition_baseline(tiny(), "Q", samples=0),
+      ValueError, r"samples must be a positive int, got 0"),
+
+    # -- zoo --
+    C("zoo.card", "unknown name", lambda: zoo.card("gpt5"), KeyError,
+      r"no zoo model named 'gpt5'; known models: attn_only_1l, attn_only_2l.*name must be one of them"),
+    C("zoo.card", "name not a string", lambda: zoo.card(2), KeyError, r"no zoo model named 2; known models: attn_only_1l"),
+    C("zoo.language", "unknown name", lambda: zoo.language("attn_only_3l"), KeyError, r"no zoo model named 'attn_only_3l'; known models"),
+    C("zoo.load", "unknown name", lambda: zoo.load("gpt5"), KeyError, r"no zoo model named 'gpt5'; known models"),
+    C("zoo.load", "unknown step", lambda: zoo.load("attn_only_2l", step=7), ValueError,
+      r"attn_only_2l has no checkpoint at step 7; its history has steps \[0, 150, 300"),
+    C("zoo.load", "step a string", lambda: zoo.load("attn_only_2l", step="150"), ValueError,
+      r"attn_only_2l has no checkpoint at step '150'; its history has steps \[0, 150"),
+    C("zoo.load", "step True", lambda: zoo.load("attn_only_2l", step=True), ValueError,
+      r"attn_only_2l has no checkpoint at step True; its history has steps"),
+    C("zoo.history", "unknown name", lambda: zoo.history("gpt5"), KeyError, r"no zoo model named 'gpt5'; known models"),
+    C("zoo.training_history", "unknown name", lambda: zoo.training_history("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+    C("zoo.evaluate", "model a name", lambda: zoo.evaluate("attn_only_2l", zoo.language("attn_only_2l")), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("zoo.evaluate", "lang a name", lambda: zoo.evaluate(zoo_model(), "attn_only_2l"), TypeError,
+      r"lang must be a course_utils\.data\.SyntheticLanguage, got str"),
+    C("zoo.evaluate", "language with a larger vocabulary", lambda: zoo.evaluate(zoo_model(), SyntheticLanguage(d_vocab=128, n_ctx=32, max_span=15)),
+      ValueError, r"tokens contains id \d+, outside the vocabulary \[0, 64\)"),
+    C("zoo.retrain", "unknown name", lambda: zoo.retrain("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+    C("zoo.story", "empty history", lambda: zoo.story({}, zoo.language("attn_only_2l")), ValueError,
+      r"history must be a non-empty dict \{step: model\}, got \{\}"),
+    C("zoo.story", "lang a name", lambda: zoo.story({0: zoo_model()}, "attn_only_2l"), TypeError,
+      r"language must be a course_utils\.data\.SyntheticLanguage, got str"),
+    C("zoo.seed_study", "unknown name", lambda: zoo.seed_study("gpt5", [1], files()["root"]), KeyError,
+      r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
+    C("zoo.build", "unknown name", lambda: zoo.build("gpt5"), KeyError, r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
+    C("zoo.record_seed_study", "unknown name", lambda: zoo.record_seed_study("gpt5", [1], files()["root"]), KeyError,
+      r"no zoo model named 'gpt5'"),
+    C("zoo.record_phase_change", "unknown name", lambda: zoo.record_phase_change("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+
+    # -- checks: every check names a non-function fn; carry_on names unknown exercises --
+    *[C(f"checks.{fn.__name__}", "fn not a function", (lambda fn=fn: fn("embed")), checks.ExerciseError,
+        r"expected a function as fn \(pass the function itself, not its result\), got str")
+      for fn in (checks.check_embed, checks.check_pos_embed, checks.check_attention_pattern,
+                 checks.check_multi_head_attention, checks.check_unembed, checks.check_per_token_loss,
+                 checks.check_icl_score, checks.check_prev_token_score, checks.check_induction_score,
+                 checks.check_duplicate_token_score, checks.check_composition_score)],
+    C("checks.check_forward", "fn not a function", lambda: checks.check_forward(None, tiny()), checks.ExerciseError,
+      r"expected a function as fn.*got NoneType"),
+    C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
+      r"model must be a course_utils Transformer, got str"),
+    C("checks.carry_on", "unknown exercise", lambda: checks.carry_on("embedding", None), KeyError,
+      r"no reference implementation named 'embedding' in course_utils: name must be the name of an exercise's function"),
+
+    # -- viz --
+    C("viz.head_heatmap", "scores rank 1", lambda: viz.head_heatmap(floats(4), "scores"), ValueError,
+      r"scores must be a \[layer, head\] grid, got shape \(4,\)"),
+    C("viz.attention_grid", "patterns rank 3", lambda: viz.attention_grid(floats(2, 4, 4)), ValueError,
+      r"patterns must be \[layer, head, query_pos, key_pos\], got shape \(2, 4, 4\)"),
+    C("viz.training_story", "loss shorter than steps", lambda: viz.training_story([0, 1, 2], loss=[1.0, 0.5]), ValueError,
+      r"loss must have one value per step \(3\), got 2 values"),
+    C("viz.training_story", "induction curve too long", lambda: viz.training_story([0, 1], induction={"2l": [0, 1, 2]}),
+      ValueError, r"induction\['2l'\] must have one value per step \(2\), got 3 values"),
+]
+
+# Public names that need no bad-input case, each with the reason.
+EXEMPT = {
+    "zoo.names",  # takes no input
+    "zoo.Recipe",  # a frozen record of (description, Config, SyntheticLanguage, TrainConfig); those have cases
+    "data.Batch",  # a record of two tensors returned by SyntheticLanguage.sample; never built from user input
+    "train.TrainResult",  # a record returned by train; never built from user input
+    "checks.ExerciseError",  # the error the checks raise, not a function that takes input
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_a_clear_error(case: Case):
+    with pytest.raises(case.error, match=case.match):
+        case.call()
+
+
+def public_objects() -> dict[str, object]:
+    """{"module.name": object} for every public function and class defined in a course_utils module
+    ("course_utils.setup" for the package itself, "zoo.load" for a submodule)."""
+    modules = {"course_utils": course_utils}
+    for info in pkgutil.iter_modules(course_utils.__path__):
+        if not info.name.startswith("_"):
+            modules[info.name] = importlib.import_module(f"course_utils.{info.name}")
+    return {f"{short}.{name}": obj
+            for short, module in modules.items() for name, obj in vars(module).items()
+            if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
+            and obj.__module__ == module.__name__}
+
+
+def test_every_public_function_has_a_case():
+    public = public_objects()
+    covered = {c.target for c in CASES}
+    assert not covered - set(public), f"cases name things that are not public: {sorted(covered - set(public))}"
+    assert not EXEMPT - set(public), f"exemptions name things that are not public: {sorted(EXEMPT - set(public))}"
+    assert not EXEMPT & covered, f"exempt but tested (drop the exemption): {sorted(EXEMPT & covered)}"
+    missing = sorted(set(public) - covered - EXEMPT)
+    assert not missing, (
+        f"{len(missing)} public functions/classes have no bad-input case in tests/test_bad_input.py "
+        f"(add one to CASES, or to EXEMPT with a reason if it takes no input): {missing}")
+
+
+def test_the_table_is_large():
+    """The count of cases is reported with the issue; keep it from shrinking unnoticed."""
+    print(f"{len(CASES)} bad-input cases over {len({c.target for c in CASES})} public functions and classes")
+    assert len(CASES) >= 197
+    assert len({c.id for c in CASES}) == len(CASES), "two cases share an id"
