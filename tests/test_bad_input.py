@@ -309,6 +309,12 @@ CASES: list[Case] = [
       ValueError, r"step_000001\.safetensors was saved from a model with config \{.*'n_layers': 2.*\}, not \{.*'n_layers': 1"),
     C("train.load_checkpoint", "model a string", lambda: train.load_checkpoint(files()["good"], "attn_only_2l"),
       TypeError, r"model must be a course_utils Transformer, got str"),
+    C("train.check_weights", "missing tensor", lambda: train.check_weights(
+        {k: v for k, v in tiny().state_dict().items() if k != "embed.W_E"}, tiny(), "some.safetensors"), ValueError,
+      r"some.safetensors does not hold this model's weights: missing \['embed.W_E'\]"),
+    C("train.check_weights", "wrong shape", lambda: train.check_weights(
+        {**tiny().state_dict(), "embed.W_E": torch.zeros(3, 3)}, tiny(), "some.safetensors"), ValueError,
+      r"embed.W_E has shape \(3, 3\), expected \(16, 16\)"),
     C("train.load_model", "missing file", lambda: train.load_model(files()["missing"]), FileNotFoundError,
       r"no checkpoint file at .*missing\.safetensors"),
     C("train.load_model", "garbage file", lambda: train.load_model(files()["garbage"]), ValueError,
@@ -517,5 +523,5 @@ def test_every_public_function_has_a_case():
 def test_the_table_is_large():
     """The count of cases is reported with the issue; keep it from shrinking unnoticed."""
     print(f"{len(CASES)} bad-input cases over {len({c.target for c in CASES})} public functions and classes")
-    assert len(CASES) >= 197
+    assert len(CASES) >= 199
     assert len({c.id for c in CASES}) == len(CASES), "two cases share an id"
