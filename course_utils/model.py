@@ -489,11 +489,11 @@ def bridge_config(cfg: Config):
 
 def to_bridge(model: Transformer):
     """A TransformerBridge computing exactly what `model` computes (same weights, same logits)."""
+    if not isinstance(model, Transformer):
+        raise TypeError(f"to_bridge expects a course_utils Transformer as model, got {type(model).__name__}")
     from transformer_lens import TransformerBridge
     from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
 
-    if not isinstance(model, Transformer):
-        raise TypeError(f"to_bridge expects a course_utils Transformer as model, got {type(model).__name__}")
     bcfg = bridge_config(model.cfg)
     bridge = TransformerBridge.boot_native(bcfg, device=model.W_E.device)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
