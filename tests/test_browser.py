@@ -1,7 +1,7 @@
 """Every solution notebook as a reader sees it: executed, exported to HTML with nbconvert, opened in
 headless Chromium. Every circuitsvis view must have drawn, every matplotlib figure the notebook made
 must be on the page, and the console must hold no JavaScript error. One screenshot per notebook goes
-to build/browser/ (git-ignored).
+to build/browser/ (git-ignored), beside the page and the executed notebook.
 
 The notebooks are executed here (in parallel), which also checks that every cell runs: `make test`
 therefore runs nbval over the exercise twins only.
@@ -53,6 +53,7 @@ def execute_and_export(path: Path) -> dict:
     body, _ = HTMLExporter().from_notebook_node(nb)
     page = OUT / f"{path.stem}.html"
     page.write_text(body)
+    nbformat.write(nb, OUT / f"{path.stem}.ipynb")  # executed, with each cell's timing, for a look
     return {
         "page": page,
         "figures": figures,
