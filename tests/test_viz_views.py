@@ -78,3 +78,12 @@ def test_in_chromium_views_draw_and_a_view_without_the_bundle_says_so(tmp_path):
     report = browser_check.check_page(tmp_path / "orphan.html", timeout=10)
     assert len(report.empty_views) == 1 and "viz.reset_views()" in report.views[0]["text"]
     assert any("viz.reset_views()" in e for e in report.errors)
+
+
+def test_without_chromium_the_browser_check_says_how_to_install_it(monkeypatch):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tools"))
+    import browser_check
+
+    monkeypatch.setattr(browser_check, "find_chromium", lambda: None)
+    with pytest.raises(browser_check.ChromiumMissing, match="make chromium"):
+        browser_check.Chromium()
