@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
-.PHONY: lab test test-fast test-notebook test-slow exercises bench zoo zoo-seeds clean
+.PHONY: lab test test-fast test-notebook test-slow test-browser exercises bench zoo zoo-seeds clean chromium grade lint
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,34 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# Unit tests (retraining the zoo included), then nbval over every solution and exercise notebook,
-# in one pytest run.
-test: $(STAMP)
-	$(PYTEST) tests solutions notebooks $(NBVAL)
+# Unit tests (retraining the zoo included), the browser test (executes every solution notebook,
+# exports it to HTML and opens it in headless Chromium), then nbval over every exercise notebook,
+# in one pytest run. nbval over solutions/ would execute them a second time: `make test-notebook`.
+test: $(STAMP) chromium
+	$(PYTEST) tests notebooks $(NBVAL)
 
-# Unit tests only, without retraining the zoo (seconds, no notebooks).
+# Unit tests only, without retraining the zoo or running notebooks (seconds).
 test-fast: $(STAMP)
-	$(PYTEST) tests -m "not slow"
+	$(PYTEST) tests -m "not slow and not browser and not notebook"
+
+# The solution notebooks in headless Chromium; screenshots and pages in build/browser/.
+test-browser: $(STAMP) chromium
+	$(PYTEST) tests -m browser
+
+# Debian's Chromium for the browser test, installed when missing (needs root, as in CI).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { test "$$(id -u)" = 0 || { echo "make: the browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Run a learner's notebook and print, per exercise, pass or the check's hint:
+#   make grade NOTEBOOK=path/to/their_notebook.ipynb
+grade: $(STAMP)
+	@test -n "$(NOTEBOOK)" || { echo "usage: make grade NOTEBOOK=path/to/notebook.ipynb" >&2; exit 2; }
+	@$(PY) tools/grade.py "$(NOTEBOOK)"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # One notebook: make test-notebook NB=solutions/01_build_a_two_layer_transformer.ipynb
 test-notebook: $(STAMP)
@@ -36,7 +56,8 @@ test-notebook: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTEST) tests -m slow
 
-# Regenerate notebooks/ from solutions/ (the solutions are the source).
+# Regenerate notebooks/ from solutions/ (the solutions are the source), and normalise solutions/:
+# outputs stripped, the Colab set-up cell first, the Open-in-Colab badge on every exercise notebook.
 exercises: $(STAMP)
 	$(PY) tools/make_exercises.py
 

@@ -12,7 +12,11 @@ exercise and giving the hint, and a collapsed "Solution" cell follows with the a
 `check` (they call a check on the learner's function) get nbval's `raises-exception` tag there, so
 nbval runs the exercise notebooks end to end while the stubs are still stubs. Outputs are dropped.
 
-Usage: python tools/make_exercises.py [--check]   (--check: fail if notebooks/ is stale)
+It also normalises the solutions themselves (outputs stripped; the Colab set-up cell from
+`course_utils.colab` as the first code cell, inserted or updated) and puts an "Open in Colab" badge
+at the top of every exercise notebook, so a new or merged notebook needs nothing by hand.
+
+Usage: python tools/make_exercises.py [--check]   (--check: fail if solutions/ or notebooks/ is stale)
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from course_utils import colab  # noqa: E402  (only nbformat and the standard library)
+
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<name>\w+):\s*(?P<hint>.+?)\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 
@@ -57,8 +64,25 @@ def stub_source(source: str, where: str) -> tuple[str, list[str]]:
     return "\n".join(out), solutions
 
 
+def normalise_solution(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The solution without outputs, with the Colab set-up cell as its first code cell."""
+    nb = nbformat.from_dict(solution)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    setup = nbformat.v4.new_code_cell(colab.setup_cell_source())
+    setup.pop("id", None)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    if code and nb.cells[code[0]].source.startswith(colab.SETUP_MARKER):
+        nb.cells[code[0]].source = setup.source
+    else:
+        nb.cells.insert(code[0] if code else len(nb.cells), setup)
+    return nb
+
+
 def exercise_notebook(solution: nbformat.NotebookNode, where: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook(metadata=solution.metadata)
+    nb.cells.append(nbformat.v4.new_markdown_cell(colab.badge_markdown(f"notebooks/{where}")))
     for index, cell in enumerate(solution.cells):
         tags = list(cell.get("metadata", {}).get("tags", []))
         if cell.cell_type != "code":
@@ -89,15 +113,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for path in sorted((ROOT / "solutions").glob("*.ipynb")):
-        solution = nbformat.read(path, as_version=4)
-        text = render(exercise_notebook(solution, path.name))
-        target = ROOT / "notebooks" / path.name
-        if not target.exists() or target.read_text() != text:
-            stale.append(target.name)
-            if not args.check:
-                target.write_text(text)
+        solution = normalise_solution(nbformat.read(path, as_version=4))
+        for target, text in [(path, render(solution)),
+                             (ROOT / "notebooks" / path.name, render(exercise_notebook(solution, path.name)))]:
+            if not target.exists() or target.read_text() != text:
+                stale.append(f"{target.parent.name}/{target.name}")
+                if not args.check:
+                    target.write_text(text)
     if args.check and stale:
-        print(f"notebooks/ is stale for {stale}: run `make exercises`", file=sys.stderr)
+        print(f"stale: {stale}: run `make exercises`", file=sys.stderr)
         return 1
     print(("stale: " if args.check else "wrote: ") + (", ".join(stale) or "nothing (up to date)"))
     return 0
