@@ -25,9 +25,19 @@ BADGE_MARKER = "<!-- open-in-colab -->"
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
+def _dependencies(pyproject) -> list[str]:
+    path = Path(pyproject)
+    if not path.is_file():
+        raise FileNotFoundError(f"pyproject must be the course's pyproject.toml, got {str(pyproject)!r} (no such file)")
+    try:
+        return tomllib.loads(path.read_text())["project"]["dependencies"]
+    except (tomllib.TOMLDecodeError, KeyError) as err:
+        raise ValueError(f"pyproject must be a pyproject.toml with [project] dependencies, got {path} ({err})") from None
+
+
 def colab_requirements(pyproject: Path = PYPROJECT) -> list[str]:
     """The course's pinned packages, less torch (Colab ships its own torch, with CUDA)."""
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    deps = _dependencies(pyproject)
     return [d.replace(" ", "") for d in deps if re.split(r"[<>=!~ \[;]", d, maxsplit=1)[0].lower() != "torch"]
 
 
@@ -61,6 +71,9 @@ def setup_cell_source(pyproject: Path = PYPROJECT) -> str:
 
 def badge_markdown(notebook_path: str) -> str:
     """The "Open in Colab" link for `notebook_path` (relative to the repository root)."""
+    if not isinstance(notebook_path, str) or not notebook_path.endswith(".ipynb") or notebook_path.startswith("/"):
+        raise ValueError(f"notebook_path must be a notebook's path relative to the repository root, such as "
+                         f"'notebooks/01_x.ipynb', got {notebook_path!r}")
     repo = REPO_URL.removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/{notebook_path}"
     image = "https://colab.research.google.com/assets/colab-badge.svg"

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import course_utils
-from course_utils import checks, data, metrics, model, train, viz, zoo
+from course_utils import checks, colab, data, metrics, model, train, viz, zoo
 from course_utils.data import SyntheticLanguage
 from course_utils.model import Config, Transformer
 from course_utils.train import TrainConfig
@@ -477,6 +477,27 @@ CASES: list[Case] = [
       r"loss must have one value per step \(3\), got 2 values"),
     C("viz.training_story", "induction curve too long", lambda: viz.training_story([0, 1], induction={"2l": [0, 1, 2]}),
       ValueError, r"induction\['2l'\] must have one value per step \(2\), got 3 values"),
+    # ---- colab: the set-up cell and badge, written by tools/make_exercises.py
+    C("colab.colab_requirements", "missing pyproject", lambda: colab.colab_requirements("/nope/pyproject.toml"),
+      FileNotFoundError, r"pyproject must be the course's pyproject.toml, got '/nope/pyproject.toml' \(no such file\)"),
+    C("colab.install_commands", "not a pyproject", lambda: colab.install_commands(files()["garbage"]), ValueError,
+      r"pyproject must be a pyproject.toml with \[project\] dependencies, got .*garbage.safetensors"),
+    C("colab.setup_cell_source", "missing pyproject", lambda: colab.setup_cell_source(Path("/nope.toml")),
+      FileNotFoundError, r"pyproject must be .* got '/nope.toml'"),
+    C("colab.badge_markdown", "not a path", lambda: colab.badge_markdown(3), ValueError,
+      r"notebook_path must be a notebook's path relative to the repository root.*got 3"),
+    C("colab.badge_markdown", "absolute path", lambda: colab.badge_markdown("/home/x/01.ipynb"), ValueError,
+      r"notebook_path must be .*got '/home/x/01.ipynb'"),
+    # ---- viz: the light circuitsvis views
+    C("viz.attention_heads", "one head, no head axis", lambda: viz.attention_heads(floats(4, 4), list("abcd")),
+      ValueError, r"attention must be \[head, query_pos, key_pos\] = \[head, 4, 4\] for 4 tokens, got shape \(4, 4\)"),
+    C("viz.attention_heads", "tokens of another length", lambda: viz.attention_heads(floats(2, 4, 4), list("abc")),
+      ValueError, r"attention must be .* for 3 tokens, got shape \(2, 4, 4\)"),
+    C("viz.attention_heads", "too few head names",
+      lambda: viz.attention_heads(floats(2, 4, 4), list("abcd"), head_names=["x"]), ValueError,
+      r"head_names must name each of the 2 heads, got 1 names"),
+    C("viz.colored_tokens", "values of another length", lambda: viz.colored_tokens(["a", "b"], floats(3)),
+      ValueError, r"values must hold one number per token, shape \(2,\), got shape \(3,\)"),
 ]
 
 # Public names that need no bad-input case, each with the reason.
@@ -486,6 +507,8 @@ EXEMPT = {
     "data.Batch",  # a record of two tensors returned by SyntheticLanguage.sample; never built from user input
     "train.TrainResult",  # a record returned by train; never built from user input
     "checks.ExerciseError",  # the error the checks raise, not a function that takes input
+    "viz.CircuitsVisView",  # what attention_heads and colored_tokens return; never built from user input
+    "viz.reset_views",  # takes no input
 }
 
 
@@ -523,5 +546,5 @@ def test_every_public_function_has_a_case():
 def test_the_table_is_large():
     """The count of cases is reported with the issue; keep it from shrinking unnoticed."""
     print(f"{len(CASES)} bad-input cases over {len({c.target for c in CASES})} public functions and classes")
-    assert len(CASES) >= 199
+    assert len(CASES) >= 208
     assert len({c.id for c in CASES}) == len(CASES), "two cases share an id"
