@@ -55,3 +55,46 @@ def test_nothing_unpickles():
             if "torch.load(" in line and "weights_only=True" not in line:
                 offenders.append(f"{path.name}:{lineno}")
     assert not offenders, offenders
+
+
+FORBIDDEN_IN_CODE = {
+    r"(?<![.\w])(eval|exec|compile|__import__)\(": "executes a string",  # model.eval() is not eval()
+    r"\burllib\b|\brequests\b|\bhttpx\b|http\.client|\burlopen\b|\bsocket\b": "can fetch a URL",
+    r"from_pretrained|hf_hub_download|snapshot_download|load_dataset": "can download weights or data",
+    r"\bsubprocess\b|os\.system|os\.popen|^\s*[!%]": "runs a shell command",
+}
+
+
+def _code_cells():
+    import nbformat
+
+    from course_utils.colab import SETUP_MARKER
+
+    for path in sorted([*ROOT.glob("solutions/*.ipynb"), *ROOT.glob("notebooks/*.ipynb")]):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            # The Colab set-up cell (tests/test_colab.py pins its exact text) installs with pip, in Colab only.
+            if cell.cell_type == "code" and not cell.source.startswith(SETUP_MARKER):
+                yield f"{path.parent.name}/{path.name} cell {i}", cell.source
+
+
+def test_notebooks_and_package_neither_execute_strings_nor_fetch():
+    """No notebook cell and no course_utils module executes a string, reaches the network,
+    downloads weights or data, or runs a shell command."""
+    sources = list(_code_cells()) + [(f"course_utils/{p.name}", p.read_text())
+                                     for p in sorted(ROOT.glob("course_utils/*.py")) if p.name != "colab.py"]
+    assert len(sources) > 50
+    offenders = []
+    for where, source in sources:
+        for lineno, line in enumerate(source.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for pattern, why in FORBIDDEN_IN_CODE.items():
+                if re.search(pattern, code):
+                    offenders.append(f"{where}, line {lineno} ({why}): {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_scan_finds_what_it_looks_for():
+    assert not any(re.search(p, "model.eval(); re.compile('x')") for p in FORBIDDEN_IN_CODE)
+    for bad in ["eval('1+1')", "exec(code)", "import urllib.request", "requests.get(url)",
+                "AutoModel.from_pretrained('gpt2')", "subprocess.run(['ls'])", "!pip install x", "%pip install x"]:
+        assert any(re.search(p, bad) for p in FORBIDDEN_IN_CODE), bad
