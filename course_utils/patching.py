@@ -113,21 +113,30 @@ def patch_resid_pre(model, corrupted_tokens, clean_cache, metric, layer: int, po
 def patch_head(model, corrupted_tokens, clean_cache, metric, layer: int, head: int, activation: str = "z"):
     """Run on corrupted_tokens with one head's `activation` (z: its output; q, k, v; or pattern) at
     every position taken from the clean run; return metric(logits)."""
+    return patch_heads(model, corrupted_tokens, clean_cache, metric, [(layer, head)], activation)
+
+
+def patch_heads(model, corrupted_tokens, clean_cache, metric, heads, activation: str = "z"):
+    """As `patch_head`, for several heads [(layer, head), ...] patched together in one run."""
     _check_run(model, corrupted_tokens, clean_cache)
-    _check_index(model, layer, head=head)
+    heads = list(heads)
+    if not heads:
+        raise ValueError("heads must list at least one (layer, head)")
+    for layer, head in heads:
+        _check_index(model, layer, head=head)
     if activation not in HEAD_ACTIVATIONS:
         raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
-    name = f"blocks.{layer}.attn.hook_{activation}"
 
-    def put_back(act, hook):  # [batch, pos, head, d_head], or [batch, head, q, k] for the pattern
+    def put_back(act, hook, head):  # [batch, pos, head, d_head], or [batch, head, q, k] for the pattern
         if activation == "pattern":
-            act[:, head] = clean_cache[name][:, head]
+            act[:, head] = clean_cache[hook.name][:, head]
         else:
-            act[:, :, head] = clean_cache[name][:, :, head]
+            act[:, :, head] = clean_cache[hook.name][:, :, head]
         return act
 
+    hooks = [(f"blocks.{layer}.attn.hook_{activation}", partial(put_back, head=head)) for layer, head in heads]
     with torch.no_grad():
-        return metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=[(name, put_back)]))
+        return metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=hooks))
 
 
 # ---- every patch at once, with TransformerLens's helpers -------------------------------------------------
