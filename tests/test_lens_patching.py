@@ -310,3 +310,29 @@ def test_check_patch_resid_pre():
         checks.check_patch_resid_pre(lambda *a: by_hand(*a, name="hook_resid_post"))
     with pytest.raises(ExerciseError, match="indexed the batch axis"):
         checks.check_patch_resid_pre(lambda m, c, cache, metric, l, p: by_hand(m, c, cache, metric, l, p, index=(p,)))
+
+
+def test_patching_a_group_of_heads(models, patch_inputs):
+    model, bridge = models
+    clean, corrupted = patch_inputs
+    metric = patching.patching_metric(model, clean, corrupted, slice(6, 11))
+    _, cache = run(model, clean)
+    one = patching.patch_head(model, corrupted, cache, metric, 2, 1, "k")
+    assert one.item() == pytest.approx(patching.patch_heads(model, corrupted, cache, metric, [(2, 1)], "k").item(), abs=1e-6)
+    every = [(layer, head) for layer in range(3) for head in range(2)]
+    # patching both heads of layer 0 is patching layer 0's whole attention output
+    both = patching.patch_heads(model, corrupted, cache, metric, [(0, 0), (0, 1)], "z")
+
+    def attn_out(act, hook):
+        return cache[hook.name]
+
+    with torch.no_grad():
+        expected = metric(model.run_with_hooks(corrupted, fwd_hooks=[("blocks.0.hook_attn_out", attn_out)]))
+    assert both.item() == pytest.approx(expected.item(), abs=1e-5)
+    _, b_cache = run(bridge, clean)
+    assert patching.patch_heads(bridge, corrupted, b_cache, metric, every, "v").item() == pytest.approx(
+        patching.patch_heads(model, corrupted, cache, metric, every, "v").item(), abs=1e-5)
+    with pytest.raises(ValueError, match="at least one"):
+        patching.patch_heads(model, corrupted, cache, metric, [])
+    with pytest.raises(ValueError, match="layer must be an int"):
+        patching.patch_heads(model, corrupted, cache, metric, [(0, 0), (5, 0)])
