@@ -78,11 +78,11 @@ def _done(name: str, cases: int):
 
 def carry_on(name: str, fn):
     """Your `fn` if its check passed, else the course's reference implementation of `name`."""
-    from . import metrics
+    from . import lens, metrics, patching
 
     if _passed.get(name):
         return fn
-    for module in (reference, metrics):
+    for module in (reference, metrics, lens, patching):
         if hasattr(module, name):
             print(f"(using the reference `{name}` from course_utils.{module.__name__.split('.')[-1]}: "
                   f"yours has not passed its check yet)")
@@ -396,3 +396,178 @@ def check_composition_score(fn):
         }
         _compare("composition_score", got.reshape(()), expected, mistakes, atol=1e-4)
     _done("composition_score", 2)
+
+
+# ---- notebook 05 -----------------------------------------------------------------------------
+
+
+def _small_ln_model(seed: int = 0, n_layers: int = 2):
+    """A small random model with MLPs and LayerNorm, its weights jittered so no bias is zero."""
+    cfg = reference.Config(d_vocab=13, n_ctx=10, d_model=8, n_heads=2, n_layers=n_layers, attn_only=False,
+                           d_mlp=16, normalization_type="LN", seed=seed)
+    model = reference.Transformer(cfg).eval()
+    g = _inputs(seed + 100)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.2)
+    return model
+
+
+def check_decompose_resid(fn):
+    """fn(cache, n_layers) -> [component, batch, pos, d_model]."""
+    __tracebackhide__ = True
+    from . import lens
+
+    for seed, n_layers in [(0, 2), (1, 3)]:
+        model = _small_ln_model(seed, n_layers)
+        tokens = torch.randint(0, 13, (2, 7), generator=_inputs(seed))
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens)
+        got = _run("decompose_resid", fn, cache, n_layers)
+        expected = lens.decompose_resid(cache, n_layers)
+        mistakes = {
+            "you left out the positional embedding (hook_pos_embed): it is written into the residual "
+            "stream next to the token embedding": torch.cat([expected[:1], expected[2:]]),
+            "you left out the MLP outputs (blocks.L.hook_mlp_out)":
+                torch.cat([expected[:2], expected[2::2]]),
+            "you stacked the residual stream after each layer (hook_resid_post), which accumulates "
+            "everything before it; stack what each part adds (hook_attn_out, hook_mlp_out)":
+                torch.stack([cache["hook_embed"], cache["hook_pos_embed"]]
+                            + [cache[f"blocks.{l}.hook_{k}"] for l in range(n_layers) for k in ("resid_mid", "resid_post")]),
+        }
+        _compare("decompose_resid", got, expected, mistakes)
+    _done("decompose_resid", 2)
+
+
+def check_unembed_resid(fn):
+    """fn(resid [..., d_model], w, b, W_U, b_U, eps) -> logits [..., d_vocab]."""
+    __tracebackhide__ = True
+    from . import lens
+
+    for seed, shape in enumerate([(3, 2, 5, 8), (2, 4, 8)]):
+        g = _inputs(seed)
+        resid = torch.randn(shape, generator=g) * 3 + 1
+        d_model, d_vocab = shape[-1], 11
+        w, b = torch.rand(d_model, generator=g) + 0.5, torch.randn(d_model, generator=g)
+        W_U, b_U = torch.randn(d_model, d_vocab, generator=g), torch.randn(d_vocab, generator=g)
+        got = _run("unembed_resid", fn, resid, w, b, W_U, b_U, 1e-5)
+        centred = resid - resid.mean(-1, keepdim=True)
+        mistakes = {
+            "you skipped the final LayerNorm: the unembedding was trained on normalised vectors, so "
+            "normalise first": resid @ W_U + b_U,
+            "you did not subtract the mean before dividing by the RMS (LayerNorm centres first)":
+                (resid / (resid.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt() * w + b) @ W_U + b_U,
+            "you forgot the LayerNorm's own weight w and bias b":
+                (centred / (centred.pow(2).mean(-1, keepdim=True) + 1e-5).sqrt()) @ W_U + b_U,
+            "you left out b_U": lens.unembed_resid(resid, w, b, W_U, b_U) - b_U,
+        }
+        _compare("unembed_resid", got, lens.unembed_resid(resid, w, b, W_U, b_U, 1e-5), mistakes, atol=1e-4)
+    _done("unembed_resid", 2)
+
+
+def check_kl_to_final(fn):
+    """fn(lens_logits [layer, ..., d_vocab], final_logits [..., d_vocab]) -> [layer]."""
+    __tracebackhide__ = True
+    from . import lens
+
+    for seed, shape in enumerate([(4, 2, 3, 7), (3, 5, 9)]):
+        g = _inputs(seed)
+        lens_logits = torch.randn(shape, generator=g) * 2
+        final = torch.randn(shape[1:], generator=g) * 2
+        got = _run("kl_to_final", fn, lens_logits, final)
+        p, q = final.log_softmax(-1), lens_logits.log_softmax(-1)
+        mistakes = {
+            "you computed KL(lens || final): we ask how far the lens is from the model's real output, "
+            "KL(final || lens) = sum p_final (log p_final - log p_lens)":
+                (q.exp() * (q - p)).sum(-1).flatten(1).mean(-1),
+            "you summed over positions (and batch) instead of averaging":
+                (p.exp() * (p - q)).sum(-1).flatten(1).sum(-1),
+            "you used probabilities where the formula has log-probabilities":
+                (p.exp() * (p.exp() - q.exp())).sum(-1).flatten(1).mean(-1),
+        }
+        _compare("kl_to_final", got, lens.kl_to_final(lens_logits, final), mistakes, atol=1e-4)
+    _done("kl_to_final", 2)
+
+
+def check_logit_attribution(fn):
+    """fn(stack [component, batch, pos, d_model], W_U [d_model, d_vocab], tokens [batch, pos]) -> [component, batch, pos - 1]."""
+    __tracebackhide__ = True
+    from . import lens
+
+    for seed, (comp, batch, seq, d_model, d_vocab) in enumerate([(3, 2, 6, 5, 9), (4, 3, 8, 6, 11)]):
+        g = _inputs(seed)
+        stack = torch.randn(comp, batch, seq, d_model, generator=g)
+        W_U = torch.randn(d_model, d_vocab, generator=g)
+        tokens = torch.randint(0, d_vocab, (batch, seq), generator=g)
+        got = _run("logit_attribution", fn, stack, W_U, tokens)
+        logits = stack @ W_U  # [comp, batch, pos, d_vocab]
+        mistakes = {
+            "you read the logit of the token at the same position: position t predicts tokens[:, t + 1]":
+                logits[:, :, :-1].gather(-1, tokens[None, :, :-1, None].expand(comp, -1, -1, 1))[..., 0],
+            "you kept the last position: it has no next token to predict, so the output has pos - 1 entries":
+                logits.gather(-1, torch.cat([tokens[:, 1:], tokens[:, :1]], 1)[None, ..., None].expand(comp, -1, -1, 1))[..., 0],
+            "you returned every logit: keep only the correct next token's, with gather or indexing":
+                logits[:, :, :-1],
+        }
+        _compare("logit_attribution", got, lens.logit_attribution(stack, W_U, tokens), mistakes, atol=1e-4)
+    _done("logit_attribution", 2)
+
+
+# ---- notebook 06 -----------------------------------------------------------------------------
+
+
+def check_normalized_metric(fn):
+    """fn(value, clean_value, corrupted_value) -> 0 at the corrupted value, 1 at the clean one."""
+    __tracebackhide__ = True
+    from . import patching
+
+    cases = [(torch.tensor(-2.0), torch.tensor(-0.5), torch.tensor(-3.0)),
+             (torch.tensor([-1.0, 0.2, -4.0]), torch.tensor(0.5), torch.tensor(-4.0))]
+    for value, clean, corrupted in cases:
+        got = _run("normalized_metric", fn, value, clean, corrupted)
+        if isinstance(got, (int, float)):
+            got = torch.tensor(float(got))
+        mistakes = {
+            "your scale is upside down: the corrupted run should score 0 and the clean run 1, "
+            "(value - corrupted) / (clean - corrupted)": (clean - value) / (clean - corrupted),
+            "you divided by the clean value alone: divide by the gap between clean and corrupted":
+                (value - corrupted) / clean,
+            "you forgot to subtract the corrupted value first": value / (clean - corrupted),
+        }
+        _compare("normalized_metric", got, patching.normalized_metric(value, clean, corrupted), mistakes)
+    _done("normalized_metric", 2)
+
+
+def check_patch_resid_pre(fn):
+    """fn(model, corrupted_tokens, clean_cache, metric, layer, pos) -> metric of the patched run."""
+    __tracebackhide__ = True
+    from . import patching
+
+    model = _small_ln_model(0, 2)
+    clean, corrupted = patching.clean_and_corrupted(4, 5, 13, seed=0)
+    metric = patching.patching_metric(model, clean, corrupted, slice(5, 9))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(clean)
+
+        def patched(name, index):
+            def hook(act, hook):
+                act[index] = cache[name][index]
+                return act
+            return metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)]))
+
+        for layer, pos in [(1, 2), (0, 4), (1, 7)]:
+            got = _run("patch_resid_pre", fn, model, corrupted, cache, metric, layer, pos)
+            if isinstance(got, (int, float)):
+                got = torch.tensor(float(got))
+            pre = f"blocks.{layer}.hook_resid_pre"
+            mistakes = {
+                "you patched every position: put back only position `pos`, resid[:, pos]":
+                    patched(pre, (slice(None), slice(None))),
+                "you patched the residual stream leaving the layer (hook_resid_post): patch the one "
+                "entering it, blocks.LAYER.hook_resid_pre": patched(f"blocks.{layer}.hook_resid_post", (slice(None), pos)),
+                "you indexed the batch axis: the residual stream is [batch, pos, d_model], so index "
+                "resid[:, pos]": patched(pre, (pos,)) if pos < 4 else torch.tensor(float("nan")),
+            }
+            expected = patching.patch_resid_pre(model, corrupted, cache, metric, layer, pos)
+            _compare("patch_resid_pre", got.reshape(()), expected, mistakes, atol=1e-4)
+    _done("patch_resid_pre", 3)

@@ -57,6 +57,18 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 
+# A deeper model for the logit lens and activation patching (notebooks 05 and 06): four layers with
+# MLPs and LayerNorm, on the same language. Shorter training than the attention-only models, so that
+# retraining it stays around a minute.
+RECIPES["ln_mlp_4l"] = Recipe(
+    description="Four-layer transformer with MLPs and LayerNorm (4 heads per layer) trained on the "
+    "synthetic bigram language with repeated spans; it forms a previous-token head and induction heads.",
+    model=Config(d_vocab=64, n_ctx=32, d_model=64, n_heads=4, n_layers=4, attn_only=False, d_mlp=128,
+                 normalization_type="LN", seed=0),
+    language=_LANGUAGE,
+    train=TrainConfig(steps=2500, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=100),
+)
+
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
 EVAL_SEED = 10**9
 EVAL_BATCH = 256

@@ -1,0 +1,244 @@
+"""Reading the residual stream (notebook 05): its decomposition, the logit lens, direct logit
+attribution, and a tuned lens.
+
+Every function takes a course `Transformer` or a TransformerLens `TransformerBridge` with a cache
+from `model.run_with_cache(tokens)`, and gives the same numbers on both. The cache's own helpers
+(`decompose_resid`, `accumulated_resid`, `stack_head_results`, `apply_ln_to_stack`) do the work:
+they only need the TransformerLens hook names, which both models have.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def _check_model(model) -> None:
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not hasattr(model, "run_with_cache"):
+        raise TypeError(f"model must be a course Transformer or a TransformerBridge, got {type(model).__name__}")
+
+
+def _check_cache(model, cache) -> None:
+    _check_model(model)
+    if not hasattr(cache, "decompose_resid"):
+        raise TypeError(f"cache must be the ActivationCache from model.run_with_cache(tokens), got {type(cache).__name__}")
+    missing = [n for n in ("hook_embed", f"blocks.{model.cfg.n_layers - 1}.hook_resid_post") if n not in cache]
+    if missing:
+        raise ValueError(f"cache lacks {missing}: run model.run_with_cache(tokens) without a names_filter")
+
+
+def _check_tokens(tokens, cache) -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor) or tokens.dtype.is_floating_point or tokens.ndim != 2:
+        raise ValueError(f"tokens must be an integer tensor [batch, pos], got "
+                         f"{tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__}")
+    expected = tuple(cache["hook_embed"].shape[:2])
+    if tuple(tokens.shape) != expected:
+        raise ValueError(f"tokens has shape {tuple(tokens.shape)} but the cache was made from tokens of shape {expected}")
+    return tokens
+
+
+def ln_final_params(model) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(w, b, eps) of the final LayerNorm, for the course model and a bridge alike."""
+    ln = model.ln_final
+    if model.cfg.normalization_type != "LN":
+        raise ValueError(f"the model has normalization_type={model.cfg.normalization_type!r}, not 'LN'")
+    w = getattr(ln, "w", None)
+    if w is None:  # TransformerBridge: an nn.LayerNorm-style component
+        w, b = ln.weight, ln.bias
+    else:
+        b = ln.b
+    return w, b, model.cfg.eps
+
+
+# ---- decomposing the residual stream ---------------------------------------------------------------
+
+
+def decompose_resid(cache, n_layers: int) -> torch.Tensor:
+    """[component, batch, pos, d_model]: the embedding, the positional embedding, then each layer's
+    attention output and MLP output, in order. They add up to the final residual stream."""
+    stack = cache.decompose_resid(layer=n_layers)
+    if stack.shape[0] != 2 + 2 * n_layers:
+        raise ValueError(f"expected {2 + 2 * n_layers} components for n_layers={n_layers}, got {stack.shape[0]}"
+                         " (decompose_resid by layer needs a model with MLPs)")
+    return stack
+
+
+def decompose_labels(n_layers: int) -> list[str]:
+    """Labels for `decompose_resid`'s components."""
+    return ["embed", "pos_embed"] + [f"{kind} {layer}" for layer in range(n_layers) for kind in ("attn", "mlp")]
+
+
+def resid_components(model, cache) -> tuple[torch.Tensor, list[str]]:
+    """The final residual stream split finer: embed, pos_embed, then per layer each head's output,
+    the attention bias b_O, and the MLP output. ([component, batch, pos, d_model], labels)."""
+    _check_cache(model, cache)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    heads = cache.stack_head_results(layer=n_layers)  # [layer * head, batch, pos, d_model]
+    parts, labels = [cache["hook_embed"], cache["hook_pos_embed"]], ["embed", "pos_embed"]
+    for layer in range(n_layers):
+        parts += list(heads[layer * n_heads:(layer + 1) * n_heads])
+        labels += [f"L{layer}H{h}" for h in range(n_heads)]
+        parts.append(model.b_O[layer].expand_as(cache["hook_embed"]))
+        labels.append(f"b_O {layer}")
+        if not model.cfg.attn_only:
+            parts.append(cache[f"blocks.{layer}.hook_mlp_out"])
+            labels.append(f"mlp {layer}")
+    return torch.stack(parts), labels
+
+
+# ---- the logit lens ------------------------------------------------------------------------------------
+
+
+def unembed_resid(resid: torch.Tensor, w: torch.Tensor, b: torch.Tensor, W_U: torch.Tensor, b_U: torch.Tensor,
+                  eps: float = 1e-5) -> torch.Tensor:
+    """What the model would predict if its residual stream ended here: the final LayerNorm (centre,
+    divide by the RMS, scale by w, add b), then the unembedding. resid [..., d_model] -> [..., d_vocab]."""
+    x = resid - resid.mean(-1, keepdim=True)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return (x * w + b) @ W_U + b_U
+
+
+def lens_labels(n_layers: int) -> list[str]:
+    """Labels of the logit lens's rows: the embeddings, then the residual stream after each layer."""
+    return ["embed"] + [f"after {layer}" for layer in range(n_layers)]
+
+
+def logit_lens(model, cache) -> torch.Tensor:
+    """[n_layers + 1, batch, pos, d_vocab]: the final LayerNorm and unembedding applied to the
+    residual stream before layer 0 (the embeddings) and after each layer. The last row is the
+    model's own logits."""
+    _check_cache(model, cache)
+    resid = cache.accumulated_resid(apply_ln=True)  # each row normalised by model.ln_final
+    return resid @ model.W_U + model.b_U
+
+
+def kl_to_final(lens_logits: torch.Tensor, final_logits: torch.Tensor) -> torch.Tensor:
+    """KL(final || lens) in nats for each row of a lens: lens_logits [layer, ..., d_vocab],
+    final_logits [..., d_vocab] -> [layer], averaged over every other axis."""
+    if lens_logits.shape[1:] != final_logits.shape:
+        raise ValueError(f"lens_logits {tuple(lens_logits.shape)} must be [layer, *final_logits.shape]; "
+                         f"final_logits is {tuple(final_logits.shape)}")
+    final = final_logits.log_softmax(-1)
+    lens = lens_logits.log_softmax(-1)
+    return (final.exp() * (final - lens)).sum(-1).flatten(1).mean(-1)
+
+
+def rank_of(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """The rank (0 = top) of `token` [...] under logits [..., d_vocab] -> [...]."""
+    chosen = logits.gather(-1, token[..., None])
+    return (logits > chosen).sum(-1)
+
+
+# ---- direct logit attribution ------------------------------------------------------------------------
+
+
+def logit_attribution(stack: torch.Tensor, W_U: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """What each component adds to the logit of the correct next token.
+
+    stack [component, batch, pos, d_model] (already through the final LayerNorm's scaling),
+    W_U [d_model, d_vocab], tokens [batch, pos] -> [component, batch, pos - 1]: entry t is the
+    component's contribution, at position t, to the logit of tokens[:, t + 1].
+    """
+    directions = W_U.T[tokens[:, 1:]]  # [batch, pos - 1, d_model]: the unembedding of each next token
+    return (stack[:, :, :-1] * directions).sum(-1)
+
+
+def direct_logit_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    """Direct logit attribution of every component of `resid_components` to the correct next token:
+    ([component, batch, pos - 1], labels).
+
+    The final LayerNorm is linear once its scale is fixed, so each component is centred, divided by
+    the cached `ln_final.hook_scale` (`cache.apply_ln_to_stack`) and multiplied by w. The components'
+    attributions plus the constant `b @ W_U + b_U` add up to the model's logit of the correct token.
+    """
+    tokens = _check_tokens(tokens, cache)
+    stack, labels = resid_components(model, cache)
+    normed = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
+    w, _, _ = ln_final_params(model)
+    return logit_attribution(normed * w, model.W_U, tokens), labels
+
+
+def head_attribution(model, cache, tokens: torch.Tensor) -> torch.Tensor:
+    """Direct logit attribution of each head, [n_layers, n_heads, batch, pos - 1]."""
+    dla, labels = direct_logit_attribution(model, cache, tokens)
+    rows = [i for i, label in enumerate(labels) if label.startswith("L")]
+    return dla[rows].unflatten(0, (model.cfg.n_layers, model.cfg.n_heads))
+
+
+def layer_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    """Direct logit attribution of the embeddings and of each layer's attention and MLP outputs:
+    ([component, batch, pos - 1], labels as in `decompose_labels`)."""
+    tokens = _check_tokens(tokens, cache)
+    _check_cache(model, cache)
+    stack = decompose_resid(cache, model.cfg.n_layers)
+    normed = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
+    w, _, _ = ln_final_params(model)
+    return logit_attribution(normed * w, model.W_U, tokens), decompose_labels(model.cfg.n_layers)
+
+
+# ---- a tuned lens (Belrose et al. 2023) -----------------------------------------------------------------
+
+
+class TunedLens(nn.Module):
+    """One affine translator per lens row, resid -> resid @ A + c, applied before the model's own
+    final LayerNorm and unembedding. A starts as the identity and c as zero, so an untrained tuned
+    lens is the logit lens."""
+
+    def __init__(self, n_layers: int, d_model: int):
+        super().__init__()
+        self.A = nn.Parameter(torch.eye(d_model).repeat(n_layers + 1, 1, 1))  # [layer, d_model, d_model]
+        self.c = nn.Parameter(torch.zeros(n_layers + 1, d_model))
+
+    def forward(self, resid_stack: torch.Tensor, model) -> torch.Tensor:
+        """resid_stack [layer, batch, pos, d_model] (unnormalised) -> logits [layer, batch, pos, d_vocab]."""
+        if resid_stack.shape[0] != self.A.shape[0]:
+            raise ValueError(f"resid_stack has {resid_stack.shape[0]} rows; this lens has {self.A.shape[0]}")
+        translated = torch.einsum("l...d,lde->l...e", resid_stack, self.A) + self.c[:, None, None]
+        w, b, eps = ln_final_params(model)
+        return unembed_resid(translated, w, b, model.W_U, model.b_U, eps)
+
+
+def _resid_stack(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    names = ["hook_embed"] + [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)] + \
+        [f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return cache.accumulated_resid().detach(), logits.detach()
+
+
+def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: int = 0,
+                     progress: bool = True) -> tuple[TunedLens, list[float]]:
+    """Train a TunedLens on `model` (kept frozen) to minimise the KL from the model's final output,
+    summed over layers. `batches(step)` gives token batches [batch, pos]. Returns (lens, losses)."""
+    _check_model(model)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not callable(batches):
+        raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
+    torch.manual_seed(seed)
+    device = model.W_U.device
+    lens = TunedLens(model.cfg.n_layers, model.cfg.d_model).to(device)
+    opt = torch.optim.Adam(lens.parameters(), lr=lr)
+    losses = []
+    with torch.enable_grad():
+        for step in tqdm(range(steps), desc="tuned lens", disable=not progress):
+            resid, final = _resid_stack(model, batches(step).to(device))
+            lens_logits = lens(resid, model)
+            target = final.log_softmax(-1)
+            loss = F.kl_div(lens_logits.log_softmax(-1), target[None].expand_as(lens_logits),
+                            log_target=True, reduction="none").sum(-1).mean(dim=(1, 2)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return lens.eval(), losses
+
+
+def tuned_lens_logits(lens: TunedLens, model, cache) -> torch.Tensor:
+    """[n_layers + 1, batch, pos, d_vocab]: the tuned lens on a cache's residual stream."""
+    _check_cache(model, cache)
+    with torch.no_grad():
+        return lens(cache.accumulated_resid(), model)

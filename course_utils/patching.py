@@ -1,0 +1,232 @@
+"""Activation patching and causal tracing (notebook 06).
+
+Run the model on a corrupted input, put back ("patch in") one activation from the clean run, and
+measure how much of the clean behaviour returns: 0 is the corrupted run, 1 the clean run.
+
+`patch_resid_pre` and `patch_head` are the one-patch versions, written with hooks, that notebook 06
+has you write. The sweeps (`resid_patching`, `head_patching`) call TransformerLens's own helpers in
+`transformer_lens.patching`, which do the same for every index, with a progress bar. Everything
+works on a course `Transformer` and on a `TransformerBridge` alike.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from types import SimpleNamespace
+
+import torch
+from tqdm.auto import tqdm
+from transformer_lens import patching as tl_patching
+
+from .data import _generator, repeated_tokens
+
+HEAD_ACTIVATIONS = ("z", "q", "k", "v", "pattern")
+
+
+def _check_model(model) -> None:
+    if getattr(model, "cfg", None) is None or not hasattr(model, "run_with_hooks"):
+        raise TypeError(f"model must be a course Transformer or a TransformerBridge, got {type(model).__name__}")
+
+
+def _check_index(model, layer, pos=None, seq_len=None, head=None) -> None:
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    if not (isinstance(layer, int) and 0 <= layer < n_layers):
+        raise ValueError(f"layer must be an int in [0, {n_layers - 1}], got {layer!r}")
+    if pos is not None and not (isinstance(pos, int) and 0 <= pos < seq_len):
+        raise ValueError(f"pos must be an int in [0, {seq_len - 1}], got {pos!r}")
+    if head is not None and not (isinstance(head, int) and 0 <= head < n_heads):
+        raise ValueError(f"head must be an int in [0, {n_heads - 1}], got {head!r}")
+
+
+def _check_run(model, corrupted_tokens, clean_cache) -> None:
+    _check_model(model)
+    if not isinstance(corrupted_tokens, torch.Tensor) or corrupted_tokens.ndim != 2 or corrupted_tokens.dtype.is_floating_point:
+        raise ValueError("corrupted_tokens must be an integer tensor [batch, pos]")
+    shape = tuple(clean_cache["hook_embed"].shape[:2])
+    if tuple(corrupted_tokens.shape) != shape:
+        raise ValueError(f"corrupted_tokens has shape {tuple(corrupted_tokens.shape)}, the clean cache {shape}: "
+                         "clean and corrupted inputs must have the same shape")
+
+
+# ---- inputs and the metric --------------------------------------------------------------------------
+
+
+def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean, corrupted), each [batch, 2 * period]. Clean: random tokens, then the same again.
+    Corrupted: different random tokens first, then the same second half as the clean input. The
+    second half is predictable only in the clean input, and only by looking back."""
+    clean = repeated_tokens(batch, period, d_vocab, seed=seed)
+    other = torch.randint(0, d_vocab, (batch, period), generator=_generator(seed, period, 7))
+    # A changed first half must differ from the clean one at every position.
+    other = torch.where(other == clean[:, :period], (other + 1) % d_vocab, other)
+    return clean, torch.cat([other, clean[:, period:]], dim=1)
+
+
+def correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: slice) -> torch.Tensor:
+    """Mean log-probability of the correct next token (tokens[:, t + 1]) at the positions t in
+    `positions`: a scalar. On a repeated sequence, positions in the second half measure induction."""
+    if logits.shape[:2] != tokens.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must agree on [batch, pos]")
+    logprobs = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos - 1]
+    chosen = logprobs[:, positions]
+    if chosen.numel() == 0:
+        raise ValueError(f"positions {positions!r} selects none of the {logprobs.shape[1]} predicted positions")
+    return chosen.mean()
+
+
+def normalized_metric(value: torch.Tensor, clean_value: torch.Tensor, corrupted_value: torch.Tensor) -> torch.Tensor:
+    """0 when `value` equals the corrupted run's, 1 when it equals the clean run's."""
+    gap = clean_value - corrupted_value
+    if torch.as_tensor(gap).abs() < 1e-6:
+        raise ValueError(f"clean_value ({float(clean_value):.4g}) and corrupted_value ({float(corrupted_value):.4g}) "
+                         "are equal: the corruption changes nothing this metric can see")
+    return (value - corrupted_value) / gap
+
+
+def patching_metric(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, positions: slice):
+    """A function logits -> score, with score 1 on the clean run's logits and 0 on the corrupted
+    run's: the normalised log-probability of the clean input's next tokens at `positions`."""
+    with torch.no_grad():
+        clean = correct_logprob(model(clean_tokens), clean_tokens, positions)
+        corrupted = correct_logprob(model(corrupted_tokens), clean_tokens, positions)
+    return lambda logits: normalized_metric(correct_logprob(logits, clean_tokens, positions), clean, corrupted)
+
+
+# ---- one patch, by hand ---------------------------------------------------------------------------------
+
+
+def patch_resid_pre(model, corrupted_tokens, clean_cache, metric, layer: int, pos: int) -> torch.Tensor:
+    """Run on corrupted_tokens with the residual stream entering `layer`, at position `pos` only,
+    taken from the clean run; return metric(logits)."""
+    _check_run(model, corrupted_tokens, clean_cache)
+    _check_index(model, layer, pos=pos, seq_len=corrupted_tokens.shape[1])
+    name = f"blocks.{layer}.hook_resid_pre"
+
+    def put_back(resid, hook):  # resid [batch, pos, d_model]
+        resid[:, pos] = clean_cache[name][:, pos]
+        return resid
+
+    with torch.no_grad():
+        return metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=[(name, put_back)]))
+
+
+def patch_head(model, corrupted_tokens, clean_cache, metric, layer: int, head: int, activation: str = "z"):
+    """Run on corrupted_tokens with one head's `activation` (z: its output; q, k, v; or pattern) at
+    every position taken from the clean run; return metric(logits)."""
+    return patch_heads(model, corrupted_tokens, clean_cache, metric, [(layer, head)], activation)
+
+
+def patch_heads(model, corrupted_tokens, clean_cache, metric, heads, activation: str = "z"):
+    """As `patch_head`, for several heads [(layer, head), ...] patched together in one run."""
+    _check_run(model, corrupted_tokens, clean_cache)
+    heads = list(heads)
+    if not heads:
+        raise ValueError("heads must list at least one (layer, head)")
+    for layer, head in heads:
+        _check_index(model, layer, head=head)
+    if activation not in HEAD_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
+
+    def put_back(act, hook, head):  # [batch, pos, head, d_head], or [batch, head, q, k] for the pattern
+        if activation == "pattern":
+            act[:, head] = clean_cache[hook.name][:, head]
+        else:
+            act[:, :, head] = clean_cache[hook.name][:, :, head]
+        return act
+
+    hooks = [(f"blocks.{layer}.attn.hook_{activation}", partial(put_back, head=head)) for layer, head in heads]
+    with torch.no_grad():
+        return metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=hooks))
+
+
+# ---- every patch at once, with TransformerLens's helpers -------------------------------------------------
+
+
+class _TLView:
+    """transformer_lens.patching reads `model.cfg.device` and `model.cfg.n_key_value_heads`, which
+    the course's Config does not have (a bridge's does); this view adds them and passes the rest on."""
+
+    def __init__(self, model):
+        self._model = model
+        self.cfg = SimpleNamespace(n_layers=model.cfg.n_layers, n_heads=model.cfg.n_heads,
+                                   n_key_value_heads=None, device=model.W_E.device)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def _tl(model):
+    from .model import Transformer
+
+    return _TLView(model) if isinstance(model, Transformer) else model
+
+
+def resid_patching(model, corrupted_tokens, clean_cache, metric) -> torch.Tensor:
+    """metric after patching the residual stream entering each layer at each position, [layer, pos]
+    (`transformer_lens.patching.get_act_patch_resid_pre`)."""
+    _check_run(model, corrupted_tokens, clean_cache)
+    with torch.no_grad():
+        return tl_patching.get_act_patch_resid_pre(_tl(model), corrupted_tokens, clean_cache, metric)
+
+
+_TL_HEAD_SWEEPS = {
+    "z": tl_patching.get_act_patch_attn_head_out_all_pos,
+    "q": tl_patching.get_act_patch_attn_head_q_all_pos,
+    "k": tl_patching.get_act_patch_attn_head_k_all_pos,
+    "v": tl_patching.get_act_patch_attn_head_v_all_pos,
+    "pattern": tl_patching.get_act_patch_attn_head_pattern_all_pos,
+}
+
+
+def head_patching(model, corrupted_tokens, clean_cache, metric, activation: str = "z") -> torch.Tensor:
+    """metric after patching one head's `activation` (z, q, k, v or pattern) at every position,
+    for every head: [layer, head] (`transformer_lens.patching.get_act_patch_attn_head_*_all_pos`)."""
+    _check_run(model, corrupted_tokens, clean_cache)
+    if activation not in HEAD_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
+    with torch.no_grad():
+        return _TL_HEAD_SWEEPS[activation](_tl(model), corrupted_tokens, clean_cache, metric)
+
+
+# ---- causal tracing (Meng et al. 2022) ----------------------------------------------------------------
+
+
+def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_positions, noise_scale: float = 3.0,
+                 seed: int = 0, progress: bool = True) -> torch.Tensor:
+    """Causal tracing: add Gaussian noise to the input embeddings at `noise_positions`, then restore
+    the clean residual stream entering one layer at one position at a time. Returns [layer, pos]:
+    the restored fraction of the clean log-probability of the next tokens at `metric_positions`
+    (0: noised run, 1: clean run). The noise's scale is `noise_scale` times the embeddings' std."""
+    _check_model(model)
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype.is_floating_point:
+        raise ValueError("tokens must be an integer tensor [batch, pos]")
+    seq_len = tokens.shape[1]
+    noise_positions = list(noise_positions)
+    if not noise_positions or not all(isinstance(p, int) and 0 <= p < seq_len for p in noise_positions):
+        raise ValueError(f"noise_positions must be a non-empty list of positions in [0, {seq_len - 1}], got {noise_positions!r}")
+    if not noise_scale > 0:
+        raise ValueError(f"noise_scale must be > 0, got {noise_scale!r}")
+    std = model.W_E.std().item()
+    noise = torch.randn(tokens.shape[0], len(noise_positions), model.cfg.d_model, generator=_generator(seed, 11))
+    noise = (noise * noise_scale * std).to(model.W_E.device)
+
+    def add_noise(embed, hook):  # [batch, pos, d_model]
+        embed[:, noise_positions] = embed[:, noise_positions] + noise
+        return embed
+
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        clean_logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        noised_logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", add_noise)])
+        clean = correct_logprob(clean_logits, tokens, metric_positions)
+        noised = correct_logprob(noised_logits, tokens, metric_positions)
+        result = torch.zeros(model.cfg.n_layers, seq_len)
+        for layer in tqdm(range(model.cfg.n_layers), desc="causal trace", disable=not progress):
+            for pos in range(seq_len):
+                def restore(resid, hook, pos=pos, name=names[layer]):
+                    resid[:, pos] = cache[name][:, pos]
+                    return resid
+
+                logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", add_noise), (names[layer], restore)])
+                result[layer, pos] = normalized_metric(correct_logprob(logits, tokens, metric_positions), clean, noised)
+    return result
