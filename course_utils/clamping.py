@@ -1,0 +1,235 @@
+"""Clamping and ablating parts of a model *while it trains* (Singh et al. 2024), on the in-context
+classification task of `icl_classification` (notebook 04).
+
+Three conditions, each a list of forward hooks passed to `train(..., fwd_hooks=...)` and kept on
+when the model is evaluated:
+- "baseline": nothing held;
+- "clamp_prev_token": head 0.0's attention pattern held at a perfect previous-token pattern
+  (position i attends only to i - 1), so the model need not *learn* where to look in layer 0;
+- "ablate_layer0": every layer-0 head's output zeroed, so no position can learn which token came
+  before it: the previous-token path that K-composition needs is cut. (Ablating one head is not
+  enough in a fresh model: another layer-0 head would take its job.)
+
+`run(RunConfig(...))` trains one tiny two-layer model (seconds on a CPU) and returns its query
+accuracy at every checkpoint and its `formation_step`. `STUDY_FILE` holds a sweep over conditions,
+numbers of classes and labels and seeds, computed once by `python -m course_utils.clamping`;
+`reproduce(point)` re-runs any recorded point from its config, bit for bit on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from .ablation import ablation_hooks, check_head
+from .icl_classification import FORMED_ACCURACY, ICLClassification, formation_step, query_accuracy
+from .model import Config, Transformer
+from .train import TrainConfig, list_checkpoints, load_model, train
+
+CONDITIONS = ("baseline", "clamp_prev_token", "ablate_layer0")
+STUDY_FILE = Path(__file__).resolve().parent / "zoo_weights" / "studies" / "icl_clamping.json"
+
+
+def perfect_prev_token_pattern(n_ctx: int) -> torch.Tensor:
+    """[n_ctx, n_ctx]: each query i attends only to key i - 1 (query 0, which has no previous
+    token, attends to itself)."""
+    if not isinstance(n_ctx, int) or n_ctx < 2:
+        raise ValueError(f"n_ctx must be an int >= 2, got {n_ctx!r}")
+    pattern = torch.diag(torch.ones(n_ctx - 1), diagonal=-1)
+    pattern[0, 0] = 1.0
+    return pattern
+
+
+def clamp_prev_token_hooks(model, layer: int = 0, head: int = 0) -> list:
+    """Hooks holding head layer.head's attention pattern at `perfect_prev_token_pattern`."""
+    check_head(model, layer, head)
+    perfect = perfect_prev_token_pattern(model.cfg.n_ctx)
+
+    def clamp(pattern, hook):  # [batch, head, query_pos, key_pos]
+        n = pattern.shape[-1]
+        pattern = pattern.clone()
+        pattern[:, head] = perfect[:n, :n].to(pattern.device, pattern.dtype)
+        return pattern
+
+    return [(f"blocks.{layer}.attn.hook_pattern", clamp)]
+
+
+def condition_hooks(model, condition: str) -> list:
+    """The forward hooks of a training condition (see the module's docstring)."""
+    if condition == "baseline":
+        return []
+    if condition == "clamp_prev_token":
+        return clamp_prev_token_hooks(model, 0, 0)
+    if condition == "ablate_layer0":
+        return ablation_hooks(model, [(0, h) for h in range(model.cfg.n_heads)], "zero")
+    raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: the task, the condition, the model's size and the schedule."""
+
+    task: ICLClassification = field(default_factory=ICLClassification)
+    condition: str = "baseline"
+    d_model: int = 32
+    n_heads: int = 2
+    model_seed: int = 0
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 1e-2
+    eval_every: int = 25
+
+    def __post_init__(self):
+        if not isinstance(self.task, ICLClassification):
+            raise TypeError(f"task must be an ICLClassification, got {type(self.task).__name__}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
+
+    def model_config(self) -> Config:
+        return Config(d_vocab=self.task.d_vocab, n_ctx=self.task.n_ctx, d_model=self.d_model,
+                      n_heads=self.n_heads, n_layers=2, attn_only=True, seed=self.model_seed)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=20,
+                           checkpoint_every=self.eval_every, device="cpu")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        return cls(**{**d, "task": ICLClassification(**d["task"])})
+
+
+def run(cfg: RunConfig, progress: bool = False) -> dict:
+    """Train one model under cfg.condition; its query accuracy (evaluated with the same hooks) at
+    step 0 and every cfg.eval_every steps, and the step at which induction forms (None: never)."""
+    model = Transformer(cfg.model_config())
+    hooks = condition_hooks(model, cfg.condition)
+    task = cfg.task
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and the same on every machine
+    try:
+        steps, accuracy = [0], [query_accuracy(model, task, hooks)]
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train(model, lambda step: task.batch(step, cfg.batch_size), cfg.train_config(),
+                           checkpoint_dir=tmp, fwd_hooks=hooks, progress=progress)
+            for path in list_checkpoints(tmp):
+                steps.append(int(path.stem.split("_")[1]))
+                accuracy.append(query_accuracy(load_model(path), task, hooks))
+    finally:
+        torch.set_num_threads(threads)
+    accuracy = [round(a, 4) for a in accuracy]
+    return {"steps": steps, "accuracy": accuracy, "formation_step": formation_step(steps, accuracy),
+            "final_loss": round(sum(result.losses[-20:]) / 20, 4)}
+
+
+# ---- the study: conditions, classes and labels, seeds -------------------------------------------
+
+STUDY_SEEDS = (0, 1, 2)
+STUDY_CLASSES = (8, 16, 32)  # with the default 4 labels
+STUDY_LABELS = (2, 4, 8)  # with the default 8 classes
+
+
+def study_points(seeds=STUDY_SEEDS, classes=STUDY_CLASSES, labels=STUDY_LABELS) -> list[RunConfig]:
+    """Every run of the study, for each seed (the seed sets both the data and the initial weights):
+    the three conditions on the default task, then the baseline with more or fewer classes (at the
+    default number of labels) and with more or fewer labels (at the default number of classes)."""
+    base = RunConfig()
+    points = []
+    for seed in seeds:
+        task = replace(base.task, seed=seed)
+        for condition in CONDITIONS:
+            points.append(replace(base, task=task, condition=condition, model_seed=seed))
+        variants = [replace(task, n_classes=c) for c in classes] + [replace(task, n_labels=n) for n in labels]
+        for t in variants:
+            if t != task:
+                points.append(replace(base, task=t, model_seed=seed))
+    return points
+
+
+def run_study(points=None, progress: bool = True) -> dict:
+    """Run every point (a tqdm bar over the runs) and return the study as a dict for JSON."""
+    from tqdm.auto import tqdm
+
+    points = study_points() if points is None else points
+    return {
+        "formed_accuracy": FORMED_ACCURACY,
+        "torch_version": torch.__version__,
+        "runs": [{"config": p.to_dict(), **run(p)} for p in tqdm(points, desc="runs", disable=not progress)],
+    }
+
+
+def load_study(path: str | Path = STUDY_FILE) -> dict:
+    """The shipped study (a plain JSON file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no study at {path}; compute it with `python -m course_utils.clamping`")
+    return json.loads(path.read_text())
+
+
+def find(study: dict, condition: str = "baseline", **task) -> list[dict]:
+    """The recorded runs with this condition and these task parameters (defaults: RunConfig's)."""
+    want = {**ICLClassification().to_dict(), **task}
+    want.pop("seed")
+    return [r for r in study["runs"] if r["config"]["condition"] == condition
+            and all(r["config"]["task"][k] == v for k, v in want.items())]
+
+
+def steps_to_form(runs: list[dict]) -> list[float]:
+    """The formation step of each run, with "never, within the budget" counted as infinity."""
+    return [float("inf") if r["formation_step"] is None else r["formation_step"] for r in runs]
+
+
+def median_steps_to_form(study: dict, condition: str = "baseline", **task) -> float:
+    """The median over seeds of `steps_to_form` (infinity when most seeds never form)."""
+    steps = sorted(steps_to_form(find(study, condition, **task)))
+    if not steps:
+        raise ValueError(f"the study has no runs with condition={condition!r} and task {task}")
+    return steps[len(steps) // 2]
+
+
+def study_claims(study: dict) -> dict[str, bool]:
+    """The claims of Singh et al. (2024) that notebook 04 asserts, each checked on the study.
+
+    - clamping a perfect previous-token pattern makes induction form earlier (in every seed, and
+      in the median over seeds), and every clamped run forms;
+    - ablating layer 0 during training keeps it from forming within the budget, in every seed;
+    - more classes, or more labels, slow formation: the median step never decreases as either
+      grows, and the largest is later than the smallest.
+    """
+    base = {int(r["config"]["task"]["seed"]): r for r in find(study, "baseline")}
+    clamp = {int(r["config"]["task"]["seed"]): r for r in find(study, "clamp_prev_token")}
+    ablated = find(study, "ablate_layer0")
+
+    def slower(name, values):
+        medians = [median_steps_to_form(study, **{name: v}) for v in values]
+        return all(a <= b for a, b in zip(medians, medians[1:])) and medians[-1] > medians[0]
+
+    return {
+        "clamping earlier in every seed": bool(base) and all(
+            steps_to_form([clamp[s]])[0] < steps_to_form([base[s]])[0] for s in base),
+        "clamping earlier in the median": median_steps_to_form(study, "clamp_prev_token")
+        < median_steps_to_form(study, "baseline"),
+        "clamped runs all form": all(r["formation_step"] is not None for r in clamp.values()),
+        "ablation never forms": bool(ablated) and all(r["formation_step"] is None for r in ablated),
+        "more classes slower": slower("n_classes", STUDY_CLASSES),
+        "more labels slower": slower("n_labels", STUDY_LABELS),
+    }
+
+
+def reproduce(point: dict, progress: bool = False) -> dict:
+    """Re-run a recorded point of the study from its config alone."""
+    return run(RunConfig.from_dict(point["config"]), progress=progress)
+
+
+if __name__ == "__main__":
+    STUDY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    study = run_study()
+    STUDY_FILE.write_text(json.dumps(study, indent=None, separators=(",", ":")) + "\n")
+    print(f"wrote {STUDY_FILE} ({len(study['runs'])} runs)", file=sys.stderr)
