@@ -398,6 +398,102 @@ def check_composition_score(fn):
     _done("composition_score", 2)
 
 
+# ---- notebook 04 -----------------------------------------------------------------------------
+
+
+def _unchanged(name: str, before: torch.Tensor, after: torch.Tensor, what: str):
+    __tracebackhide__ = True
+    if not torch.equal(before, after):
+        raise ExerciseError(f"[{name}] you changed {what} in place: clone it first (`{what} = {what}.clone()`), "
+                            f"then write into the copy; a hook that edits its input in place also edits the "
+                            f"cache you stored it in")
+
+
+def check_ablate_head(fn):
+    """fn(z [batch, pos, head, d_head], head, replacement) -> z with that head's output replaced."""
+    __tracebackhide__ = True
+    from . import ablation
+
+    batch, pos, heads, d_head = 3, 5, 4, 6
+    for seed, kind in enumerate(["zero", "mean", "resample"]):
+        g = _inputs(seed)
+        z = torch.randn(batch, pos, heads, d_head, generator=g)
+        other = torch.randn(batch, pos, d_head, generator=g)
+        replacement = {"zero": torch.zeros(()), "mean": other.mean(0), "resample": other}[kind]
+        head = 1 + seed
+        before = z.clone()
+        got = _run("ablate_head", fn, z, head, replacement)
+        _unchanged("ablate_head", before, z, "z")
+        rep = replacement.expand(batch, pos, d_head)
+        everyone = z.clone()
+        everyone[:] = rep[:, :, None]
+        added = z.clone()
+        added[:, :, head] += rep
+        zeroed = z.clone()
+        zeroed[:, :, head] = 0
+        mistakes = {
+            "you replaced every head's output: only z[:, :, head] changes (the head axis is the third)": everyone,
+            "you added the replacement to the head's output: ablation REPLACES it": added,
+            "you zeroed the head whatever the replacement: set z[:, :, head] = replacement (zeros, the "
+            "mean, or another input's output)": zeroed,
+        }
+        _compare("ablate_head", got, ablation.ablate_head(z, head, replacement), mistakes)
+    _done("ablate_head", 3)
+
+
+def check_keys_without(fn):
+    """fn(k [batch, pos, head, d_head], removed [batch, pos, d_model], W_K [head, d_model, d_head], head)."""
+    __tracebackhide__ = True
+    from . import ablation
+
+    for seed, (batch, pos, heads, d_head, d_model) in enumerate([(2, 5, 3, 4, 8), (3, 6, 4, 2, 8)]):
+        g = _inputs(seed)
+        k = torch.randn(batch, pos, heads, d_head, generator=g)
+        removed = torch.randn(batch, pos, d_model, generator=g)
+        W_K = torch.randn(heads, d_model, d_head, generator=g)
+        head = seed + 1
+        before = k.clone()
+        got = _run("keys_without", fn, k, removed, W_K, head)
+        _unchanged("keys_without", before, k, "k")
+        image = removed @ W_K[head]
+        added, every = k.clone(), k - torch.einsum("bpd,hde->bphe", removed, W_K)
+        added[:, :, head] += image
+        dropped = k.clone()
+        dropped[:, :, head] = 0
+        mistakes = {
+            "you added the writer's contribution: to remove it from the keys, subtract removed @ W_K[head]": added,
+            "you removed it from every head's keys: only the reader head's keys change": every,
+            "you zeroed the head's keys: that removes everything it reads, not only the writer's part": dropped,
+        }
+        _compare("keys_without", got, ablation.keys_without(k, removed, W_K, head), mistakes, atol=1e-4)
+    _done("keys_without", 2)
+
+
+def check_perfect_prev_token_pattern(fn):
+    """fn(n_ctx) -> [n_ctx, n_ctx]: query i attends only to key i - 1; query 0 to itself."""
+    __tracebackhide__ = True
+    from . import clamping
+
+    for n in (4, 7):
+        got = _run("perfect_prev_token_pattern", fn, n)
+        if isinstance(got, torch.Tensor):
+            got = got.float()
+        expected = clamping.perfect_prev_token_pattern(n)
+        no_first = expected.clone()
+        no_first[0, 0] = 0
+        mistakes = {
+            "you put the ones above the diagonal (offset +1): that is attention to the NEXT token, which "
+            "the causal mask forbids; the previous token is diagonal offset -1":
+                torch.diag(torch.ones(n - 1), diagonal=1),
+            "the pattern is the identity: each token attends to itself, not to the one before it": torch.eye(n),
+            "row 0 is all zeros, so it does not sum to 1: query 0 has no previous token, let it attend to "
+            "itself": no_first,
+            "your pattern is transposed: rows are queries, columns are keys": expected.T,
+        }
+        _compare("perfect_prev_token_pattern", got, expected, mistakes)
+    _done("perfect_prev_token_pattern", 2)
+
+
 # ---- notebook 05 -----------------------------------------------------------------------------
 
 
@@ -571,99 +667,3 @@ def check_patch_resid_pre(fn):
             expected = patching.patch_resid_pre(model, corrupted, cache, metric, layer, pos)
             _compare("patch_resid_pre", got.reshape(()), expected, mistakes, atol=1e-4)
     _done("patch_resid_pre", 3)
-
-
-# ---- notebook 04 -----------------------------------------------------------------------------
-
-
-def _unchanged(name: str, before: torch.Tensor, after: torch.Tensor, what: str):
-    __tracebackhide__ = True
-    if not torch.equal(before, after):
-        raise ExerciseError(f"[{name}] you changed {what} in place: clone it first (`{what} = {what}.clone()`), "
-                            f"then write into the copy; a hook that edits its input in place also edits the "
-                            f"cache you stored it in")
-
-
-def check_ablate_head(fn):
-    """fn(z [batch, pos, head, d_head], head, replacement) -> z with that head's output replaced."""
-    __tracebackhide__ = True
-    from . import ablation
-
-    batch, pos, heads, d_head = 3, 5, 4, 6
-    for seed, kind in enumerate(["zero", "mean", "resample"]):
-        g = _inputs(seed)
-        z = torch.randn(batch, pos, heads, d_head, generator=g)
-        other = torch.randn(batch, pos, d_head, generator=g)
-        replacement = {"zero": torch.zeros(()), "mean": other.mean(0), "resample": other}[kind]
-        head = 1 + seed
-        before = z.clone()
-        got = _run("ablate_head", fn, z, head, replacement)
-        _unchanged("ablate_head", before, z, "z")
-        rep = replacement.expand(batch, pos, d_head)
-        everyone = z.clone()
-        everyone[:] = rep[:, :, None]
-        added = z.clone()
-        added[:, :, head] += rep
-        zeroed = z.clone()
-        zeroed[:, :, head] = 0
-        mistakes = {
-            "you replaced every head's output: only z[:, :, head] changes (the head axis is the third)": everyone,
-            "you added the replacement to the head's output: ablation REPLACES it": added,
-            "you zeroed the head whatever the replacement: set z[:, :, head] = replacement (zeros, the "
-            "mean, or another input's output)": zeroed,
-        }
-        _compare("ablate_head", got, ablation.ablate_head(z, head, replacement), mistakes)
-    _done("ablate_head", 3)
-
-
-def check_keys_without(fn):
-    """fn(k [batch, pos, head, d_head], removed [batch, pos, d_model], W_K [head, d_model, d_head], head)."""
-    __tracebackhide__ = True
-    from . import ablation
-
-    for seed, (batch, pos, heads, d_head, d_model) in enumerate([(2, 5, 3, 4, 8), (3, 6, 4, 2, 8)]):
-        g = _inputs(seed)
-        k = torch.randn(batch, pos, heads, d_head, generator=g)
-        removed = torch.randn(batch, pos, d_model, generator=g)
-        W_K = torch.randn(heads, d_model, d_head, generator=g)
-        head = seed + 1
-        before = k.clone()
-        got = _run("keys_without", fn, k, removed, W_K, head)
-        _unchanged("keys_without", before, k, "k")
-        image = removed @ W_K[head]
-        added, every = k.clone(), k - torch.einsum("bpd,hde->bphe", removed, W_K)
-        added[:, :, head] += image
-        dropped = k.clone()
-        dropped[:, :, head] = 0
-        mistakes = {
-            "you added the writer's contribution: to remove it from the keys, subtract removed @ W_K[head]": added,
-            "you removed it from every head's keys: only the reader head's keys change": every,
-            "you zeroed the head's keys: that removes everything it reads, not only the writer's part": dropped,
-        }
-        _compare("keys_without", got, ablation.keys_without(k, removed, W_K, head), mistakes, atol=1e-4)
-    _done("keys_without", 2)
-
-
-def check_perfect_prev_token_pattern(fn):
-    """fn(n_ctx) -> [n_ctx, n_ctx]: query i attends only to key i - 1; query 0 to itself."""
-    __tracebackhide__ = True
-    from . import clamping
-
-    for n in (4, 7):
-        got = _run("perfect_prev_token_pattern", fn, n)
-        if isinstance(got, torch.Tensor):
-            got = got.float()
-        expected = clamping.perfect_prev_token_pattern(n)
-        no_first = expected.clone()
-        no_first[0, 0] = 0
-        mistakes = {
-            "you put the ones above the diagonal (offset +1): that is attention to the NEXT token, which "
-            "the causal mask forbids; the previous token is diagonal offset -1":
-                torch.diag(torch.ones(n - 1), diagonal=1),
-            "the pattern is the identity: each token attends to itself, not to the one before it": torch.eye(n),
-            "row 0 is all zeros, so it does not sum to 1: query 0 has no previous token, let it attend to "
-            "itself": no_first,
-            "your pattern is transposed: rows are queries, columns are keys": expected.T,
-        }
-        _compare("perfect_prev_token_pattern", got, expected, mistakes)
-    _done("perfect_prev_token_pattern", 2)
