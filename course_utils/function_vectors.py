@@ -198,17 +198,15 @@ def average_indirect_effects(model, data, mean_z: dict, shots: int = 5, size: in
     return torch.stack(effects).mean(0)
 
 
-def cross_task_accuracy(model, data, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
-    """[vector's task, prompt's task]: fraction of zero-shot prompts of the second task on which the
-    model, given the first task's vector, answers as the first task would."""
+def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
+    """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
+    added before block `layer`, the fraction of answers that are f_b(xq). A task-specific vector
+    gives a large diagonal and small entries off it."""
+    p = data.prompts(data.tasks[0], 0, size, seed=seed)  # a zero-shot prompt shows no task
     rows = []
     for a in data.tasks:
-        row = []
-        for b in data.tasks:
-            p = data.prompts(b, 0, size, seed=seed)
-            pred = predictions_with_vector(model, p.tokens, vectors[a], layer)
-            row.append((pred == data.apply(a, p.queries)).float().mean().item())
-        rows.append(row)
+        pred = predictions_with_vector(model, p.tokens, vectors[a], layer)
+        rows.append([(pred == data.apply(b, p.queries)).float().mean().item() for b in data.tasks])
     return torch.tensor(rows)
 
 
@@ -233,5 +231,5 @@ def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> d
             "few_shot": round(accuracy_with_vector(model, few.tokens, few.answers), 4),
             "zero_shot_with_fv": round(accuracy_with_vector(model, zero.tokens, zero.answers, vectors[task], layer), 4),
         }
-    result["cross_task"] = cross_task_accuracy(model, data, vectors, layer).round(decimals=4).tolist()
+    result["cross_task"] = cross_task_matrix(model, data, vectors, layer).round(decimals=4).tolist()
     return result
