@@ -78,11 +78,11 @@ def _done(name: str, cases: int):
 
 def carry_on(name: str, fn):
     """Your `fn` if its check passed, else the course's reference implementation of `name`."""
-    from . import ablation, clamping, lens, metrics, patching
+    from . import ablation, clamping, function_vectors, lens, metrics, patching
 
     if _passed.get(name):
         return fn
-    for module in (reference, metrics, ablation, clamping, lens, patching):
+    for module in (reference, metrics, ablation, clamping, lens, patching, function_vectors):
         if hasattr(module, name):
             print(f"(using the reference `{name}` from course_utils.{module.__name__.split('.')[-1]}: "
                   f"yours has not passed its check yet)")
@@ -667,3 +667,128 @@ def check_patch_resid_pre(fn):
             expected = patching.patch_resid_pre(model, corrupted, cache, metric, layer, pos)
             _compare("patch_resid_pre", got.reshape(()), expected, mistakes, atol=1e-4)
     _done("patch_resid_pre", 3)
+
+
+# ---- notebook 07: function vectors ------------------------------------------------------------
+
+
+def _fv_setup(seed: int):
+    """A small random model with MLPs and LayerNorm, and random prompts for it."""
+    from .model import Config, Transformer
+
+    cfg = Config(d_vocab=13, n_ctx=12, d_model=16, n_heads=2, n_layers=2, attn_only=False,
+                 normalization_type="LN", init_range=0.5, seed=seed)
+    g = _inputs(seed)
+    model = reference.Transformer(cfg).eval()
+    with torch.no_grad():  # nonzero biases, so that a mistake with b_O shows
+        for name, p in model.named_parameters():
+            if name.split(".")[-1].startswith("b_"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    tokens = torch.randint(0, cfg.d_vocab, (5, 9), generator=g)
+    answers = torch.randint(0, cfg.d_vocab, (5,), generator=g)
+    return model, tokens, answers, g
+
+
+def check_mean_head_outputs(fn):
+    """fn(model, tokens [batch, pos]) -> [layer, head, d_model]."""
+    __tracebackhide__ = True
+    from . import function_vectors as fv
+
+    for seed in range(2):
+        model, tokens, _, _ = _fv_setup(seed)
+        got = _run("mean_head_outputs", fn, model, tokens)
+        names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        z = torch.stack([cache[n] for n in names], dim=2)  # [batch, pos, layer, head, d_head]
+        out = torch.einsum("bplhe,lhed->bplhd", z, model.W_O.detach())
+        mistakes = {
+            "you returned the mean z (each head's value mix, [layer, head, d_head]): multiply it by "
+            "the head's slice of W_O to get what the head writes into the residual stream": z[:, -1].mean(0),
+            "you averaged over every position: a function vector is read at the last position only "
+            "(tokens[:, -1], where the model answers)": out.mean((0, 1)),
+            "you took the first position, not the last: use [:, -1]": out[:, 0].mean(0),
+            "you summed over the prompts instead of averaging": out[:, -1].sum(0),
+            "you added the bias b_O to every head: b_O belongs to no head (and would count once per head)":
+                out[:, -1].mean(0) + model.b_O.detach()[:, None],
+        }
+        _compare("mean_head_outputs", got, fv.mean_head_outputs(model, tokens), mistakes)
+    _done("mean_head_outputs", 2)
+
+
+def check_indirect_effect(fn):
+    """fn(model, tokens, answers, mean_z, layer, head) -> [batch]: gain in P(answer)."""
+    __tracebackhide__ = True
+    from . import function_vectors as fv
+
+    cases = [(0, 0, 1), (1, 1, 0)]
+    for seed, layer, head in cases:
+        model, tokens, answers, g = _fv_setup(seed)
+        mean_z = torch.randn(model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head, generator=g) * 2
+        got = _run("indirect_effect", fn, model, tokens, answers, mean_z, layer, head)
+        name = f"blocks.{layer}.attn.hook_z"
+
+        def patched(positions, probs=True):
+            def hook(z, hook):
+                z = z.clone()
+                z[:, positions, head] = mean_z[layer, head]
+                return z
+            with torch.no_grad():
+                logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])[:, -1]
+            scores = logits.softmax(-1) if probs else logits.log_softmax(-1)
+            return scores.gather(1, answers[:, None])[:, 0]
+
+        with torch.no_grad():
+            clean_logits = model(tokens)[:, -1]
+        clean = clean_logits.softmax(-1).gather(1, answers[:, None])[:, 0]
+        clean_lp = clean_logits.log_softmax(-1).gather(1, answers[:, None])[:, 0]
+        mistakes = {
+            "you returned P(answer) with the patch, not the gain: subtract P(answer) without it":
+                patched(-1),
+            "your sign is flipped: the effect is P(patched) - P(clean)": clean - patched(-1),
+            "you patched the head at every position: patch the last position only, where the "
+            "model answers": patched(slice(None)) - clean,
+            "you measured the gain in log-probability: the indirect effect is a gain in probability "
+            "(softmax, not log_softmax)": patched(-1, probs=False) - clean_lp,
+            "you averaged over the prompts: return one number per prompt, [batch]":
+                (patched(-1) - clean).mean(),
+        }
+        _compare("indirect_effect", got, fv.indirect_effect(model, tokens, answers, mean_z, layer, head),
+                 mistakes, atol=1e-6)
+    _done("indirect_effect", len(cases))
+
+
+def check_logits_with_vector(fn):
+    """fn(model, tokens, vector [d_model], layer) -> [batch, d_vocab]: last-position logits."""
+    __tracebackhide__ = True
+    from . import function_vectors as fv
+
+    for seed, layer in [(0, 1), (1, 0)]:
+        model, tokens, _, g = _fv_setup(seed)
+        vector = torch.randn(model.cfg.d_model, generator=g) * 3
+
+        def added(hook_name, positions):
+            def hook(resid, hook):
+                resid = resid.clone()
+                resid[:, positions] += vector
+                return resid
+            with torch.no_grad():
+                return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook)])[:, -1]
+
+        pre = f"blocks.{layer}.hook_resid_pre"
+        with torch.no_grad():
+            plain = model(tokens)[:, -1]
+        mistakes = {
+            "your logits are the model's own: the vector was not added (does your hook return the "
+            "changed residual stream?)": plain,
+            "you added the vector at every position: add it at the last position only":
+                added(pre, slice(None)),
+            f"you added the vector after block {layer} (hook_resid_post), not before it "
+            f"(blocks.{layer}.hook_resid_pre)": added(f"blocks.{layer}.hook_resid_post", -1),
+        }
+        got = _run("logits_with_vector", fn, model, tokens, vector, layer)
+        if isinstance(got, torch.Tensor) and got.ndim == 3:
+            raise ExerciseError("[logits_with_vector] you returned the logits at every position: "
+                                "return the last position's, [batch, d_vocab]")
+        _compare("logits_with_vector", got, fv.logits_with_vector(model, tokens, vector, layer), mistakes)
+    _done("logits_with_vector", 2)

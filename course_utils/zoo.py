@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .data import SyntheticLanguage, repeated_tokens
+from .icl_tasks import ICLTasks
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer, _check_model
 from .train import TrainConfig, atomic_save, check_weights, list_checkpoints, load_model, read_safetensors, train
@@ -32,7 +33,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 class Recipe:
     description: str
     model: Config
-    language: SyntheticLanguage
+    language: SyntheticLanguage | ICLTasks  # any data with batch(step, size) and to_dict()
     train: TrainConfig
 
 
@@ -69,6 +70,16 @@ RECIPES["ln_mlp_4l"] = Recipe(
     train=TrainConfig(steps=2500, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=100),
 )
 
+# Notebook 07's model: in-context tasks (function vectors). Appended; the models above are unchanged.
+RECIPES["icl_tasks"] = Recipe(
+    description="Three-layer transformer with MLPs and LayerNorm trained on in-context tasks "
+    "(x -> f(x) demonstrations, then a query): it infers the task from the demonstrations.",
+    model=Config(d_vocab=35, n_ctx=32, d_model=64, n_heads=4, n_layers=3, attn_only=False,
+                 normalization_type="LN", seed=0),
+    language=ICLTasks(n_items=32, max_shots=8, seed=0),
+    train=TrainConfig(steps=1500, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=1500),
+)
+
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
 EVAL_SEED = 10**9
 EVAL_BATCH = 256
@@ -96,9 +107,15 @@ def card(name: str) -> dict:
     return json.loads((ZOO_DIR / f"{name}.json").read_text())
 
 
-def language(name: str) -> SyntheticLanguage:
-    """The synthetic language the model was trained on."""
-    return SyntheticLanguage(**card(name)["language"])
+def language(name: str) -> SyntheticLanguage | ICLTasks:
+    """The data the model was trained on: a synthetic language, or in-context tasks."""
+    return _data_from_card(card(name))
+
+
+def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks:
+    if info.get("data_kind") == "ICLTasks":
+        return ICLTasks.from_dict(info["language"])
+    return SyntheticLanguage(**info["language"])
 
 
 def _model_from(tensors: dict[str, torch.Tensor], cfg: dict, prefix: str = "") -> Transformer:
@@ -176,7 +193,7 @@ def retrain(name: str, checkpoint_dir: str | Path | None = None, progress: bool 
 
 def _retrain_from_card(name: str, checkpoint_dir, progress: bool):
     info = card(name)
-    return _train_from(Config.from_dict(info["model"]), SyntheticLanguage(**info["language"]),
+    return _train_from(Config.from_dict(info["model"]), _data_from_card(info),
                        TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress)
 
 
@@ -221,6 +238,8 @@ def build(name: str, progress: bool = True) -> dict:
     """Train NAME from its recipe and write its weights, history and card into ZOO_DIR."""
     _check_recipe(name)
     recipe = RECIPES[name]
+    if isinstance(recipe.language, ICLTasks):
+        return _build_icl(name, recipe, progress)
     with tempfile.TemporaryDirectory() as tmp:
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
         hist = _history_from(tmp, recipe.model)
@@ -288,6 +307,71 @@ def record_phase_change(two: str = "attn_only_2l", one: str = "attn_only_1l") ->
     return info["phase_change"]
 
 
+# ---- the in-context tasks model (notebook 07) -----------------------------------------------------
+
+
+def evaluate_icl(model, tasks: ICLTasks, size: int = EVAL_BATCH) -> dict:
+    """The metrics an in-context-tasks card records: accuracy (top token = the answer) by task and
+    number of demonstrations, on fresh prompts."""
+    accuracy = {}
+    with torch.no_grad():
+        for task in tasks.tasks:
+            accuracy[task] = []
+            for shots in range(tasks.max_shots):
+                p = tasks.prompts(task, shots, size, seed=EVAL_SEED)
+                hit = model(p.tokens)[:, -1].argmax(-1).cpu() == p.answers
+                accuracy[task].append(round(hit.float().mean().item(), 4))
+    return {"accuracy_by_shots": accuracy, "chance_zero_shot": round(1 / len(tasks.tasks), 4)}
+
+
+def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
+    """build() for a model of in-context tasks: final weights and card (no history: nothing uses it)."""
+    model, result = _train_from(recipe.model, recipe.language, recipe.train, None, progress)
+    info = {
+        "name": name,
+        "description": recipe.description,
+        "model": recipe.model.to_dict(),
+        "data_kind": "ICLTasks",
+        "language": recipe.language.to_dict(),
+        "train": {**recipe.train.to_dict(), "device": "cpu"},
+        "torch_version": torch.__version__,
+        "losses": [round(x, 4) for x in result.losses],
+        "metrics": evaluate_icl(model, recipe.language),
+    }
+    meta = {"card": json.dumps({"name": name, "model": info["model"]})}
+    atomic_save(model.state_dict(), ZOO_DIR / f"{name}.safetensors", meta)
+    (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, progress: bool = True) -> dict:
+    """Train NAME's in-context-tasks recipe with other seeds (model init and task tables) and run
+    `function_vectors.study` on each, with the shipped model as seed 0; written to
+    zoo_weights/studies/NAME.seeds.json (notebook 07's thresholds come from it). Resumable."""
+    from dataclasses import replace
+
+    from .function_vectors import study
+    from .train import load_model
+
+    recipe = RECIPES[name]
+    runs = {"0": study(load(name), recipe.language, k, layer)}
+    for seed in seeds:
+        cfg, data = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
+        _train_from(cfg, data, recipe.train, ckpt_dir, progress)
+        runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), data, k, layer)
+    tasks = recipe.language.tasks
+    spread = {key: [min(r[t][key] for r in runs.values() for t in tasks), max(r[t][key] for r in runs.values() for t in tasks)]
+              for key in ("zero_shot", "few_shot", "zero_shot_with_fv")}
+    spread["top_k_share_of_positive_aie"] = [min(r["top_k_share_of_positive_aie"] for r in runs.values()),
+                                             max(r["top_k_share_of_positive_aie"] for r in runs.values())]
+    result = {"name": name, "k": k, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}
+    out = ZOO_DIR / "studies" / f"{name}.seeds.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 if __name__ == "__main__":
     usage = ("usage: python -m course_utils.zoo build [NAME ...] | seeds NAME WORKDIR SEED [SEED ...]"
              " | phase-change")
@@ -296,6 +380,9 @@ if __name__ == "__main__":
             print(n, json.dumps(build(n)["metrics"]))
     elif len(sys.argv) >= 5 and sys.argv[1] == "seeds":
         print(json.dumps(record_seed_study(sys.argv[2], [int(s) for s in sys.argv[4:]], sys.argv[3]), indent=1))
+    elif len(sys.argv) >= 7 and sys.argv[1] == "icl-seeds":  # icl-seeds NAME WORKDIR K LAYER SEED...
+        result = icl_seed_study(sys.argv[2], [int(s) for s in sys.argv[6:]], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        print(json.dumps(result["spread"], indent=1))
     elif sys.argv[1:] == ["phase-change"]:
         print(json.dumps(record_phase_change()["spread"], indent=1))
     else:

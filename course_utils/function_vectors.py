@@ -1,0 +1,235 @@
+"""Function vectors (Todd et al. 2023), the tools of notebook 07.
+
+A model that does a task in context ("x -> f(x)") must, at the last position, carry some
+representation of *which* task the demonstrations show. Todd et al. find that a few attention heads
+carry it, and that the sum of their mean outputs, the function vector, added to the residual stream
+of a prompt with no demonstrations makes the model do the task.
+
+- `mean_head_outputs`: each head's mean contribution to the residual stream at the last position
+  (its `hook_z` times its slice of `W_O`) over many prompts of a task;
+- `indirect_effects`: patch each head's mean output (a task's) into prompts whose demonstrations are
+  shuffled, and measure how much P(right answer) rises;
+- `function_vector`: the sum of the mean outputs of the top-k heads by average indirect effect;
+- `accuracy_with_vector`: the model's accuracy when a vector is added to the residual stream at the
+  last position, before a chosen layer.
+
+Every function takes the course's Transformer or a TransformerBridge, and gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _check_tokens(model, tokens) -> None:
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
+        got = f"shape {tuple(tokens.shape)}, dtype {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise ValueError(f"tokens must be a torch.long tensor [batch, pos], got {got}")
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= model.cfg.d_vocab):
+        raise ValueError(f"tokens must be ids in [0, {model.cfg.d_vocab}), got ids from "
+                         f"{int(tokens.min())} to {int(tokens.max())}")
+
+
+def _check_answers(tokens, answers) -> None:
+    if not isinstance(answers, torch.Tensor) or answers.shape != tokens.shape[:1]:
+        got = tuple(answers.shape) if isinstance(answers, torch.Tensor) else type(answers).__name__
+        raise ValueError(f"answers must be a tensor [batch] = [{tokens.shape[0]}] (one answer per prompt), got {got}")
+
+
+def _check_layer(model, layer) -> None:
+    n = model.cfg.n_layers
+    if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n):
+        raise ValueError(f"layer must be an int in [0, {n - 1}] (the vector goes into blocks.layer.hook_resid_pre), got {layer!r}")
+
+
+def _check_head(model, layer, head) -> None:
+    _check_layer(model, layer)
+    h = model.cfg.n_heads
+    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < h):
+        raise ValueError(f"head must be an int in [0, {h - 1}], got {head!r}")
+
+
+def _check_vector(model, vector, name="vector", shape=None) -> None:
+    shape = shape or (model.cfg.d_model,)
+    if not isinstance(vector, torch.Tensor) or tuple(vector.shape) != tuple(shape):
+        got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
+        raise ValueError(f"{name} must be a tensor of shape {tuple(shape)}, got {got}")
+
+
+def mean_head_z(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Each head's `hook_z` at the last position, averaged over the prompts: [layer, head, d_head]."""
+    _check_tokens(model, tokens)
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return torch.stack([cache[name][:, -1].mean(0) for name in names])  # hook_z is [batch, pos, head, d_head]
+
+
+def mean_head_outputs(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Each head's mean contribution to the residual stream at the last position: [layer, head, d_model].
+
+    A head writes z @ W_O[layer, head] (its share of the attention output, without the bias b_O);
+    averaged over many prompts of one task, what is left is what the head says about the task.
+    """
+    z = mean_head_z(model, tokens)
+    return torch.einsum("lhe,lhed->lhd", z, model.W_O.detach())
+
+
+def _answer_probs(model, tokens, answers, fwd_hooks=()) -> torch.Tensor:
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=list(fwd_hooks))
+    return logits[:, -1].softmax(-1).gather(1, answers[:, None].to(logits.device))[:, 0]
+
+
+def answer_probs(model, tokens: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """P(answer) at the last position of each prompt: [batch]."""
+    _check_tokens(model, tokens)
+    _check_answers(tokens, answers)
+    return _answer_probs(model, tokens, answers)
+
+
+def _patch_z_hook(head: int, z: torch.Tensor):
+    def hook(activation, hook):  # [batch, pos, head, d_head]
+        activation = activation.clone()
+        activation[:, -1, head] = z.to(activation.device)
+        return activation
+    return hook
+
+
+def indirect_effect(model, tokens, answers, mean_z, layer: int, head: int) -> torch.Tensor:
+    """Gain in P(answer) on each prompt when head (layer, head) outputs its mean z at the last position: [batch].
+
+    mean_z: [layer, head, d_head], from `mean_head_z` on prompts that show the task.
+    """
+    _check_tokens(model, tokens)
+    _check_answers(tokens, answers)
+    _check_head(model, layer, head)
+    _check_vector(model, mean_z, "mean_z", (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head))
+    clean = _answer_probs(model, tokens, answers)
+    hook = (f"blocks.{layer}.attn.hook_z", _patch_z_hook(head, mean_z[layer, head]))
+    return _answer_probs(model, tokens, answers, [hook]) - clean
+
+
+def indirect_effects(model, tokens, answers, mean_z) -> torch.Tensor:
+    """`indirect_effect` of every head, averaged over the prompts: [layer, head]."""
+    return torch.tensor([[indirect_effect(model, tokens, answers, mean_z, layer, head).mean().item()
+                          for head in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
+
+
+def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
+    """The k heads with the largest average indirect effect, as (layer, head), largest first."""
+    if not (isinstance(aie, torch.Tensor) and aie.ndim == 2):
+        raise ValueError(f"aie must be a tensor [layer, head], got {getattr(aie, 'shape', type(aie).__name__)}")
+    if not (isinstance(k, int) and 0 <= k <= aie.numel()):
+        raise ValueError(f"k must be an int in [0, {aie.numel()}] (the number of heads), got {k!r}")
+    order = aie.flatten().argsort(descending=True)[:k]
+    return [(int(i) // aie.shape[1], int(i) % aie.shape[1]) for i in order]
+
+
+def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) -> torch.Tensor:
+    """The sum of the mean outputs [layer, head, d_model] of the given heads: [d_model]."""
+    if not (isinstance(mean_outputs, torch.Tensor) and mean_outputs.ndim == 3):
+        raise ValueError(f"mean_outputs must be a tensor [layer, head, d_model], got "
+                         f"{getattr(mean_outputs, 'shape', type(mean_outputs).__name__)}")
+    n_layers, n_heads, _ = mean_outputs.shape
+    for layer, head in heads:
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
+            raise ValueError(f"no head {layer}.{head}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}")
+    vector = torch.zeros(mean_outputs.shape[-1], dtype=mean_outputs.dtype)
+    for layer, head in heads:
+        vector = vector + mean_outputs[layer, head].cpu()
+    return vector
+
+
+def add_vector_hook(vector: torch.Tensor, layer: int):
+    """(hook name, hook) that adds `vector` to the residual stream at the last position, before block `layer`."""
+    def hook(resid, hook):  # [batch, pos, d_model]
+        resid = resid.clone()
+        resid[:, -1] += vector.to(resid.device)
+        return resid
+    return (f"blocks.{layer}.hook_resid_pre", hook)
+
+
+def logits_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
+    """The logits at the last position, with `vector` added to the residual stream there before
+    block `layer`: [batch, d_vocab]. With vector=None, the model's own logits."""
+    _check_tokens(model, tokens)
+    hooks = []
+    if vector is not None:
+        _check_layer(model, layer)
+        _check_vector(model, vector)
+        hooks = [add_vector_hook(vector, layer)]
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return logits[:, -1]
+
+
+def predictions_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
+    """The model's top token at the last position, with `vector` added before block `layer`: [batch]."""
+    return logits_with_vector(model, tokens, vector, layer).argmax(-1).cpu()
+
+
+def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = None, layer: int = 0) -> float:
+    """Fraction of prompts whose top token is the answer, with `vector` (if any) added before block `layer`."""
+    _check_answers(tokens, answers)
+    return (predictions_with_vector(model, tokens, vector, layer) == answers.cpu()).float().mean().item()
+
+
+# ---- the whole recipe on a model of in-context tasks (notebook 07, and the zoo's seed study) -------
+
+
+def task_mean_z(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
+    """{task: mean_head_z over `size` prompts of `shots` demonstrations of it} ([layer, head, d_head])."""
+    return {task: mean_head_z(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
+
+
+def task_mean_outputs(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
+    """{task: mean_head_outputs over prompts of the task} ([layer, head, d_model])."""
+    return {task: mean_head_outputs(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
+
+
+def average_indirect_effects(model, data, mean_z: dict, shots: int = 5, size: int = 128, seed: int = 2) -> torch.Tensor:
+    """Each head's indirect effect on prompts with shuffled demonstrations, averaged over the prompts
+    and the tasks (Todd et al.'s AIE): [layer, head]."""
+    effects = []
+    for task in data.tasks:
+        p = data.prompts(task, shots, size, seed=seed, shuffle_labels=True)
+        effects.append(indirect_effects(model, p.tokens, p.answers, mean_z[task]))
+    return torch.stack(effects).mean(0)
+
+
+def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
+    """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
+    added before block `layer`, the fraction of answers that are f_b(xq). A task-specific vector
+    gives a large diagonal and small entries off it."""
+    p = data.prompts(data.tasks[0], 0, size, seed=seed)  # a zero-shot prompt shows no task
+    rows = []
+    for a in data.tasks:
+        pred = predictions_with_vector(model, p.tokens, vectors[a], layer)
+        rows.append([(pred == data.apply(b, p.queries)).float().mean().item() for b in data.tasks])
+    return torch.tensor(rows)
+
+
+def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> dict:
+    """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`) and
+    zero-shot-plus-function-vector accuracies; the AIE and the share of it in the top-k heads; the
+    cross-task matrix."""
+    mean_z = task_mean_z(model, data, shots, size)
+    outputs = task_mean_outputs(model, data, shots, size)
+    aie = average_indirect_effects(model, data, mean_z, shots, size)
+    heads = top_heads(aie, k)
+    vectors = {t: function_vector(outputs[t], heads) for t in data.tasks}
+    result = {"k": k, "layer": layer, "shots": shots, "top_heads": heads,
+              "aie": aie.round(decimals=4).tolist(),
+              "top_k_share_of_positive_aie": round(float(aie.flatten().sort(descending=True).values[:k].sum()
+                                                         / aie.clamp_min(0).sum()), 4)}
+    for task in data.tasks:
+        zero = data.prompts(task, 0, size, seed=3)
+        few = data.prompts(task, shots, size, seed=3)
+        result[task] = {
+            "zero_shot": round(accuracy_with_vector(model, zero.tokens, zero.answers), 4),
+            "few_shot": round(accuracy_with_vector(model, few.tokens, few.answers), 4),
+            "zero_shot_with_fv": round(accuracy_with_vector(model, zero.tokens, zero.answers, vectors[task], layer), 4),
+        }
+    result["cross_task"] = cross_task_matrix(model, data, vectors, layer).round(decimals=4).tolist()
+    return result
