@@ -674,7 +674,7 @@ def check_patch_resid_pre(fn):
 
 def _fv_setup(seed: int):
     """A small random model with MLPs and LayerNorm, and random prompts for it."""
-    from .model import Config, Transformer
+    from .model import Config
 
     cfg = Config(d_vocab=13, n_ctx=12, d_model=16, n_heads=2, n_layers=2, attn_only=False,
                  normalization_type="LN", init_range=0.5, seed=seed)
