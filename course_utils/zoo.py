@@ -62,7 +62,7 @@ RECIPES: dict[str, Recipe] = {
 # retraining it stays around a minute.
 RECIPES["ln_mlp_4l"] = Recipe(
     description="Four-layer transformer with MLPs and LayerNorm (4 heads per layer) trained on the "
-    "synthetic bigram language with repeated spans; it forms a previous-token head and induction heads.",
+    "synthetic bigram language with repeated spans; it forms induction heads, spread over several heads of layers 1 and 2 (no single previous-token head).",
     model=Config(d_vocab=64, n_ctx=32, d_model=64, n_heads=4, n_layers=4, attn_only=False, d_mlp=128,
                  normalization_type="LN", seed=0),
     language=_LANGUAGE,
