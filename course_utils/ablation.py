@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .model import _check_model
+
 METHODS = ("zero", "mean", "resample")
 
 
@@ -27,6 +29,7 @@ METHODS = ("zero", "mean", "resample")
 
 def check_head(model, layer, head, name: str = "head") -> None:
     """Raise a clear ValueError unless (layer, head) is a head of `model`."""
+    _check_model(model)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n_layers):
         raise ValueError(f"{name}: layer {layer!r} does not exist; the model has layers 0..{n_layers - 1}")
@@ -53,7 +56,7 @@ def _check_z(z: torch.Tensor, head: int) -> None:
     if not isinstance(z, torch.Tensor) or z.ndim != 4:
         shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
         raise ValueError(f"z must be a tensor [batch, pos, head, d_head] (hook_z), got {shape}")
-    if not (isinstance(head, int) and 0 <= head < z.shape[2]):
+    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < z.shape[2]):
         raise ValueError(f"head {head!r} does not exist: z has {z.shape[2]} heads")
 
 
@@ -143,6 +146,7 @@ def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
     """Per-token next-token loss [batch, pos - 1] with `hooks` attached (none: the clean loss)."""
     from .metrics import per_token_loss
 
+    _check_model(model)
     with torch.no_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return per_token_loss(logits, tokens)
@@ -242,6 +246,7 @@ def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
 
 def clean_patterns(model, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """{layer: hook_pattern [batch, head, query_pos, key_pos]} from a clean run on `tokens`."""
+    _check_model(model)
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
@@ -251,6 +256,9 @@ def clean_patterns(model, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
 def freeze_pattern_hooks(model, patterns: dict[int, torch.Tensor], heads) -> list:
     """Hooks that hold the attention pattern of `heads` at `patterns` ({layer: [batch, head, q, k]}),
     whatever the rest of the model does."""
+    if not isinstance(patterns, dict):
+        raise TypeError(f"patterns must be a dict {{layer: [batch, head, query_pos, key_pos]}} (from clean_patterns), "
+                        f"got {type(patterns).__name__}")
     heads = _heads(model, heads)
     hooks = []
     for layer in sorted({lay for lay, _ in heads}):
@@ -277,6 +285,8 @@ def pattern_preserving_ablation_hooks(model, tokens: torch.Tensor, heads, method
     `tokens`: what is left of the effect is what the ablated heads write directly, not what they
     do to later heads' attention."""
     heads = _heads(model, heads)
+    if not heads:
+        raise ValueError(f"heads must name at least one (layer, head), got {heads!r}")
     first = min(layer for layer, _ in heads)
     later = [(lay, h) for lay in range(first + 1, model.cfg.n_layers) for h in range(model.cfg.n_heads)]
     hooks = ablation_hooks(model, heads, method, reference_tokens)

@@ -89,6 +89,7 @@ class RunConfig:
             raise TypeError(f"task must be an ICLClassification, got {type(self.task).__name__}")
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
+        self.model_config(), self.train_config()  # Config and TrainConfig name any bad field
 
     def model_config(self) -> Config:
         return Config(d_vocab=self.task.d_vocab, n_ctx=self.task.n_ctx, d_model=self.d_model,
@@ -109,6 +110,8 @@ class RunConfig:
 def run(cfg: RunConfig, progress: bool = False) -> dict:
     """Train one model under cfg.condition; its query accuracy (evaluated with the same hooks) at
     step 0 and every cfg.eval_every steps, and the step at which induction forms (None: never)."""
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f"cfg must be a course_utils.clamping.RunConfig, got {type(cfg).__name__}")
     model = Transformer(cfg.model_config())
     hooks = condition_hooks(model, cfg.condition)
     task = cfg.task
@@ -157,7 +160,10 @@ def run_study(points=None, progress: bool = True) -> dict:
     """Run every point (a tqdm bar over the runs) and return the study as a dict for JSON."""
     from tqdm.auto import tqdm
 
-    points = study_points() if points is None else points
+    points = study_points() if points is None else list(points)
+    for p in points:
+        if not isinstance(p, RunConfig):
+            raise TypeError(f"points must be a list of course_utils.clamping.RunConfig, got an item of type {type(p).__name__}")
     return {
         "formed_accuracy": FORMED_ACCURACY,
         "torch_version": torch.__version__,
@@ -175,14 +181,23 @@ def load_study(path: str | Path = STUDY_FILE) -> dict:
 
 def find(study: dict, condition: str = "baseline", **task) -> list[dict]:
     """The recorded runs with this condition and these task parameters (defaults: RunConfig's)."""
-    want = {**ICLClassification().to_dict(), **task}
+    if not (isinstance(study, dict) and isinstance(study.get("runs"), list)):
+        raise ValueError(f"study must be the dict of load_study() or run_study(), with a 'runs' list, got {study!r:.80}")
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    want = ICLClassification().to_dict()
     want.pop("seed")
+    if set(task) - set(want):
+        raise ValueError(f"unknown task parameters {sorted(set(task) - set(want))}; known: {sorted(want)}")
+    want.update(task)
     return [r for r in study["runs"] if r["config"]["condition"] == condition
             and all(r["config"]["task"][k] == v for k, v in want.items())]
 
 
 def steps_to_form(runs: list[dict]) -> list[float]:
     """The formation step of each run, with "never, within the budget" counted as infinity."""
+    if not (isinstance(runs, list) and all(isinstance(r, dict) and "formation_step" in r for r in runs)):
+        raise ValueError(f"runs must be a list of recorded runs (dicts with a 'formation_step'), got {type(runs).__name__}")
     return [float("inf") if r["formation_step"] is None else r["formation_step"] for r in runs]
 
 
@@ -225,6 +240,8 @@ def study_claims(study: dict) -> dict[str, bool]:
 
 def reproduce(point: dict, progress: bool = False) -> dict:
     """Re-run a recorded point of the study from its config alone."""
+    if not (isinstance(point, dict) and "config" in point):
+        raise ValueError(f"point must be a recorded run of the study (a dict with a 'config'), got {type(point).__name__}")
     return run(RunConfig.from_dict(point["config"]), progress=progress)
 
 

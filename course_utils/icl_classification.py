@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .data import _check_positive, _generator
+from .model import _check_model
 
 FORMED_ACCURACY = 0.9  # "induction has formed": query accuracy on fresh sequences at least this
 
@@ -92,6 +93,9 @@ def query_accuracy(model, task: ICLClassification, hooks: list | None = None, si
 
     hooks: the same forward hooks the model was trained with (a clamped model is evaluated clamped).
     """
+    _check_model(model)
+    if not isinstance(task, ICLClassification):
+        raise TypeError(f"task must be an ICLClassification, got {type(task).__name__}")
     if model.cfg.d_vocab != task.d_vocab or model.cfg.n_ctx < task.n_ctx:
         raise ValueError(f"the model (d_vocab={model.cfg.d_vocab}, n_ctx={model.cfg.n_ctx}) does not fit the "
                          f"task (d_vocab={task.d_vocab}, n_ctx={task.n_ctx})")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformer_lens import patching as tl_patching
 
 from .data import _generator, repeated_tokens
+from .model import _check_tensor, _check_tokens
 
 HEAD_ACTIVATIONS = ("z", "q", "k", "v", "pattern")
 
@@ -30,18 +31,20 @@ def _check_model(model) -> None:
 
 def _check_index(model, layer, pos=None, seq_len=None, head=None) -> None:
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    if not (isinstance(layer, int) and 0 <= layer < n_layers):
+    if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n_layers):
         raise ValueError(f"layer must be an int in [0, {n_layers - 1}], got {layer!r}")
-    if pos is not None and not (isinstance(pos, int) and 0 <= pos < seq_len):
+    if pos is not None and not (isinstance(pos, int) and not isinstance(pos, bool) and 0 <= pos < seq_len):
         raise ValueError(f"pos must be an int in [0, {seq_len - 1}], got {pos!r}")
-    if head is not None and not (isinstance(head, int) and 0 <= head < n_heads):
+    if head is not None and not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < n_heads):
         raise ValueError(f"head must be an int in [0, {n_heads - 1}], got {head!r}")
 
 
 def _check_run(model, corrupted_tokens, clean_cache) -> None:
     _check_model(model)
-    if not isinstance(corrupted_tokens, torch.Tensor) or corrupted_tokens.ndim != 2 or corrupted_tokens.dtype.is_floating_point:
-        raise ValueError("corrupted_tokens must be an integer tensor [batch, pos]")
+    _check_tensor("corrupted_tokens", corrupted_tokens, "[batch, pos]", dtype="int")
+    if not hasattr(clean_cache, "accumulated_resid"):
+        raise TypeError(f"clean_cache must be the ActivationCache from model.run_with_cache(clean_tokens), "
+                        f"got {type(clean_cache).__name__}")
     shape = tuple(clean_cache["hook_embed"].shape[:2])
     if tuple(corrupted_tokens.shape) != shape:
         raise ValueError(f"corrupted_tokens has shape {tuple(corrupted_tokens.shape)}, the clean cache {shape}: "
@@ -56,6 +59,8 @@ def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) ->
     Corrupted: different random tokens first, then the same second half as the clean input. The
     second half is predictable only in the clean input, and only by looking back."""
     clean = repeated_tokens(batch, period, d_vocab, seed=seed)
+    if d_vocab < 2:
+        raise ValueError(f"d_vocab must be at least 2 (a corrupted token must differ from the clean one), got {d_vocab}")
     other = torch.randint(0, d_vocab, (batch, period), generator=_generator(seed, period, 7))
     # A changed first half must differ from the clean one at every position.
     other = torch.where(other == clean[:, :period], (other + 1) % d_vocab, other)
@@ -65,6 +70,8 @@ def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) ->
 def correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: slice) -> torch.Tensor:
     """Mean log-probability of the correct next token (tokens[:, t + 1]) at the positions t in
     `positions`: a scalar. On a repeated sequence, positions in the second half measure induction."""
+    _check_tensor("logits", logits, "[batch, pos, d_vocab]", dtype="float")
+    _check_tensor("tokens", tokens, "[batch, pos]", dtype="int")
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must agree on [batch, pos]")
     logprobs = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos - 1]
@@ -86,9 +93,11 @@ def normalized_metric(value: torch.Tensor, clean_value: torch.Tensor, corrupted_
 def patching_metric(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, positions: slice):
     """A function logits -> score, with score 1 on the clean run's logits and 0 on the corrupted
     run's: the normalised log-probability of the clean input's next tokens at `positions`."""
+    _check_model(model)
     with torch.no_grad():
         clean = correct_logprob(model(clean_tokens), clean_tokens, positions)
         corrupted = correct_logprob(model(corrupted_tokens), clean_tokens, positions)
+    normalized_metric(clean, clean, corrupted)  # raises now, not at the first patch, if the two runs agree
     return lambda logits: normalized_metric(correct_logprob(logits, clean_tokens, positions), clean, corrupted)
 
 
@@ -198,8 +207,7 @@ def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_pos
     the restored fraction of the clean log-probability of the next tokens at `metric_positions`
     (0: noised run, 1: clean run). The noise's scale is `noise_scale` times the embeddings' std."""
     _check_model(model)
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype.is_floating_point:
-        raise ValueError("tokens must be an integer tensor [batch, pos]")
+    _check_tokens(tokens, model.cfg)
     seq_len = tokens.shape[1]
     noise_positions = list(noise_positions)
     if not noise_positions or not all(isinstance(p, int) and 0 <= p < seq_len for p in noise_positions):
