@@ -183,24 +183,25 @@ def evaluate(model, lang: SyntheticLanguage) -> dict:
     }
 
 
-def retrain(name: str, checkpoint_dir: str | Path | None = None, progress: bool = True):
+def retrain(name: str, checkpoint_dir: str | Path | None = None, progress: bool = True, stop_at: int | None = None):
     """Train NAME again from its card, on the CPU. Returns (model, TrainResult).
 
-    With a checkpoint_dir, an interrupted retrain resumes where it stopped.
+    With a checkpoint_dir, an interrupted retrain resumes where it stopped. With stop_at, training
+    stops after that step (the weights then equal the shipped history's at that step).
     """
-    return _retrain_from_card(name, checkpoint_dir, progress)
+    return _retrain_from_card(name, checkpoint_dir, progress, stop_at)
 
 
-def _retrain_from_card(name: str, checkpoint_dir, progress: bool):
+def _retrain_from_card(name: str, checkpoint_dir, progress: bool, stop_at: int | None = None):
     info = card(name)
     return _train_from(Config.from_dict(info["model"]), _data_from_card(info),
-                       TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress)
+                       TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress, stop_at)
 
 
-def _train_from(cfg: Config, lang: SyntheticLanguage, tcfg: TrainConfig, checkpoint_dir, progress):
+def _train_from(cfg: Config, lang: SyntheticLanguage, tcfg: TrainConfig, checkpoint_dir, progress, stop_at=None):
     model = Transformer(cfg)
     result = train(model, lambda step: lang.batch(step, tcfg.batch_size), tcfg,
-                   checkpoint_dir=checkpoint_dir, progress=progress)
+                   checkpoint_dir=checkpoint_dir, progress=progress, stop_at=stop_at)
     return model.eval(), result
 
 

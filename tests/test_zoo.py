@@ -115,3 +115,24 @@ def test_build_then_retrain_gives_the_same_history(tmp_path, monkeypatch):
             assert torch.allclose(a, b, atol=1e-5), step
     # the card's metrics describe the shipped weights
     assert zoo.evaluate(zoo.load("tiny"), zoo.language("tiny"))["loss"] == pytest.approx(info["metrics"]["loss"], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_a_zoo_model_twice_gives_identical_weights(name):
+    """Determinism, for every model of the zoo: the same card, the same seed, the same bits."""
+    first, result = zoo.retrain(name, progress=False, stop_at=40)
+    second, again = zoo.retrain(name, progress=False, stop_at=40)
+    assert len(result.losses) == 40 and result.losses == again.losses
+    for (key, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+@pytest.mark.parametrize("name", LANGUAGE_NAMES)
+def test_retraining_part_way_reproduces_the_shipped_history(name, tmp_path):
+    """Retraining to an early checkpoint of the shipped history gives its weights (seconds, where
+    the full retrain below takes minutes)."""
+    step = zoo.card(name)["history_steps"][2]
+    model, _ = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
+    shipped = zoo.load(name, step=step)
+    for (key, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), key
