@@ -4,7 +4,7 @@ Run the model on a corrupted input, put back ("patch in") one activation from th
 measure how much of the clean behaviour returns: 0 is the corrupted run, 1 the clean run.
 
 `patch_resid_pre` and `patch_head` are the one-patch versions, written with hooks, that notebook 06
-has you write. The sweeps (`resid_patching`, `head_patching`) call TransformerLens's own helpers in
+has you write; `patch_k_path` patches one head's output into later heads' keys only. The sweeps (`resid_patching`, `head_patching`) call TransformerLens's own helpers in
 `transformer_lens.patching`, which do the same for every index, with a progress bar. Everything
 works on a course `Transformer` and on a `TransformerBridge` alike.
 """
@@ -238,3 +238,43 @@ def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_pos
                 logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", add_noise), (names[layer], restore)])
                 result[layer, pos] = normalized_metric(correct_logprob(logits, tokens, metric_positions), clean, noised)
     return result
+
+
+# ---- one path: a head's output into later heads' keys ---------------------------------------------------
+
+
+def patch_k_path(model, corrupted_tokens, clean_cache, metric, writer: tuple[int, int], readers) -> torch.Tensor:
+    """Run on corrupted_tokens, but in the keys of the `readers` heads [(layer, head), ...] replace
+    what head `writer` (layer, head) writes by what it wrote in the clean run; everywhere else
+    (the residual stream, the readers' queries and values, other heads) the run stays corrupted.
+    Return metric(logits). Keys are linear in the residual stream only without LayerNorm, so the
+    model must have none (as `ablation.k_path_ablation_hooks`, which removes the same term)."""
+    from .ablation import _heads, head_output, keys_without
+
+    _check_run(model, corrupted_tokens, clean_cache)
+    if getattr(model.cfg, "normalization_type", None) is not None:
+        raise ValueError(f"patch_k_path needs a model without LayerNorm (normalization_type=None), got "
+                         f"{model.cfg.normalization_type!r}: with LayerNorm a key is not linear in the residual stream")
+    (w_layer, w_head), = _heads(model, [writer], name="writer")
+    readers = _heads(model, readers, name="readers")
+    for r_layer, r_head in readers:
+        if r_layer <= w_layer:
+            raise ValueError(f"readers: head {r_layer}.{r_head} is not in a later layer than the writer "
+                             f"{w_layer}.{w_head}, so it cannot read its output")
+    z_name = f"blocks.{w_layer}.attn.hook_z"
+    clean_out = head_output(clean_cache[z_name], model.W_O[w_layer], w_head)
+    written = {}
+
+    def keep(z, hook):
+        written["difference"] = head_output(z, model.W_O[w_layer], w_head) - clean_out
+
+    hooks = [(z_name, keep)]
+    for r_layer in sorted({r for r, _ in readers}):
+        def swap(k, hook, r_layer=r_layer, heads_here=[h for r, h in readers if r == r_layer]):
+            for h in heads_here:  # k - (corrupted - clean) @ W_K: the clean writer's term in place of the corrupted one
+                k = keys_without(k, written["difference"], model.W_K[r_layer], h)
+            return k
+
+        hooks.append((f"blocks.{r_layer}.attn.hook_k", swap))
+    with torch.no_grad():
+        return metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=hooks))

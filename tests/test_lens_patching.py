@@ -336,3 +336,58 @@ def test_patching_a_group_of_heads(models, patch_inputs):
         patching.patch_heads(model, corrupted, cache, metric, [])
     with pytest.raises(ValueError, match="layer must be an int"):
         patching.patch_heads(model, corrupted, cache, metric, [(0, 0), (5, 0)])
+
+
+def test_patch_k_path_is_the_keys_of_a_run_with_the_writer_patched(patch_inputs):
+    # Without LayerNorm, the layer-1 keys of a run with head 0.0's output patched from the clean run
+    # are the corrupted keys with 0.0's clean term in place of its corrupted one: patching those
+    # keys alone (taken from that run) is patching the K-path.
+    torch.manual_seed(0)
+    cfg = Config(d_vocab=16, n_ctx=12, d_model=16, n_heads=2, n_layers=2, attn_only=True, seed=2)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    clean, corrupted = patch_inputs
+    metric = patching.patching_metric(model, clean, corrupted, slice(6, 11))
+    _, cache = run(model, clean)
+
+    def z_from_clean(z, hook):
+        z[:, :, 0] = cache[hook.name][:, :, 0]
+        return z
+
+    patched = {}
+
+    def store(k, hook):
+        patched[hook.name] = k.clone()
+
+    with torch.no_grad():
+        model.run_with_hooks(corrupted, fwd_hooks=[("blocks.0.attn.hook_z", z_from_clean), ("blocks.1.attn.hook_k", store)])
+
+    def keys_from_patched(k, hook):
+        k[:, :, 1] = patched[hook.name][:, :, 1]
+        return k
+
+    with torch.no_grad():
+        expected = metric(model.run_with_hooks(corrupted, fwd_hooks=[("blocks.1.attn.hook_k", keys_from_patched)]))
+    got = patching.patch_k_path(model, corrupted, cache, metric, (0, 0), [(1, 1)])
+    assert got.item() == pytest.approx(expected.item(), abs=1e-5)
+    assert abs(got.item()) > 1e-3  # the path matters in this model, so the test can fail
+    bridge = to_bridge(model).eval()
+    _, b_cache = run(bridge, clean)
+    assert patching.patch_k_path(bridge, corrupted, b_cache, metric, (0, 0), (1, 1)).item() == pytest.approx(got.item(), abs=1e-5)
+    with pytest.raises(ValueError, match="not in a later layer"):
+        patching.patch_k_path(model, corrupted, cache, metric, (1, 0), [(1, 1)])
+    with pytest.raises(ValueError, match="writer: head 5 does not exist"):
+        patching.patch_k_path(model, corrupted, cache, metric, (0, 5), [(1, 1)])
+    with pytest.raises(ValueError, match="same shape"):
+        patching.patch_k_path(model, corrupted[:, :5], cache, metric, (0, 0), [(1, 1)])
+
+
+def test_patch_k_path_refuses_layernorm(models, patch_inputs):
+    model, _ = models
+    clean, corrupted = patch_inputs
+    metric = patching.patching_metric(model, clean, corrupted, slice(6, 11))
+    _, cache = run(model, clean)
+    with pytest.raises(ValueError, match="needs a model without LayerNorm"):
+        patching.patch_k_path(model, corrupted, cache, metric, (0, 0), [(1, 1)])
