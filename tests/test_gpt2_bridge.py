@@ -88,3 +88,114 @@ def test_bad_heads_are_named_on_the_bridge_too(gpt2):
     _, bridge = gpt2
     with pytest.raises(ValueError, match=r"no head 2\.0: layers are 0\.\.1, heads 0\.\.3"):
         metrics.full_ov_circuit(bridge, 2, 0)
+
+
+# ---- ablation, patching, lenses and function vectors, against hooks on the Hugging Face model -------
+
+
+def hf_logits(hf, tokens, layer=None, head_z=None, add_to_resid=None):
+    """HF GPT-2's logits, optionally with one head's merged-heads slice (the input of c_proj, i.e.
+    TransformerLens's z) replaced by head_z(z_slice) in `layer`, or a vector added to the residual
+    stream entering block add_to_resid[0] at the last position."""
+    handles = []
+    if head_z is not None:
+        h, fn = head_z
+        cols = slice(h * D_HEAD, (h + 1) * D_HEAD)
+
+        def replace_head(module, args):
+            merged = args[0].clone()
+            merged[..., cols] = fn(merged[..., cols])
+            return (merged,)
+        handles.append(hf.transformer.h[layer].attn.c_proj.register_forward_pre_hook(replace_head))
+    if add_to_resid is not None:
+        block, vector = add_to_resid
+
+        def add(module, args, kwargs):
+            resid = args[0].clone()
+            resid[:, -1] += vector
+            return (resid, *args[1:]), kwargs
+        handles.append(hf.transformer.h[block].register_forward_pre_hook(add, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            return hf(tokens).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def hf_head_z(hf, tokens, layer, head):
+    """One head's z [batch, pos, d_head] in HF GPT-2: its slice of c_proj's input."""
+    seen = {}
+
+    def keep(module, args):  # returns None: the input goes on unchanged
+        seen["z"] = args[0][..., head * D_HEAD:(head + 1) * D_HEAD].clone()
+    handle = hf.transformer.h[layer].attn.c_proj.register_forward_pre_hook(keep)
+    with torch.no_grad():
+        hf(tokens)
+    handle.remove()
+    return seen["z"]
+
+
+def test_ablation_matches_hugging_face(gpt2):
+    from course_utils.ablation import ablation_effects
+    from course_utils.metrics import per_token_loss
+
+    hf, bridge = gpt2
+    tokens = repeated_tokens(8, 10, D_VOCAB, seed=1)
+    effects = ablation_effects(bridge.eval(), tokens, slice(10, None), method="zero")
+    assert effects.shape == (N_LAYERS, N_HEADS)
+    clean = per_token_loss(hf_logits(hf, tokens), tokens)[:, 10:].mean()
+    ablated = per_token_loss(hf_logits(hf, tokens, layer=1, head_z=(2, torch.zeros_like)), tokens)[:, 10:].mean()
+    assert effects[1, 2] == pytest.approx(float(ablated - clean), abs=1e-5)
+
+
+def test_logit_lens_matches_hugging_face(gpt2):
+    from course_utils.lens import kl_to_final, logit_lens
+
+    hf, bridge = gpt2
+    tokens = torch.randint(0, D_VOCAB, (3, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        _, cache = bridge.eval().run_with_cache(tokens)
+        lens = logit_lens(bridge, cache)
+        t = hf.transformer
+        embeddings = t.wte(tokens) + t.wpe(torch.arange(12))
+        first = hf.lm_head(t.ln_f(embeddings))
+    assert lens.shape == (N_LAYERS + 1, 3, 12, D_VOCAB)
+    assert torch.allclose(lens[-1], hf_logits(hf, tokens), atol=1e-4)
+    assert torch.allclose(lens[0], first, atol=1e-4)
+    assert kl_to_final(lens, lens[-1])[-1].abs() < 1e-5
+
+
+def test_head_patching_matches_hugging_face(gpt2):
+    from course_utils.patching import clean_and_corrupted, correct_logprob, patch_head, patching_metric
+
+    hf, bridge = gpt2
+    clean, corrupted = clean_and_corrupted(6, 10, D_VOCAB, seed=3)
+    positions = slice(10, 19)
+    metric = patching_metric(bridge.eval(), clean, corrupted, positions)
+    with torch.no_grad():
+        _, clean_cache = bridge.run_with_cache(clean)
+    measured = patch_head(bridge, corrupted, clean_cache, metric, layer=1, head=1)
+    z_clean = hf_head_z(hf, clean, 1, 1)
+    logits = hf_logits(hf, corrupted, layer=1, head_z=(1, lambda z: z_clean))
+    lp = {name: correct_logprob(hf_logits(hf, toks), clean, positions) for name, toks in
+          [("clean", clean), ("corrupted", corrupted)]}
+    expected = (correct_logprob(logits, clean, positions) - lp["corrupted"]) / (lp["clean"] - lp["corrupted"])
+    assert float(measured) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_function_vector_tools_match_hugging_face(gpt2):
+    from course_utils.function_vectors import logits_with_vector, mean_head_outputs
+
+    hf, bridge = gpt2
+    tokens = torch.randint(0, D_VOCAB, (5, 9), generator=torch.Generator().manual_seed(4))
+    outputs = mean_head_outputs(bridge.eval(), tokens)
+    assert outputs.shape == (N_LAYERS, N_HEADS, D_MODEL)
+    layer, head = 1, 3
+    W_O = hf.transformer.h[layer].attn.c_proj.weight[head * D_HEAD:(head + 1) * D_HEAD]
+    with torch.no_grad():
+        expected = hf_head_z(hf, tokens, layer, head)[:, -1].mean(0) @ W_O
+    assert torch.allclose(outputs[layer, head], expected, atol=1e-5)
+    vector = outputs[layer, head] * 5
+    assert torch.allclose(logits_with_vector(bridge, tokens, vector, layer=1),
+                          hf_logits(hf, tokens, add_to_resid=(1, vector))[:, -1], atol=1e-4)
