@@ -20,10 +20,10 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 # Unit tests (retraining the zoo included), the browser test (executes every solution notebook,
-# exports it to HTML and opens it in headless Chromium), then nbval over every exercise notebook,
-# in one pytest run. nbval over solutions/ would execute them a second time: `make test-notebook`.
+# exports it to HTML and opens it in headless Chromium), then nbval over every solution and every
+# exercise notebook, in one pytest run.
 test: $(STAMP) chromium
-	$(PYTEST) tests notebooks $(NBVAL)
+	$(PYTEST) tests solutions notebooks $(NBVAL)
 
 # Unit tests only, without retraining the zoo or running notebooks (seconds).
 test-fast: $(STAMP)
