@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import torch
 
+from .icl_tasks import ICLTasks
+from .model import _check_model, _check_tensor
+
 
 def _check_tokens(model, tokens) -> None:
+    _check_model(model)
     if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
         got = f"shape {tuple(tokens.shape)}, dtype {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
         raise ValueError(f"tokens must be a torch.long tensor [batch, pos], got {got}")
-    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= model.cfg.d_vocab):
+    if tokens.numel() == 0:
+        raise ValueError(f"tokens is empty: shape {tuple(tokens.shape)}, expected at least one prompt and position")
+    if tokens.min() < 0 or tokens.max() >= model.cfg.d_vocab:
         raise ValueError(f"tokens must be ids in [0, {model.cfg.d_vocab}), got ids from "
                          f"{int(tokens.min())} to {int(tokens.max())}")
 
@@ -34,9 +40,12 @@ def _check_answers(tokens, answers) -> None:
     if not isinstance(answers, torch.Tensor) or answers.shape != tokens.shape[:1]:
         got = tuple(answers.shape) if isinstance(answers, torch.Tensor) else type(answers).__name__
         raise ValueError(f"answers must be a tensor [batch] = [{tokens.shape[0]}] (one answer per prompt), got {got}")
+    if answers.is_floating_point() or answers.dtype == torch.bool:
+        raise ValueError(f"answers must be token ids (torch.long), got dtype {answers.dtype}")
 
 
 def _check_layer(model, layer) -> None:
+    _check_model(model)
     n = model.cfg.n_layers
     if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n):
         raise ValueError(f"layer must be an int in [0, {n - 1}] (the vector goes into blocks.layer.hook_resid_pre), got {layer!r}")
@@ -54,6 +63,20 @@ def _check_vector(model, vector, name="vector", shape=None) -> None:
     if not isinstance(vector, torch.Tensor) or tuple(vector.shape) != tuple(shape):
         got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
         raise ValueError(f"{name} must be a tensor of shape {tuple(shape)}, got {got}")
+
+
+def _check_k(k, n: int) -> None:
+    if not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= n):
+        raise ValueError(f"k must be an int in [0, {n}] (the number of heads), got {k!r}")
+
+
+def _check_data(data, per_task=None, name=None) -> None:
+    """data must be ICLTasks; per_task (if given) a dict {task: ...} with every task of data."""
+    if not isinstance(data, ICLTasks):
+        raise TypeError(f"data must be a course_utils.icl_tasks.ICLTasks, got {type(data).__name__}")
+    if per_task is not None and not (isinstance(per_task, dict) and set(data.tasks) <= set(per_task)):
+        got = sorted(per_task) if isinstance(per_task, dict) else type(per_task).__name__
+        raise ValueError(f"{name} must be a dict with an entry for every task {list(data.tasks)}, got {got}")
 
 
 def mean_head_z(model, tokens: torch.Tensor) -> torch.Tensor:
@@ -112,6 +135,9 @@ def indirect_effect(model, tokens, answers, mean_z, layer: int, head: int) -> to
 
 def indirect_effects(model, tokens, answers, mean_z) -> torch.Tensor:
     """`indirect_effect` of every head, averaged over the prompts: [layer, head]."""
+    _check_tokens(model, tokens)
+    _check_answers(tokens, answers)
+    _check_vector(model, mean_z, "mean_z", (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head))
     return torch.tensor([[indirect_effect(model, tokens, answers, mean_z, layer, head).mean().item()
                           for head in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
 
@@ -120,8 +146,7 @@ def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
     """The k heads with the largest average indirect effect, as (layer, head), largest first."""
     if not (isinstance(aie, torch.Tensor) and aie.ndim == 2):
         raise ValueError(f"aie must be a tensor [layer, head], got {getattr(aie, 'shape', type(aie).__name__)}")
-    if not (isinstance(k, int) and 0 <= k <= aie.numel()):
-        raise ValueError(f"k must be an int in [0, {aie.numel()}] (the number of heads), got {k!r}")
+    _check_k(k, aie.numel())
     order = aie.flatten().argsort(descending=True)[:k]
     return [(int(i) // aie.shape[1], int(i) % aie.shape[1]) for i in order]
 
@@ -132,9 +157,11 @@ def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) ->
         raise ValueError(f"mean_outputs must be a tensor [layer, head, d_model], got "
                          f"{getattr(mean_outputs, 'shape', type(mean_outputs).__name__)}")
     n_layers, n_heads, _ = mean_outputs.shape
+    if not all(isinstance(h, (tuple, list)) and len(h) == 2 for h in heads):
+        raise ValueError(f"heads must be a list of (layer, head) pairs, got {heads!r}")
     for layer, head in heads:
-        if not (0 <= layer < n_layers and 0 <= head < n_heads):
-            raise ValueError(f"no head {layer}.{head}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}")
+        if not (isinstance(layer, int) and isinstance(head, int) and 0 <= layer < n_layers and 0 <= head < n_heads):
+            raise ValueError(f"heads lists no head {layer}.{head}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}")
     vector = torch.zeros(mean_outputs.shape[-1], dtype=mean_outputs.dtype)
     for layer, head in heads:
         vector = vector + mean_outputs[layer, head].cpu()
@@ -143,6 +170,10 @@ def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) ->
 
 def add_vector_hook(vector: torch.Tensor, layer: int):
     """(hook name, hook) that adds `vector` to the residual stream at the last position, before block `layer`."""
+    _check_tensor("vector", vector, "[d_model]", dtype="float")
+    if not (isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0):
+        raise ValueError(f"layer must be an int >= 0 (the vector goes into blocks.layer.hook_resid_pre), got {layer!r}")
+
     def hook(resid, hook):  # [batch, pos, d_model]
         resid = resid.clone()
         resid[:, -1] += vector.to(resid.device)
@@ -171,6 +202,7 @@ def predictions_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | 
 
 def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = None, layer: int = 0) -> float:
     """Fraction of prompts whose top token is the answer, with `vector` (if any) added before block `layer`."""
+    _check_tokens(model, tokens)
     _check_answers(tokens, answers)
     return (predictions_with_vector(model, tokens, vector, layer) == answers.cpu()).float().mean().item()
 
@@ -180,17 +212,20 @@ def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = N
 
 def task_mean_z(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
     """{task: mean_head_z over `size` prompts of `shots` demonstrations of it} ([layer, head, d_head])."""
+    _check_data(data)
     return {task: mean_head_z(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
 
 
 def task_mean_outputs(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
     """{task: mean_head_outputs over prompts of the task} ([layer, head, d_model])."""
+    _check_data(data)
     return {task: mean_head_outputs(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
 
 
 def average_indirect_effects(model, data, mean_z: dict, shots: int = 5, size: int = 128, seed: int = 2) -> torch.Tensor:
     """Each head's indirect effect on prompts with shuffled demonstrations, averaged over the prompts
     and the tasks (Todd et al.'s AIE): [layer, head]."""
+    _check_data(data, mean_z, "mean_z")
     effects = []
     for task in data.tasks:
         p = data.prompts(task, shots, size, seed=seed, shuffle_labels=True)
@@ -202,6 +237,8 @@ def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, s
     """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
     added before block `layer`, the fraction of answers that are f_b(xq). A task-specific vector
     gives a large diagonal and small entries off it."""
+    _check_data(data, vectors, "vectors")
+    _check_layer(model, layer)
     p = data.prompts(data.tasks[0], 0, size, seed=seed)  # a zero-shot prompt shows no task
     rows = []
     for a in data.tasks:
@@ -214,6 +251,10 @@ def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> d
     """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`) and
     zero-shot-plus-function-vector accuracies; the AIE and the share of it in the top-k heads; the
     cross-task matrix."""
+    _check_model(model)
+    _check_data(data)
+    _check_k(k, model.cfg.n_layers * model.cfg.n_heads)
+    _check_layer(model, layer)
     mean_z = task_mean_z(model, data, shots, size)
     outputs = task_mean_outputs(model, data, shots, size)
     aie = average_indirect_effects(model, data, mean_z, shots, size)

@@ -22,12 +22,12 @@ Same seed, same data, on any machine: every random draw comes from a seeded `tor
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
 import torch
 
-from .data import _check_positive, _generator
+from .data import _check_positive, _check_seed, _generator
 
 TASKS = ("copy", "successor", "antonym", "capital")
 
@@ -58,6 +58,7 @@ class ICLTasks:
 
     def __post_init__(self):
         _check_positive(n_items=self.n_items, max_shots=self.max_shots)
+        _check_seed(seed=self.seed)
         if self.n_items < 8 or self.n_items % 2:
             raise ValueError(f"n_items must be an even number >= 8, got {self.n_items!r}")
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -91,6 +92,9 @@ class ICLTasks:
 
     @classmethod
     def from_dict(cls, d: dict) -> ICLTasks:
+        known = {f.name for f in fields(cls) if f.init}
+        if set(d) - known:
+            raise ValueError(f"unknown ICLTasks fields {sorted(set(d) - known)}; known: {sorted(known)}")
         return cls(**{**d, "tasks": tuple(d["tasks"])})
 
     def task_index(self, task: str) -> int:

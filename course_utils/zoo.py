@@ -314,6 +314,9 @@ def record_phase_change(two: str = "attn_only_2l", one: str = "attn_only_1l") ->
 def evaluate_icl(model, tasks: ICLTasks, size: int = EVAL_BATCH) -> dict:
     """The metrics an in-context-tasks card records: accuracy (top token = the answer) by task and
     number of demonstrations, on fresh prompts."""
+    _check_model(model)
+    if not isinstance(tasks, ICLTasks):
+        raise TypeError(f"tasks must be a course_utils.icl_tasks.ICLTasks, got {type(tasks).__name__}")
     accuracy = {}
     with torch.no_grad():
         for task in tasks.tasks:
@@ -354,7 +357,11 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
     from .function_vectors import study
     from .train import load_model
 
+    _check_recipe(name)
     recipe = RECIPES[name]
+    if not isinstance(recipe.language, ICLTasks):
+        icl = [n for n, r in RECIPES.items() if isinstance(r.language, ICLTasks)]
+        raise ValueError(f"name must be a recipe of in-context tasks (ICLTasks): one of {icl}, got {name!r}")
     runs = {"0": study(load(name), recipe.language, k, layer)}
     for seed in seeds:
         cfg, data = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)

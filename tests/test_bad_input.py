@@ -26,8 +26,10 @@ import torch
 import course_utils
 from course_utils import (ablation, checks, clamping, colab, data, icl_classification, lens, metrics, model,
                           patching, train, viz, zoo)
+from course_utils import function_vectors as fv
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
+from course_utils.icl_tasks import ICLTasks
 from course_utils.model import Config, Transformer
 from course_utils.train import TrainConfig
 
@@ -131,6 +133,21 @@ def metric(logits):
 @cache
 def study() -> dict:
     return clamping.load_study()
+
+
+@cache
+def icl() -> ICLTasks:
+    """In-context tasks that fit tiny(): d_vocab 11 <= 16, prompts of at most 7 <= n_ctx=8 positions."""
+    return ICLTasks(n_items=8, max_shots=2)
+
+
+@cache
+def icl_prompts():
+    return icl().prompts("copy", 1, 4)  # tokens [4, 7], answers [4]
+
+
+def per_task(*shape) -> dict:
+    return {t: floats(*shape) for t in icl().tasks}
 
 
 # ---- the table ---------------------------------------------------------------------------------------
@@ -490,7 +507,8 @@ CASES: list[Case] = [
                  checks.check_duplicate_token_score, checks.check_composition_score,
                  checks.check_ablate_head, checks.check_keys_without, checks.check_perfect_prev_token_pattern,
                  checks.check_decompose_resid, checks.check_unembed_resid, checks.check_kl_to_final,
-                 checks.check_logit_attribution, checks.check_normalized_metric, checks.check_patch_resid_pre)],
+                 checks.check_logit_attribution, checks.check_normalized_metric, checks.check_patch_resid_pre,
+                 checks.check_mean_head_outputs, checks.check_indirect_effect, checks.check_logits_with_vector)],
     C("checks.check_forward", "fn not a function", lambda: checks.check_forward(None, tiny()), checks.ExerciseError,
       r"expected a function as fn.*got NoneType"),
     C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
@@ -797,6 +815,160 @@ CASES: list[Case] = [
       TypeError, r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
     C("patching.causal_trace", "model a string", lambda: patching.causal_trace("gpt2", tokens(2, 4), slice(0, 2), [0]),
       TypeError, r"model must be a course Transformer or a TransformerBridge, got str"),
+    # -- icl_tasks (notebook 07) --
+    C("icl_tasks.ICLTasks", "n_items odd", lambda: ICLTasks(n_items=7), ValueError, r"n_items must be an even number >= 8, got 7"),
+    C("icl_tasks.ICLTasks", "n_items 6", lambda: ICLTasks(n_items=6), ValueError, r"n_items must be an even number >= 8, got 6"),
+    C("icl_tasks.ICLTasks", "max_shots 0", lambda: ICLTasks(max_shots=0), ValueError, r"max_shots must be a positive int, got 0"),
+    C("icl_tasks.ICLTasks", "unknown task", lambda: ICLTasks(tasks=("copy", "reverse")), ValueError,
+      r"tasks must be distinct names among \('copy', 'successor', 'antonym', 'capital'\), got \('copy', 'reverse'\)"),
+    C("icl_tasks.ICLTasks", "no tasks", lambda: ICLTasks(tasks=()), ValueError, r"tasks must be distinct names among .*, got \(\)"),
+    C("icl_tasks.ICLTasks", "a task twice", lambda: ICLTasks(tasks=("copy", "copy")), ValueError,
+      r"tasks must be distinct names among .*, got \('copy', 'copy'\)"),
+    C("icl_tasks.ICLTasks", "p_noise 1", lambda: ICLTasks(p_noise=1.0), ValueError, r"p_noise must be in \[0, 1\), got 1\.0"),
+    C("icl_tasks.ICLTasks", "seed a string", lambda: ICLTasks(seed="0"), TypeError, r"seed must be an int, got '0'"),
+    C("icl_tasks.ICLTasks", "from_dict unknown field", lambda: ICLTasks.from_dict({"n_item": 8, "tasks": ["copy"]}), ValueError,
+      r"unknown ICLTasks fields \['n_item'\]; known: \[.*'n_items'"),
+    C("icl_tasks.ICLTasks", "prompts of an unknown task", lambda: icl().prompts("opposite", 1, 4), ValueError,
+      r"unknown task 'opposite'; the tasks are \('copy', 'successor', 'antonym', 'capital'\)"),
+    C("icl_tasks.ICLTasks", "prompts with too many shots", lambda: icl().prompts("copy", 2, 4), ValueError,
+      r"shots must be an int in \[0, 1\] \(the model saw at most max_shots - 1 demonstrations before an answer\), got 2"),
+    C("icl_tasks.ICLTasks", "prompts of size 0", lambda: icl().prompts("copy", 1, 0), ValueError, r"size must be a positive int, got 0"),
+    C("icl_tasks.ICLTasks", "shuffled labels of one shot", lambda: icl().prompts("copy", 1, 4, shuffle_labels=True), ValueError,
+      r"shuffle_labels needs at least 2 demonstrations to shuffle, got shots=1"),
+    C("icl_tasks.ICLTasks", "batch of size 0", lambda: icl().batch(0, 0), ValueError, r"size must be a positive int, got 0"),
+    C("icl_tasks.ICLTasks", "apply an unknown task", lambda: icl().apply("reverse", tokens(3)), ValueError,
+      r"unknown task 'reverse'; the tasks are"),
+
+    # -- function_vectors (notebook 07) --
+    C("function_vectors.mean_head_z", "model a string", lambda: fv.mean_head_z("gpt2", icl_prompts().tokens), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("function_vectors.mean_head_z", "float tokens", lambda: fv.mean_head_z(tiny(), floats(4, 7)), ValueError,
+      r"tokens must be a torch\.long tensor \[batch, pos\], got shape \(4, 7\), dtype torch\.float32"),
+    C("function_vectors.mean_head_z", "empty tokens", lambda: fv.mean_head_z(tiny(), tokens(0, 7)), ValueError,
+      r"tokens is empty: shape \(0, 7\), expected at least one prompt and position"),
+    C("function_vectors.mean_head_z", "token id = d_vocab", lambda: fv.mean_head_z(tiny(), tokens(2, 4, fill=16)), ValueError,
+      r"tokens must be ids in \[0, 16\), got ids from 16 to 16"),
+    C("function_vectors.mean_head_outputs", "tokens rank 1", lambda: fv.mean_head_outputs(tiny(), tokens(7)), ValueError,
+      r"tokens must be a torch\.long tensor \[batch, pos\], got shape \(7,\), dtype torch\.int64"),
+    C("function_vectors.mean_head_outputs", "model a string", lambda: fv.mean_head_outputs("gpt2", tokens(2, 4)), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("function_vectors.mean_head_outputs", "tokens a list", lambda: fv.mean_head_outputs(tiny(), [[1, 2]]), ValueError,
+      r"tokens must be a torch\.long tensor \[batch, pos\], got list"),
+    C("function_vectors.answer_probs", "one answer too few", lambda: fv.answer_probs(tiny(), tokens(4, 7), tokens(3)), ValueError,
+      r"answers must be a tensor \[batch\] = \[4\] \(one answer per prompt\), got \(3,\)"),
+    C("function_vectors.answer_probs", "float answers", lambda: fv.answer_probs(tiny(), tokens(4, 7), floats(4)), ValueError,
+      r"answers must be token ids \(torch\.long\), got dtype torch\.float32"),
+    C("function_vectors.answer_probs", "answers a list", lambda: fv.answer_probs(tiny(), tokens(2, 7), [1, 2]), ValueError,
+      r"answers must be a tensor \[batch\] = \[2\] \(one answer per prompt\), got list"),
+    C("function_vectors.indirect_effect", "layer True", lambda: fv.indirect_effect(tiny(), tokens(4, 7), tokens(4), floats(2, 2, 8), True, 0),
+      ValueError, r"layer must be an int in \[0, 1\] \(the vector goes into blocks\.layer\.hook_resid_pre\), got True"),
+    C("function_vectors.indirect_effect", "head out of range", lambda: fv.indirect_effect(tiny(), tokens(4, 7), tokens(4), floats(2, 2, 8), 0, 2),
+      ValueError, r"head must be an int in \[0, 1\], got 2"),
+    C("function_vectors.indirect_effect", "mean_z of one layer", lambda: fv.indirect_effect(tiny(), tokens(4, 7), tokens(4), floats(2, 8), 0, 0),
+      ValueError, r"mean_z must be a tensor of shape \(2, 2, 8\), got \(2, 8\)"),
+    C("function_vectors.indirect_effect", "float answers", lambda: fv.indirect_effect(tiny(), tokens(4, 7), floats(4), floats(2, 2, 8), 0, 0),
+      ValueError, r"answers must be token ids \(torch\.long\), got dtype torch\.float32"),
+    C("function_vectors.indirect_effects", "model a string", lambda: fv.indirect_effects("gpt2", tokens(4, 7), tokens(4), floats(2, 2, 8)),
+      TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("function_vectors.indirect_effects", "mean_z of another model", lambda: fv.indirect_effects(tiny(), tokens(4, 7), tokens(4), floats(3, 4, 16)),
+      ValueError, r"mean_z must be a tensor of shape \(2, 2, 8\), got \(3, 4, 16\)"),
+    C("function_vectors.indirect_effects", "answers of another batch", lambda: fv.indirect_effects(tiny(), tokens(4, 7), tokens(5), floats(2, 2, 8)),
+      ValueError, r"answers must be a tensor \[batch\] = \[4\] \(one answer per prompt\), got \(5,\)"),
+    C("function_vectors.top_heads", "aie rank 1", lambda: fv.top_heads(floats(4), 2), ValueError,
+      r"aie must be a tensor \[layer, head\], got torch\.Size\(\[4\]\)"),
+    C("function_vectors.top_heads", "k larger than the heads", lambda: fv.top_heads(floats(2, 2), 5), ValueError,
+      r"k must be an int in \[0, 4\] \(the number of heads\), got 5"),
+    C("function_vectors.top_heads", "k True", lambda: fv.top_heads(floats(2, 2), True), ValueError,
+      r"k must be an int in \[0, 4\] \(the number of heads\), got True"),
+    C("function_vectors.top_heads", "aie a list", lambda: fv.top_heads([[0.1, 0.2]], 1), ValueError,
+      r"aie must be a tensor \[layer, head\], got list"),
+    C("function_vectors.function_vector", "head out of range", lambda: fv.function_vector(floats(2, 2, 16), [(2, 0)]), ValueError,
+      r"heads lists no head 2\.0: layers are 0\.\.1, heads 0\.\.1"),
+    C("function_vectors.function_vector", "one pair, not a list of pairs", lambda: fv.function_vector(floats(2, 2, 16), (0, 1)), ValueError,
+      r"heads must be a list of \(layer, head\) pairs, got \(0, 1\)"),
+    C("function_vectors.function_vector", "float layer", lambda: fv.function_vector(floats(2, 2, 16), [(0.5, 1)]), ValueError,
+      r"heads lists no head 0\.5\.1: layers are 0\.\.1, heads 0\.\.1"),
+    C("function_vectors.function_vector", "mean_outputs rank 2", lambda: fv.function_vector(floats(2, 16), [(0, 1)]), ValueError,
+      r"mean_outputs must be a tensor \[layer, head, d_model\], got torch\.Size\(\[2, 16\]\)"),
+    C("function_vectors.add_vector_hook", "vector a list", lambda: fv.add_vector_hook([0.0] * 16, 0), TypeError,
+      r"vector must be a torch\.Tensor \[d_model\], got list"),
+    C("function_vectors.add_vector_hook", "vector rank 2", lambda: fv.add_vector_hook(floats(1, 16), 0), ValueError,
+      r"vector must have shape \[d_model\], got shape \(1, 16\)"),
+    C("function_vectors.add_vector_hook", "int vector", lambda: fv.add_vector_hook(tokens(16), 0), TypeError,
+      r"vector must be a floating-point tensor, got dtype torch\.int64"),
+    C("function_vectors.add_vector_hook", "layer -1", lambda: fv.add_vector_hook(floats(16), -1), ValueError,
+      r"layer must be an int >= 0 \(the vector goes into blocks\.layer\.hook_resid_pre\), got -1"),
+    C("function_vectors.add_vector_hook", "layer True", lambda: fv.add_vector_hook(floats(16), True), ValueError,
+      r"layer must be an int >= 0 .*got True"),
+    C("function_vectors.logits_with_vector", "vector of another d_model", lambda: fv.logits_with_vector(tiny(), tokens(4, 7), floats(8), 0),
+      ValueError, r"vector must be a tensor of shape \(16,\), got \(8,\)"),
+    C("function_vectors.logits_with_vector", "layer out of range", lambda: fv.logits_with_vector(tiny(), tokens(4, 7), floats(16), 2),
+      ValueError, r"layer must be an int in \[0, 1\] \(the vector goes into blocks\.layer\.hook_resid_pre\), got 2"),
+    C("function_vectors.logits_with_vector", "model a string", lambda: fv.logits_with_vector("gpt2", tokens(4, 7), floats(16), 0),
+      TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("function_vectors.logits_with_vector", "float tokens", lambda: fv.logits_with_vector(tiny(), floats(4, 7)),
+      ValueError, r"tokens must be a torch\.long tensor \[batch, pos\], got shape \(4, 7\), dtype torch\.float32"),
+    C("function_vectors.predictions_with_vector", "layer True", lambda: fv.predictions_with_vector(tiny(), tokens(4, 7), floats(16), True),
+      ValueError, r"layer must be an int in \[0, 1\] .*got True"),
+    C("function_vectors.predictions_with_vector", "vector a list", lambda: fv.predictions_with_vector(tiny(), tokens(4, 7), [0.0] * 16, 0),
+      ValueError, r"vector must be a tensor of shape \(16,\), got list"),
+    C("function_vectors.accuracy_with_vector", "answers of another batch", lambda: fv.accuracy_with_vector(tiny(), tokens(4, 7), tokens(2)),
+      ValueError, r"answers must be a tensor \[batch\] = \[4\] \(one answer per prompt\), got \(2,\)"),
+    C("function_vectors.accuracy_with_vector", "tokens a list", lambda: fv.accuracy_with_vector(tiny(), [[1, 2]], tokens(1)),
+      ValueError, r"tokens must be a torch\.long tensor \[batch, pos\], got list"),
+    C("function_vectors.accuracy_with_vector", "float answers", lambda: fv.accuracy_with_vector(tiny(), tokens(4, 7), floats(4)),
+      ValueError, r"answers must be token ids \(torch\.long\), got dtype torch\.float32"),
+    C("function_vectors.task_mean_z", "data a string", lambda: fv.task_mean_z(tiny(), "copy"), TypeError,
+      r"data must be a course_utils\.icl_tasks\.ICLTasks, got str"),
+    C("function_vectors.task_mean_z", "shots too many", lambda: fv.task_mean_z(tiny(), icl(), shots=2, size=4), ValueError,
+      r"shots must be an int in \[0, 1\] .*got 2"),
+    C("function_vectors.task_mean_z", "size 0", lambda: fv.task_mean_z(tiny(), icl(), shots=1, size=0), ValueError,
+      r"size must be a positive int, got 0"),
+    C("function_vectors.task_mean_outputs", "data a SyntheticLanguage", lambda: fv.task_mean_outputs(tiny(), SyntheticLanguage()), TypeError,
+      r"data must be a course_utils\.icl_tasks\.ICLTasks, got SyntheticLanguage"),
+    C("function_vectors.task_mean_outputs", "model a string", lambda: fv.task_mean_outputs("gpt2", icl(), shots=1, size=4), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("function_vectors.average_indirect_effects", "mean_z lacks tasks", lambda: fv.average_indirect_effects(tiny(), icl(), {"copy": floats(2, 2, 8)}),
+      ValueError, r"mean_z must be a dict with an entry for every task \['copy', 'successor', 'antonym', 'capital'\], got \['copy'\]"),
+    C("function_vectors.average_indirect_effects", "mean_z a tensor", lambda: fv.average_indirect_effects(tiny(), icl(), floats(2, 2, 8)),
+      ValueError, r"mean_z must be a dict with an entry for every task .*, got Tensor"),
+    C("function_vectors.average_indirect_effects", "one shot: nothing to shuffle", lambda: fv.average_indirect_effects(tiny(), icl(), per_task(2, 2, 8), shots=1, size=4),
+      ValueError, r"shuffle_labels needs at least 2 demonstrations to shuffle, got shots=1"),
+    C("function_vectors.average_indirect_effects", "data a string", lambda: fv.average_indirect_effects(tiny(), "copy", per_task(2, 2, 8)),
+      TypeError, r"data must be a course_utils\.icl_tasks\.ICLTasks, got str"),
+    C("function_vectors.cross_task_matrix", "vectors lack tasks", lambda: fv.cross_task_matrix(tiny(), icl(), {"copy": floats(16)}, 0),
+      ValueError, r"vectors must be a dict with an entry for every task \['copy', 'successor', 'antonym', 'capital'\], got \['copy'\]"),
+    C("function_vectors.cross_task_matrix", "layer out of range", lambda: fv.cross_task_matrix(tiny(), icl(), per_task(16), 5),
+      ValueError, r"layer must be an int in \[0, 1\] .*got 5"),
+    C("function_vectors.cross_task_matrix", "vectors of another d_model", lambda: fv.cross_task_matrix(tiny(), icl(), per_task(8), 0, size=4),
+      ValueError, r"vector must be a tensor of shape \(16,\), got \(8,\)"),
+    C("function_vectors.cross_task_matrix", "model a string", lambda: fv.cross_task_matrix("gpt2", icl(), per_task(16), 0),
+      TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("function_vectors.study", "k larger than the heads", lambda: fv.study(tiny(), icl(), 5, 0, shots=1, size=4), ValueError,
+      r"k must be an int in \[0, 4\] \(the number of heads\), got 5"),
+    C("function_vectors.study", "layer -1", lambda: fv.study(tiny(), icl(), 2, -1, shots=1, size=4), ValueError,
+      r"layer must be an int in \[0, 1\] .*got -1"),
+    C("function_vectors.study", "data a string", lambda: fv.study(tiny(), "copy", 2, 0), TypeError,
+      r"data must be a course_utils\.icl_tasks\.ICLTasks, got str"),
+    C("function_vectors.study", "model a string", lambda: fv.study("gpt2", icl(), 2, 0), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+
+    # -- zoo: the in-context tasks model (notebook 07) --
+    C("zoo.evaluate_icl", "model a name", lambda: zoo.evaluate_icl("icl_tasks", icl()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("zoo.evaluate_icl", "tasks a SyntheticLanguage", lambda: zoo.evaluate_icl(tiny(), SyntheticLanguage()), TypeError,
+      r"tasks must be a course_utils\.icl_tasks\.ICLTasks, got SyntheticLanguage"),
+    C("zoo.evaluate_icl", "size 0", lambda: zoo.evaluate_icl(tiny(), icl(), size=0), ValueError, r"size must be a positive int, got 0"),
+    C("zoo.evaluate_icl", "tasks with a larger vocabulary", lambda: zoo.evaluate_icl(tiny(), ICLTasks(n_items=16, max_shots=2), size=4),
+      ValueError, r"tokens contains id \d+, outside the vocabulary \[0, 16\)"),
+    C("zoo.icl_seed_study", "unknown name", lambda: zoo.icl_seed_study("gpt5", [1], files()["root"], 2, 1), KeyError,
+      r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
+    C("zoo.icl_seed_study", "a recipe of another kind", lambda: zoo.icl_seed_study("attn_only_2l", [1], files()["root"], 2, 1), ValueError,
+      r"name must be a recipe of in-context tasks \(ICLTasks\): one of \['icl_tasks'\], got 'attn_only_2l'"),
+    C("zoo.icl_seed_study", "k larger than the heads", lambda: zoo.icl_seed_study("icl_tasks", [1], files()["root"], 13, 1), ValueError,
+      r"k must be an int in \[0, 12\] \(the number of heads\), got 13"),
+    C("zoo.icl_seed_study", "layer out of range", lambda: zoo.icl_seed_study("icl_tasks", [1], files()["root"], 2, 3), ValueError,
+      r"layer must be an int in \[0, 2\] .*got 3"),
 ]
 
 # Public names that need no bad-input case, each with the reason.
@@ -808,6 +980,7 @@ EXEMPT = {
     "checks.ExerciseError",  # the error the checks raise, not a function that takes input
     "viz.CircuitsVisView",  # what attention_heads and colored_tokens return; never built from user input
     "viz.reset_views",  # takes no input
+    "icl_tasks.Prompts",  # a record of three tensors returned by ICLTasks.prompts; never built from user input
 }
 
 
@@ -845,5 +1018,5 @@ def test_every_public_function_has_a_case():
 def test_the_table_is_large():
     """The count of cases is reported with the issue; keep it from shrinking unnoticed."""
     print(f"{len(CASES)} bad-input cases over {len({c.target for c in CASES})} public functions and classes")
-    assert len(CASES) >= 346
+    assert len(CASES) >= 428
     assert len({c.id for c in CASES}) == len(CASES), "two cases share an id"
