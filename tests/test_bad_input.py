@@ -793,6 +793,15 @@ CASES: list[Case] = [
       ValueError, r"head must be an int in \[0, 1\], got 2"),
     C("patching.patch_head", "activation unknown", lambda: patching.patch_head(tiny(), tokens(2, 4), tiny_cache(), metric, 0, 0, "result"),
       ValueError, r"activation must be one of \('z', 'q', 'k', 'v', 'pattern'\), got 'result'"),
+    C("patching.patch_k_path", "reader not after the writer", lambda: patching.patch_k_path(
+        tiny(), tokens(2, 4), tiny_cache(), metric, (1, 0), [(1, 1)]), ValueError,
+      r"readers: head 1.1 is not in a later layer than the writer 1.0"),
+    C("patching.patch_k_path", "writer head out of range", lambda: patching.patch_k_path(
+        tiny(), tokens(2, 4), tiny_cache(), metric, (0, 5), [(1, 1)]), ValueError,
+      r"writer: head 5 does not exist in layer 0; heads are 0..1"),
+    C("patching.patch_k_path", "model a string", lambda: patching.patch_k_path(
+        "m", tokens(2, 4), tiny_cache(), metric, (0, 0), [(1, 1)]), TypeError,
+      r"model must be a course Transformer or a TransformerBridge, got str"),
     C("patching.patch_heads", "no heads", lambda: patching.patch_heads(tiny(), tokens(2, 4), tiny_cache(), metric, []),
       ValueError, r"heads must list at least one \(layer, head\)"),
     C("patching.patch_heads", "corrupted of another shape", lambda: patching.patch_heads(tiny(), tokens(2, 3), tiny_cache(), metric, [(0, 0)]),
@@ -1018,5 +1027,5 @@ def test_every_public_function_has_a_case():
 def test_the_table_is_large():
     """The count of cases is reported with the issue; keep it from shrinking unnoticed."""
     print(f"{len(CASES)} bad-input cases over {len({c.target for c in CASES})} public functions and classes")
-    assert len(CASES) >= 428
+    assert len(CASES) >= 431
     assert len({c.id for c in CASES}) == len(CASES), "two cases share an id"
