@@ -204,6 +204,21 @@ def keys_without(k: torch.Tensor, removed: torch.Tensor, W_K: torch.Tensor, head
     return k
 
 
+def _k_path_heads(model, writer, readers, caller: str) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """Check a K-path (a `writer` head, `readers` heads in later layers, a model without LayerNorm,
+    so that keys are linear in the residual stream) and return (writer, readers) as int pairs."""
+    if getattr(model.cfg, "normalization_type", None) is not None:
+        raise ValueError(f"{caller} needs a model without LayerNorm (normalization_type=None), got "
+                         f"{model.cfg.normalization_type!r}: with LayerNorm a key is not linear in the residual stream")
+    (w_layer, w_head), = _heads(model, [writer], name="writer")
+    readers = _heads(model, readers, name="readers")
+    for r_layer, r_head in readers:
+        if r_layer <= w_layer:
+            raise ValueError(f"readers: head {r_layer}.{r_head} is not in a later layer than the writer "
+                             f"{w_layer}.{w_head}, so it cannot read its output")
+    return (w_layer, w_head), readers
+
+
 def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
     """Hooks that remove head `writer`'s output from the keys of the `readers` heads, and nowhere else.
 
@@ -211,17 +226,7 @@ def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
     hook on each reader layer's `hook_k` subtracts its image under the reader's W_K. Needs a model
     without LayerNorm (keys linear in the residual stream) and readers in later layers.
     """
-    if getattr(model.cfg, "normalization_type", None) is not None:
-        raise ValueError(
-            f"k_path_ablation_hooks needs a model without LayerNorm (normalization_type=None), got "
-            f"{model.cfg.normalization_type!r}: with LayerNorm a key is not linear in the residual stream"
-        )
-    (w_layer, w_head), = _heads(model, [writer], name="writer")
-    readers = _heads(model, readers, name="readers")
-    for r_layer, r_head in readers:
-        if r_layer <= w_layer:
-            raise ValueError(f"readers: head {r_layer}.{r_head} is not in a later layer than the writer "
-                             f"{w_layer}.{w_head}, so it cannot read its output")
+    (w_layer, w_head), readers = _k_path_heads(model, writer, readers, "k_path_ablation_hooks")
     written = {}
 
     def keep(z, hook):

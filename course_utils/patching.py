@@ -249,18 +249,10 @@ def patch_k_path(model, corrupted_tokens, clean_cache, metric, writer: tuple[int
     (the residual stream, the readers' queries and values, other heads) the run stays corrupted.
     Return metric(logits). Keys are linear in the residual stream only without LayerNorm, so the
     model must have none (as `ablation.k_path_ablation_hooks`, which removes the same term)."""
-    from .ablation import _heads, head_output, keys_without
+    from .ablation import _k_path_heads, head_output, keys_without
 
     _check_run(model, corrupted_tokens, clean_cache)
-    if getattr(model.cfg, "normalization_type", None) is not None:
-        raise ValueError(f"patch_k_path needs a model without LayerNorm (normalization_type=None), got "
-                         f"{model.cfg.normalization_type!r}: with LayerNorm a key is not linear in the residual stream")
-    (w_layer, w_head), = _heads(model, [writer], name="writer")
-    readers = _heads(model, readers, name="readers")
-    for r_layer, r_head in readers:
-        if r_layer <= w_layer:
-            raise ValueError(f"readers: head {r_layer}.{r_head} is not in a later layer than the writer "
-                             f"{w_layer}.{w_head}, so it cannot read its output")
+    (w_layer, w_head), readers = _k_path_heads(model, writer, readers, "patch_k_path")
     z_name = f"blocks.{w_layer}.attn.hook_z"
     clean_out = head_output(clean_cache[z_name], model.W_O[w_layer], w_head)
     written = {}
