@@ -1,8 +1,15 @@
 """course_utils: the thin library behind Circuits from Scratch.
 
-One module per idea: `data` (generated data sets), `model` (the course's transformer and its
-conversion to TransformerLens's TransformerBridge), `train` (the one training loop), `metrics`
-(scores read off attention patterns), `zoo` (the shipped models), `checks` (exercise checks).
+One module per idea:
+- `data` (repeated tokens, the synthetic language), `icl_classification` (Singh et al.-style
+  in-context classification), `icl_tasks` (in-context tasks for function vectors): generated data;
+- `model` (the course's transformer and its conversion to TransformerLens's TransformerBridge),
+  `train` (the one training loop), `zoo` (the shipped models and studies);
+- `metrics` (scores and circuits read off patterns and weights), `ablation` (zero, mean, resample,
+  K-path and pattern-preserving ablation), `clamping` (interventions during training), `lens`
+  (logit lens, direct logit attribution, tuned lens), `patching` (activation patching, causal
+  tracing), `function_vectors` (mean head outputs, indirect effects, function vectors);
+- `checks` (exercise checks), `viz` (plots and light circuitsvis views), `colab` (the set-up cell).
 """
 
 __version__ = "0.1.0"

@@ -498,7 +498,7 @@ def to_bridge(model: Transformer):
     bridge = TransformerBridge.boot_native(bcfg, device=model.W_E.device)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     bridge.load_state_dict(convert_tl_checkpoint(state, bcfg), strict=True)
-    return bridge
+    return bridge.train(model.training)  # in eval mode when the model is (zoo models are)
 
 
 # Bridge key suffix -> (our suffix, conversion). Most specific first.
