@@ -759,7 +759,8 @@ def check_indirect_effect(fn):
 
 
 def check_logits_with_vector(fn):
-    """fn(model, tokens, vector [d_model], layer) -> [batch, d_vocab]: last-position logits."""
+    """fn(model, tokens, vector [d_model], layer) -> [batch, d_vocab]: last-position logits with the
+    vector added to block `layer`'s attention output at the last position."""
     __tracebackhide__ = True
     from . import function_vectors as fv
 
@@ -775,16 +776,20 @@ def check_logits_with_vector(fn):
             with torch.no_grad():
                 return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook)])[:, -1]
 
-        pre = f"blocks.{layer}.hook_resid_pre"
+        out = f"blocks.{layer}.hook_attn_out"
         with torch.no_grad():
             plain = model(tokens)[:, -1]
         mistakes = {
             "your logits are the model's own: the vector was not added (does your hook return the "
-            "changed residual stream?)": plain,
+            "changed activation?)": plain,
             "you added the vector at every position: add it at the last position only":
-                added(pre, slice(None)),
-            f"you added the vector after block {layer} (hook_resid_post), not before it "
-            f"(blocks.{layer}.hook_resid_pre)": added(f"blocks.{layer}.hook_resid_post", -1),
+                added(out, slice(None)),
+            f"you added the vector before block {layer} (hook_resid_pre): add it to the block's "
+            f"attention output, as if its heads had written it (blocks.{layer}.hook_attn_out)":
+                added(f"blocks.{layer}.hook_resid_pre", -1),
+            f"you added the vector after the whole block {layer} (hook_resid_post): add it to the "
+            f"block's attention output, before its MLP (blocks.{layer}.hook_attn_out)":
+                added(f"blocks.{layer}.hook_resid_post", -1),
         }
         got = _run("logits_with_vector", fn, model, tokens, vector, layer)
         if isinstance(got, torch.Tensor) and got.ndim == 3:

@@ -7,11 +7,12 @@ of a prompt with no demonstrations makes the model do the task.
 
 - `mean_head_outputs`: each head's mean contribution to the residual stream at the last position
   (its `hook_z` times its slice of `W_O`) over many prompts of a task;
-- `indirect_effects`: patch each head's mean output (a task's) into prompts whose demonstrations are
-  shuffled, and measure how much P(right answer) rises;
+- `indirect_effects`: patch each head's mean output (a task's) into prompts whose demonstrations
+  show no task (random answers), and measure how much P(right answer) rises;
 - `function_vector`: the sum of the mean outputs of the top-k heads by average indirect effect;
-- `accuracy_with_vector`: the model's accuracy when a vector is added to the residual stream at the
-  last position, before a chosen layer.
+- `accuracy_with_vector`: the model's accuracy when a vector is added at the last position to the
+  attention output of a chosen layer (`blocks.L.hook_attn_out`), as if that layer's heads had
+  written it: the residual stream after the attention (resid_mid) gets the vector.
 
 Every function takes the course's Transformer or a TransformerBridge, and gives the same numbers.
 """
@@ -48,7 +49,7 @@ def _check_layer(model, layer) -> None:
     _check_model(model)
     n = model.cfg.n_layers
     if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n):
-        raise ValueError(f"layer must be an int in [0, {n - 1}] (the vector goes into blocks.layer.hook_resid_pre), got {layer!r}")
+        raise ValueError(f"layer must be an int in [0, {n - 1}] (the vector goes into blocks.layer.hook_attn_out), got {layer!r}")
 
 
 def _check_head(model, layer, head) -> None:
@@ -169,21 +170,25 @@ def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) ->
 
 
 def add_vector_hook(vector: torch.Tensor, layer: int):
-    """(hook name, hook) that adds `vector` to the residual stream at the last position, before block `layer`."""
+    """(hook name, hook) that adds `vector` at the last position to the attention output of block
+    `layer` (`blocks.{layer}.hook_attn_out`), as if that layer's heads had written it.
+
+    Not `hook_resid_mid`: on a TransformerBridge that hook is the input of the MLP's LayerNorm, and
+    what it changes does not reach the residual stream, while the attention output does on both."""
     _check_tensor("vector", vector, "[d_model]", dtype="float")
     if not (isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0):
-        raise ValueError(f"layer must be an int >= 0 (the vector goes into blocks.layer.hook_resid_pre), got {layer!r}")
+        raise ValueError(f"layer must be an int >= 0 (the vector goes into blocks.layer.hook_attn_out), got {layer!r}")
 
-    def hook(resid, hook):  # [batch, pos, d_model]
-        resid = resid.clone()
-        resid[:, -1] += vector.to(resid.device)
-        return resid
-    return (f"blocks.{layer}.hook_resid_pre", hook)
+    def hook(attn_out, hook):  # [batch, pos, d_model]
+        attn_out = attn_out.clone()
+        attn_out[:, -1] += vector.to(attn_out.device)
+        return attn_out
+    return (f"blocks.{layer}.hook_attn_out", hook)
 
 
 def logits_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
-    """The logits at the last position, with `vector` added to the residual stream there before
-    block `layer`: [batch, d_vocab]. With vector=None, the model's own logits."""
+    """The logits at the last position, with `vector` added to the residual stream there just after
+    the attention of block `layer`: [batch, d_vocab]. With vector=None, the model's own logits."""
     _check_tokens(model, tokens)
     hooks = []
     if vector is not None:
@@ -196,12 +201,12 @@ def logits_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None 
 
 
 def predictions_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
-    """The model's top token at the last position, with `vector` added before block `layer`: [batch]."""
+    """The model's top token at the last position, with `vector` added after block `layer`'s attention: [batch]."""
     return logits_with_vector(model, tokens, vector, layer).argmax(-1).cpu()
 
 
 def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = None, layer: int = 0) -> float:
-    """Fraction of prompts whose top token is the answer, with `vector` (if any) added before block `layer`."""
+    """Fraction of prompts whose top token is the answer, with `vector` (if any) added after block `layer`'s attention."""
     _check_tokens(model, tokens)
     _check_answers(tokens, answers)
     return (predictions_with_vector(model, tokens, vector, layer) == answers.cpu()).float().mean().item()
@@ -223,19 +228,22 @@ def task_mean_outputs(model, data, shots: int = 5, size: int = 128, seed: int = 
 
 
 def average_indirect_effects(model, data, mean_z: dict, shots: int = 5, size: int = 128, seed: int = 2) -> torch.Tensor:
-    """Each head's indirect effect on prompts with shuffled demonstrations, averaged over the prompts
-    and the tasks (Todd et al.'s AIE): [layer, head]."""
+    """Each head's indirect effect on prompts whose demonstrations have random answers (they show no
+    task), averaged over the prompts and the tasks (Todd et al.'s AIE): [layer, head].
+
+    Todd et al. shuffle the answers instead; here shuffled answers still show the task by their kind
+    (notebook 07), so there would be almost nothing to restore."""
     _check_data(data, mean_z, "mean_z")
     effects = []
     for task in data.tasks:
-        p = data.prompts(task, shots, size, seed=seed, shuffle_labels=True)
+        p = data.prompts(task, shots, size, seed=seed, random_labels=True)
         effects.append(indirect_effects(model, p.tokens, p.answers, mean_z[task]))
     return torch.stack(effects).mean(0)
 
 
 def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
     """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
-    added before block `layer`, the fraction of answers that are f_b(xq). A task-specific vector
+    added after block `layer`'s attention, the fraction of answers that are f_b(xq). A task-specific vector
     gives a large diagonal and small entries off it."""
     _check_data(data, vectors, "vectors")
     _check_layer(model, layer)
@@ -248,8 +256,8 @@ def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, s
 
 
 def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> dict:
-    """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`) and
-    zero-shot-plus-function-vector accuracies; the AIE and the share of it in the top-k heads; the
+    """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`),
+    shuffled-label, random-label and zero-shot-plus-function-vector accuracies; the AIE and the share of it in the top-k heads; the
     cross-task matrix."""
     _check_model(model)
     _check_data(data)
@@ -267,9 +275,13 @@ def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> d
     for task in data.tasks:
         zero = data.prompts(task, 0, size, seed=3)
         few = data.prompts(task, shots, size, seed=3)
+        shuffled = data.prompts(task, shots, size, seed=3, shuffle_labels=True)
+        random = data.prompts(task, shots, size, seed=3, random_labels=True)
         result[task] = {
             "zero_shot": round(accuracy_with_vector(model, zero.tokens, zero.answers), 4),
             "few_shot": round(accuracy_with_vector(model, few.tokens, few.answers), 4),
+            "shuffled_labels": round(accuracy_with_vector(model, shuffled.tokens, shuffled.answers), 4),
+            "random_labels": round(accuracy_with_vector(model, random.tokens, random.answers), 4),
             "zero_shot_with_fv": round(accuracy_with_vector(model, zero.tokens, zero.answers, vectors[task], layer), 4),
         }
     result["cross_task"] = cross_task_matrix(model, data, vectors, layer).round(decimals=4).tolist()

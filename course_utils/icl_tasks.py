@@ -4,18 +4,28 @@ A prompt is a few demonstrations of a function `f`, then a query:
 
     <bos> x1 -> f(x1) , x2 -> f(x2) , ... , xq ->
 
-and the model must answer f(xq). Every task maps the same items (tokens 0..n_items-1) to items, and
-for every x the tasks give different answers, so nothing in `xq` alone says which task is meant: the
-model must infer the task from the demonstrations. With zero demonstrations it can only guess.
+and the model must answer f(xq). Every task reads the same items (tokens 0..n_items-1), so nothing
+in `xq` alone says which task is meant: the model must infer the task from the demonstrations. With
+zero demonstrations it can only guess.
 
-The tasks (names as in Todd et al. 2023, whose tasks are English word lists):
-- "copy": f(x) = x;
-- "successor": f(x) = x + 1 (mod n_items), like "next letter";
-- "antonym": a fixed random pairing of the items (antonym(antonym(x)) = x);
-- "capital": a fixed random lookup table, like "country -> capital".
+Each task answers with tokens of its own kind, as Todd et al.'s word tasks do (every answer of
+"country -> capital" is a city, every answer of "antonym" an adjective): task t's answers are a
+block of n_items tokens of their own, written `task:i`. The tasks (names as in Todd et al. 2023):
+- "copy": x -> copy:x;
+- "successor": x -> successor:(x + 1 mod n_items), like "next letter";
+- "antonym": x -> antonym:a(x), a fixed random pairing of the items (a(a(x)) = x);
+- "capital": x -> capital:c(x), a fixed random lookup table, like "country -> capital".
+For every x the index i of the answer differs between the tasks too.
 
-Token layout: items are 0..n_items-1, then `->` (ARROW), `,` (COMMA) and <bos> (BOS). The answer to
-demonstration i is predicted at the `->` position 4 * i + 2, and the answer sits at 4 * i + 3.
+Why answers of their own kind: our first version answered every task with the items themselves.
+Then the answers of any task are spread evenly over the same tokens, and a head's output averaged
+over many prompts (the function vector's ingredient) is nearly the same for every task: only the
+*pairing* of x with f(x) shows the task, and a mean cannot hold a pairing. The vectors recovered
+little (0.25 to 0.50 zero-shot accuracy against 1.00 with demonstrations). See notebook 07.
+
+Token layout: items are 0..n_items-1; task t's answers n_items * (1 + t) + i; then `->` (ARROW),
+`,` (COMMA) and <bos> (BOS). The answer to demonstration i is predicted at the `->` position
+4 * i + 2, and the answer sits at 4 * i + 3.
 
 Same seed, same data, on any machine: every random draw comes from a seeded `torch.Generator`.
 """
@@ -35,7 +45,7 @@ TASKS = ("copy", "successor", "antonym", "capital")
 @dataclass
 class Prompts:
     tokens: torch.Tensor  # [batch, 4 * shots + 3]: demonstrations, then the query `xq ->`
-    answers: torch.Tensor  # [batch]: f(xq), the token the model should predict at the last position
+    answers: torch.Tensor  # [batch]: f(xq) (a token of the task's answer block), to be predicted at the last position
     queries: torch.Tensor  # [batch]: xq
 
 
@@ -51,7 +61,7 @@ class ICLTasks:
     n_items: int = 32
     max_shots: int = 8
     tasks: tuple[str, ...] = TASKS
-    p_noise: float = 0.0  # in training batches, each answer is replaced by a random item with this probability
+    p_noise: float = 0.0  # in training batches, each answer is replaced by a random answer token with this probability
     seed: int = 0
     d_vocab: int = field(init=False)
     n_ctx: int = field(init=False)
@@ -67,21 +77,26 @@ class ICLTasks:
         if not 0.0 <= self.p_noise < 1.0:
             raise ValueError(f"p_noise must be in [0, 1), got {self.p_noise!r}")
         object.__setattr__(self, "tasks", tuple(self.tasks))
-        object.__setattr__(self, "d_vocab", self.n_items + 3)
+        object.__setattr__(self, "d_vocab", self.n_items * (1 + len(self.tasks)) + 3)
         object.__setattr__(self, "n_ctx", 4 * self.max_shots)
 
     # Special tokens.
     @property
     def ARROW(self) -> int:
-        return self.n_items
+        return self.d_vocab - 3
 
     @property
     def COMMA(self) -> int:
-        return self.n_items + 1
+        return self.d_vocab - 2
 
     @property
     def BOS(self) -> int:
-        return self.n_items + 2
+        return self.d_vocab - 1
+
+    def answer_block(self, task: str) -> range:
+        """The tokens that answer `task`: n_items tokens of its own, `task:0` to `task:{n_items - 1}`."""
+        start = self.n_items * (1 + self.task_index(task))
+        return range(start, start + self.n_items)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -103,33 +118,41 @@ class ICLTasks:
         return self.tasks.index(task)
 
     def table(self) -> torch.Tensor:
-        """[n_tasks, n_items]: table[t, x] = f_t(x)."""
+        """[n_tasks, n_items]: table[t, x] = f_t(x), a token of task t's answer block."""
         return _table(self.n_items, self.tasks, self.seed).clone()
 
     def apply(self, task: str, x: torch.Tensor) -> torch.Tensor:
-        """f_task(x) for a tensor of items x."""
+        """f_task(x) (answer tokens) for a tensor of items x."""
         return _table(self.n_items, self.tasks, self.seed)[self.task_index(task)][x]
 
     def token_names(self) -> list[str]:
-        return [str(i) for i in range(self.n_items)] + ["->", ",", "<bos>"]
+        items = [str(i) for i in range(self.n_items)]
+        answers = [f"{task}:{i}" for task in self.tasks for i in range(self.n_items)]
+        return items + answers + ["->", ",", "<bos>"]
 
     def to_str(self, tokens: torch.Tensor) -> str:
-        """One prompt [pos] as text, e.g. '<bos> 3 -> 4 , 17 -> 18 , 9 ->'."""
+        """One prompt [pos] as text, e.g. '<bos> 3 -> successor:4 , 17 -> successor:18 , 9 ->'."""
         names = self.token_names()
         return " ".join(names[int(t)] for t in tokens)
 
-    def _sequences(self, task_ids: torch.Tensor, n_pairs: int, gen: torch.Generator, shuffle_labels: bool,
-                   noise: float = 0.0):
+    def _random_answers(self, shape, gen: torch.Generator) -> torch.Tensor:
+        """Answer tokens drawn uniformly from every task's block: answers of no task in particular."""
+        return torch.randint(self.n_items, self.ARROW, shape, generator=gen)
+
+    def _sequences(self, task_ids: torch.Tensor, n_pairs: int, gen: torch.Generator, shuffle_labels: bool = False,
+                   noise: float = 0.0, random_labels: bool = False):
         size = len(task_ids)
         # Distinct items in each prompt, so the answer to the query never appears among the demos.
         xs = torch.rand(size, self.n_items, generator=gen).argsort(dim=-1)[:, :n_pairs]
         ys = _table(self.n_items, self.tasks, self.seed)[task_ids[:, None], xs]
         if noise > 0:
             wrong = torch.rand(size, n_pairs, generator=gen) < noise
-            ys = torch.where(wrong, torch.randint(0, self.n_items, (size, n_pairs), generator=gen), ys)
+            ys = torch.where(wrong, self._random_answers((size, n_pairs), gen), ys)
         if shuffle_labels and n_pairs > 2:  # shuffle the demonstrations' answers, not the query's
             order = torch.rand(size, n_pairs - 1, generator=gen).argsort(dim=-1)
             ys = torch.cat([ys[:, :-1].gather(1, order), ys[:, -1:]], dim=1)
+        if random_labels:  # replace the demonstrations' answers, not the query's
+            ys = torch.cat([self._random_answers((size, n_pairs - 1), gen), ys[:, -1:]], dim=1)
         tokens = torch.empty(size, 4 * n_pairs, dtype=torch.long)
         tokens[:, 0] = self.BOS
         tokens[:, 1::4], tokens[:, 2::4], tokens[:, 3::4] = xs, self.ARROW, ys
@@ -141,13 +164,16 @@ class ICLTasks:
         _check_positive(size=size)
         gen = _generator(self.seed, 7, step)
         task_ids = torch.randint(0, len(self.tasks), (size,), generator=gen)
-        return self._sequences(task_ids, self.max_shots, gen, shuffle_labels=False, noise=self.p_noise)[0]
+        return self._sequences(task_ids, self.max_shots, gen, noise=self.p_noise)[0]
 
-    def prompts(self, task: str, shots: int, size: int, seed: int = 0, shuffle_labels: bool = False) -> Prompts:
+    def prompts(self, task: str, shots: int, size: int, seed: int = 0, shuffle_labels: bool = False,
+                random_labels: bool = False) -> Prompts:
         """`size` prompts of `shots` demonstrations of `task` then a query `xq ->`: tokens [size, 4 * shots + 3].
 
-        shuffle_labels: the demonstrations' answers are shuffled among themselves, so they no longer
-        show the task (Todd et al.'s corrupted prompts); the query's right answer is still f(xq).
+        shuffle_labels: the demonstrations' answers are shuffled among themselves (Todd et al.'s
+        corrupted prompts): the pairs are wrong, but the answers are still of the task's kind.
+        random_labels: each demonstration's answer is a random answer token of any task, so the
+        demonstrations show no task at all. Either way the query's right answer is still f(xq).
         """
         t = self.task_index(task)
         _check_positive(size=size)
@@ -156,15 +182,20 @@ class ICLTasks:
                              f"max_shots - 1 demonstrations before an answer), got {shots!r}")
         if shuffle_labels and shots < 2:
             raise ValueError(f"shuffle_labels needs at least 2 demonstrations to shuffle, got shots={shots}")
-        gen = _generator(self.seed, 11, t, shots, seed, int(shuffle_labels))
+        if shuffle_labels and random_labels:
+            raise ValueError("choose one corruption: shuffle_labels or random_labels, not both")
+        if random_labels and shots < 1:
+            raise ValueError("random_labels needs at least 1 demonstration, got shots=0")
+        gen = _generator(self.seed, 11, t, shots, seed, int(shuffle_labels) + 2 * int(random_labels))
         task_ids = torch.full((size,), t, dtype=torch.long)
-        tokens, xs, ys = self._sequences(task_ids, shots + 1, gen, shuffle_labels)
+        tokens, xs, ys = self._sequences(task_ids, shots + 1, gen, shuffle_labels, random_labels=random_labels)
         return Prompts(tokens=tokens[:, :-1], answers=ys[:, -1], queries=xs[:, -1])
 
 
 @lru_cache(maxsize=16)
 def _table(n_items: int, tasks: tuple[str, ...], seed: int) -> torch.Tensor:
-    """Every task's lookup table, [n_tasks, n_items], with all tasks' answers distinct for each x."""
+    """Every task's lookup table, [n_tasks, n_items] of answer tokens: task t's answers lie in its own
+    block, n_items * (1 + t) + i, and the index i differs between the tasks for each x."""
     gen = _generator(seed, 3)
     x = torch.arange(n_items)
     fixed = {"copy": x, "successor": (x + 1) % n_items}
@@ -181,4 +212,4 @@ def _table(n_items: int, tasks: tuple[str, ...], seed: int) -> torch.Tensor:
         if not (capital == taken).any():
             break
     fixed.update(antonym=antonym, capital=capital)
-    return torch.stack([fixed[t] for t in tasks])
+    return torch.stack([fixed[t] + n_items * (1 + i) for i, t in enumerate(tasks)])

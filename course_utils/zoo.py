@@ -71,12 +71,13 @@ RECIPES["ln_mlp_4l"] = Recipe(
 )
 
 # Notebook 07's model: in-context tasks (function vectors). Appended; the models above are unchanged.
+_ICL_TASKS = ICLTasks(n_items=32, max_shots=8, seed=0)
 RECIPES["icl_tasks"] = Recipe(
-    description="Three-layer transformer with MLPs and LayerNorm trained on in-context tasks "
+    description="Two-layer transformer with MLPs and LayerNorm trained on in-context tasks "
     "(x -> f(x) demonstrations, then a query): it infers the task from the demonstrations.",
-    model=Config(d_vocab=35, n_ctx=32, d_model=64, n_heads=4, n_layers=3, attn_only=False,
-                 normalization_type="LN", seed=0),
-    language=ICLTasks(n_items=32, max_shots=8, seed=0),
+    model=Config(d_vocab=_ICL_TASKS.d_vocab, n_ctx=_ICL_TASKS.n_ctx, d_model=64, n_heads=4, n_layers=2,
+                 attn_only=False, normalization_type="LN", seed=0),
+    language=_ICL_TASKS,
     train=TrainConfig(steps=1500, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=1500),
 )
 
@@ -370,7 +371,7 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
         runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), data, k, layer)
     tasks = recipe.language.tasks
     spread = {key: [min(r[t][key] for r in runs.values() for t in tasks), max(r[t][key] for r in runs.values() for t in tasks)]
-              for key in ("zero_shot", "few_shot", "zero_shot_with_fv")}
+              for key in ("zero_shot", "few_shot", "shuffled_labels", "random_labels", "zero_shot_with_fv")}
     spread["top_k_share_of_positive_aie"] = [min(r["top_k_share_of_positive_aie"] for r in runs.values()),
                                              max(r["top_k_share_of_positive_aie"] for r in runs.values())]
     result = {"name": name, "k": k, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}

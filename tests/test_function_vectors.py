@@ -14,17 +14,22 @@ from course_utils.model import Config, Transformer, to_bridge
 # ---- the data ---------------------------------------------------------------------------------
 
 
-def test_tasks_disagree_on_every_item_and_antonym_is_an_involution():
+def test_tasks_answer_in_their_own_blocks_and_disagree_on_every_item():
     data = ICLTasks(n_items=16, seed=1)
     table = data.table()
-    assert table.shape == (len(TASKS), 16)
+    assert table.shape == (len(TASKS), 16) and data.d_vocab == 16 * (1 + len(TASKS)) + 3
+    index = table % 16  # the answer's index within its task's block
     for x in range(16):
-        assert len(set(table[:, x].tolist())) == len(TASKS), x  # the query alone never says the task
-    antonym = data.apply("antonym", torch.arange(16))
-    assert torch.equal(antonym[antonym], torch.arange(16))
-    for row in table:  # every task is a permutation of the items
-        assert sorted(row.tolist()) == list(range(16))
-    assert torch.equal(data.apply("successor", torch.tensor([3, 15])), torch.tensor([4, 0]))
+        assert len(set(index[:, x].tolist())) == len(TASKS), x  # the tasks disagree even on the index
+    for task, row in zip(TASKS, table):  # every task is a permutation of its own block of answers
+        assert sorted(row.tolist()) == list(data.answer_block(task))
+    antonym = data.apply("antonym", torch.arange(16)) % 16
+    assert torch.equal(antonym[antonym], torch.arange(16))  # an involution, like real antonyms
+    assert torch.equal(data.apply("successor", torch.tensor([3, 15])) % 16, torch.tensor([4, 0]))
+    assert torch.equal(data.apply("copy", torch.arange(16)), torch.arange(16) + 16)
+    names = data.token_names()
+    assert len(names) == data.d_vocab and names[int(data.apply("successor", torch.tensor(3)))] == "successor:4"
+    assert names[data.ARROW] == "->" and names[data.COMMA] == "," and names[data.BOS] == "<bos>"
 
 
 def test_batches_are_deterministic_and_laid_out_as_documented():
@@ -40,7 +45,7 @@ def test_batches_are_deterministic_and_laid_out_as_documented():
         assert sum(bool((table[t, xs] == ys).all()) for t in range(len(TASKS))) == 1
 
 
-def test_prompts_end_with_the_query_and_shuffled_labels_break_the_task():
+def test_prompts_end_with_the_query_and_corruptions_break_the_pairs():
     data = ICLTasks(n_items=32, max_shots=8, seed=0)
     p = data.prompts("capital", 3, 50, seed=4)
     assert p.tokens.shape == (50, 15) and (p.tokens[:, -1] == data.ARROW).all()
@@ -49,7 +54,14 @@ def test_prompts_end_with_the_query_and_shuffled_labels_break_the_task():
     s = data.prompts("capital", 6, 200, seed=4, shuffle_labels=True)
     demos_right = data.apply("capital", s.tokens[:, 1::4][:, :6]) == s.tokens[:, 3::4]
     assert demos_right.float().mean() < 0.4  # mostly wrong demonstrations
+    assert all(int(y) in data.answer_block("capital") for y in s.tokens[:, 3::4].flatten())  # still capitals
     assert torch.equal(s.answers, data.apply("capital", s.queries))
+    r = data.prompts("capital", 6, 200, seed=4, random_labels=True)
+    ys = r.tokens[:, 3::4].flatten()
+    assert ((ys >= data.n_items) & (ys < data.ARROW)).all()  # answer tokens ...
+    kinds = {task: sum(int(y) in data.answer_block(task) for y in ys) / len(ys) for task in data.tasks}
+    assert all(0.15 < share < 0.35 for share in kinds.values()), kinds  # ... of every task alike
+    assert torch.equal(r.answers, data.apply("capital", r.queries))
     assert data.to_str(data.prompts("copy", 1, 1).tokens[0]).startswith("<bos> ")
     assert ICLTasks.from_dict(data.to_dict()) == data
 
@@ -66,6 +78,10 @@ def test_bad_data_arguments_are_named():
         data.prompts("copy", 8, 4)
     with pytest.raises(ValueError, match="shuffle_labels needs at least 2"):
         data.prompts("copy", 1, 4, shuffle_labels=True)
+    with pytest.raises(ValueError, match="choose one corruption"):
+        data.prompts("copy", 3, 4, shuffle_labels=True, random_labels=True)
+    with pytest.raises(ValueError, match="random_labels needs at least 1"):
+        data.prompts("copy", 0, 4, random_labels=True)
 
 
 # ---- the analysis functions -------------------------------------------------------------------
@@ -123,7 +139,7 @@ def test_bad_input_is_named(small):
     z = fv.mean_head_z(model, p.tokens)
     with pytest.raises(ValueError, match="tokens must be a torch.long tensor"):
         fv.mean_head_outputs(model, p.tokens.float())
-    with pytest.raises(ValueError, match=r"tokens must be ids in \[0, 19\)"):
+    with pytest.raises(ValueError, match=r"tokens must be ids in \[0, 83\)"):
         fv.mean_head_outputs(model, p.tokens + 100)
     with pytest.raises(ValueError, match=r"answers must be a tensor \[batch\] = \[4\]"):
         fv.indirect_effect(model, p.tokens, p.answers[:2], z, 0, 0)
@@ -187,19 +203,21 @@ def test_check_indirect_effect():
         checks.check_indirect_effect(lambda *a: _effect(*a).mean())
 
 
-def _with_vector(model, tokens, vector, layer, where="pre", positions=-1, last=True):
+def _with_vector(model, tokens, vector, layer, where="attn_out", positions=-1, last=True):
     def hook(resid, hook):
         resid = resid.clone()
         resid[:, positions] += vector
         return resid
-    logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.hook_resid_{where}", hook)])
+    logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.hook_{where}", hook)])
     return logits[:, -1] if last else logits
 
 
 def test_check_logits_with_vector():
     checks.check_logits_with_vector(_with_vector)
-    with pytest.raises(ExerciseError, match="after block"):
-        checks.check_logits_with_vector(lambda *a: _with_vector(*a, where="post"))
+    with pytest.raises(ExerciseError, match="after the whole block"):
+        checks.check_logits_with_vector(lambda *a: _with_vector(*a, where="resid_post"))
+    with pytest.raises(ExerciseError, match="before block"):
+        checks.check_logits_with_vector(lambda *a: _with_vector(*a, where="resid_pre"))
     with pytest.raises(ExerciseError, match="at every position"):
         checks.check_logits_with_vector(lambda *a: _with_vector(*a, positions=slice(None)))
     with pytest.raises(ExerciseError, match="not added"):
@@ -233,7 +251,7 @@ def test_old_cards_are_unchanged_by_the_new_data_kind():
 
 @pytest.mark.slow
 def test_retraining_reproduces_the_shipped_icl_model():
-    """Full retrain from the card (1000 steps; well under 90 s on an idle 2-core machine)."""
+    """Full retrain from the card (1500 steps; about a minute on an idle 2-core machine)."""
     model, result = zoo.retrain("icl_tasks", progress=False)
     info = zoo.card("icl_tasks")
     assert result.losses == pytest.approx(info["losses"], abs=1e-3)

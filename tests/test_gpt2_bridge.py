@@ -96,7 +96,7 @@ def test_bad_heads_are_named_on_the_bridge_too(gpt2):
 def hf_logits(hf, tokens, layer=None, head_z=None, add_to_resid=None):
     """HF GPT-2's logits, optionally with one head's merged-heads slice (the input of c_proj, i.e.
     TransformerLens's z) replaced by head_z(z_slice) in `layer`, or a vector added to the residual
-    stream entering block add_to_resid[0] at the last position."""
+    stream at the last position just after the attention of block add_to_resid[0] (resid_mid)."""
     handles = []
     if head_z is not None:
         h, fn = head_z
@@ -107,14 +107,14 @@ def hf_logits(hf, tokens, layer=None, head_z=None, add_to_resid=None):
             merged[..., cols] = fn(merged[..., cols])
             return (merged,)
         handles.append(hf.transformer.h[layer].attn.c_proj.register_forward_pre_hook(replace_head))
-    if add_to_resid is not None:
+    if add_to_resid is not None:  # resid_mid = resid_pre + attention output: add to the attention output
         block, vector = add_to_resid
 
-        def add(module, args, kwargs):
-            resid = args[0].clone()
-            resid[:, -1] += vector
-            return (resid, *args[1:]), kwargs
-        handles.append(hf.transformer.h[block].register_forward_pre_hook(add, with_kwargs=True))
+        def add(module, args, output):
+            attn_out = output[0].clone()
+            attn_out[:, -1] += vector
+            return (attn_out, *output[1:])
+        handles.append(hf.transformer.h[block].attn.register_forward_hook(add))
     try:
         with torch.no_grad():
             return hf(tokens).logits
