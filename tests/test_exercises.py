@@ -33,6 +33,13 @@ def test_committed_notebooks_have_no_outputs(path):
     assert not dirty, f"{path.name}: cells {dirty} carry outputs; strip them before committing"
 
 
+@pytest.mark.parametrize("path", sorted(ROOT.glob("*/*.ipynb")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_notebooks_are_valid(path):
+    """nbformat's schema: e.g. cell ids need nbformat 4.5, and Jupyter warns on every open otherwise."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_every_exercise_becomes_a_stub_and_every_check_may_raise(path):
     solution = nbformat.read(path, as_version=4)
