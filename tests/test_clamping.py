@@ -93,6 +93,13 @@ def test_conditions():
     with torch.no_grad():
         model.run_with_hooks(tokens, fwd_hooks=hooks)
     assert (store["z"] == 0).all()
+    hooks = clamping.condition_hooks(model, "clamp_layer0_output")
+    hooks += [("blocks.0.hook_resid_pre", lambda r, hook: store.update(pre=r.clone())),
+              ("blocks.0.hook_attn_out", lambda a, hook: store.update(out=a.clone()))]
+    with torch.no_grad():
+        model.run_with_hooks(tokens, fwd_hooks=hooks)
+        model.run_with_hooks(tokens, fwd_hooks=hooks)  # twice: the hooks hold nothing over between passes
+    assert (store["out"][:, 0] == 0).all() and torch.equal(store["out"][:, 1:], store["pre"][:, :-1])
     with pytest.raises(ValueError, match="condition must be one of"):
         clamping.condition_hooks(model, "clamp_everything")
     with pytest.raises(ValueError, match="condition must be one of"):
@@ -121,10 +128,12 @@ def test_study_is_complete(study):
 
 
 def test_study_claims(study):
-    # What notebook 04 asserts: two of the paper's claims reproduce here, two do not (the notebook says so).
+    # What notebook 04 asserts: every claim holds over the ten seeds but "more labels slower", which
+    # goes the other way here (the notebook says so).
     claims = clamping.study_claims(study)
-    assert claims["ablation never forms"] and claims["clamped runs all form"] and claims["more classes slower"]
-    assert not claims["clamping earlier in every seed"] and not claims["more labels slower"]
+    assert {name for name, holds in claims.items() if not holds} == {"more labels slower"}, claims
+    labels = [clamping.median_steps_to_form(study, n_labels=n) for n in clamping.STUDY_LABELS]
+    assert labels[-1] < labels[0], labels
 
 
 def test_study_claims_on_a_made_up_study():
@@ -133,13 +142,22 @@ def test_study_claims_on_a_made_up_study():
         return {"config": {"condition": condition, "task": t}, "formation_step": step}
 
     runs = [fake("baseline", s, 500) for s in range(3)] + [fake("clamp_prev_token", s, 200) for s in range(3)]
+    runs += [fake("clamp_layer0_output", s, 100) for s in range(3)]
     runs += [fake("ablate_layer0", s, None) for s in range(3)]
     runs += [fake("baseline", s, step, n_classes=c) for s in range(3) for c, step in [(16, 700), (32, None)]]
     runs += [fake("baseline", s, step, n_labels=n) for s in range(3) for n, step in [(2, 400), (8, 900)]]
     claims = clamping.study_claims({"runs": runs})
     assert all(claims.values()), claims
-    runs[3]["formation_step"] = 600  # one clamped seed now forms later than its baseline
-    assert not clamping.study_claims({"runs": runs})["clamping earlier in every seed"]
+    runs[3]["formation_step"] = 600  # one pattern-clamped seed now forms later than its baseline: still most seeds
+    claims = clamping.study_claims({"runs": runs})
+    assert claims["clamping earlier in most seeds"] and claims["clamping earlier in the median"]
+    runs[4]["formation_step"] = 600  # two of three: no longer most seeds, nor the median
+    claims = clamping.study_claims({"runs": runs})
+    assert not claims["clamping earlier in most seeds"] and not claims["clamping earlier in the median"]
+    runs[6]["formation_step"] = None  # one seed whose layer-0 clamp never forms
+    claims = clamping.study_claims({"runs": runs})
+    assert not claims["clamping layer 0's output earlier in every seed"]
+    assert claims["ablation never forms"] and claims["more classes slower"] and claims["more labels slower"]
 
 
 def test_load_study_missing(tmp_path):
@@ -149,7 +167,8 @@ def test_load_study_missing(tmp_path):
 
 @pytest.mark.slow
 def test_study_points_reproduce_exactly(study):
-    picks = [clamping.find(study, "clamp_prev_token")[0], clamping.find(study, "baseline")[1]]
+    picks = [clamping.find(study, "clamp_prev_token")[0], clamping.find(study, "baseline")[1],
+             clamping.find(study, "clamp_layer0_output")[2]]
     for point in picks:
         again = clamping.reproduce(point)
         assert again["accuracy"] == point["accuracy"] and again["formation_step"] == point["formation_step"]
