@@ -244,6 +244,7 @@ def study_claims(study: dict) -> dict[str, bool]:
       grows, and the largest is later than the smallest.
     """
     base = {int(r["config"]["task"]["seed"]): r for r in find(study, "baseline")}
+    ablated = find(study, "ablate_layer0")
 
     def earlier(condition):  # seeds in which the condition forms before the baseline
         runs = {int(r["config"]["task"]["seed"]): r for r in find(study, condition)}
@@ -259,8 +260,7 @@ def study_claims(study: dict) -> dict[str, bool]:
         "clamping earlier in most seeds": 2 * len(earlier("clamp_prev_token")) > len(base),
         "clamped runs all form": all(r["formation_step"] is not None for r in find(study, "clamp_prev_token")),
         "clamping layer 0's output earlier in every seed": bool(base) and len(earlier("clamp_layer0_output")) == len(base),
-        "ablation never forms": bool(find(study, "ablate_layer0"))
-        and all(r["formation_step"] is None for r in find(study, "ablate_layer0")),
+        "ablation never forms": bool(ablated) and all(r["formation_step"] is None for r in ablated),
         "more classes slower": slower("n_classes", STUDY_CLASSES),
         "more labels slower": slower("n_labels", STUDY_LABELS),
     }

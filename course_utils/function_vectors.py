@@ -257,8 +257,8 @@ def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, s
 
 def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> dict:
     """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`),
-    shuffled-label, random-label and zero-shot-plus-function-vector accuracies; the AIE and the share of it in the top-k heads; the
-    cross-task matrix."""
+    shuffled-label, random-label and zero-shot-plus-function-vector accuracies; the AIE and the
+    share of it in the top-k heads; the cross-task matrix."""
     _check_model(model)
     _check_data(data)
     _check_k(k, model.cfg.n_layers * model.cfg.n_heads)
