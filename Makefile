@@ -8,6 +8,17 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 NBVAL  := --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
+# The CPU numerics the zoo is built and checked with (course_utils/zoo_numerics.env, the one place
+# that defines them), exported to every command below so that torch sees them when it is imported.
+# On x86-64 only; a value already in the environment wins (the retrain tests then say what they did).
+ifeq ($(filter x86_64 amd64,$(shell uname -m)),$(shell uname -m))
+$(foreach line,$(shell grep -E '^[A-Z_]+=' course_utils/zoo_numerics.env),$(eval export $(firstword $(subst =, ,$(line))) ?= $(lastword $(subst =, ,$(line)))))
+endif
+
+# JupyterLab refuses to start as root (containers, cloud machines) unless told it may.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
+
 .PHONY: lab test test-fast test-notebook test-slow test-browser exercises bench zoo zoo-seeds clean chromium grade lint
 
 $(STAMP): pyproject.toml
@@ -17,7 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_ROOT) $(LAB_ARGS) notebooks/
 
 # Unit tests (retraining the zoo included), the browser test (executes every solution notebook,
 # exports it to HTML and opens it in headless Chromium), then nbval over every solution and every
@@ -69,16 +80,19 @@ bench: $(STAMP)
 	$(PY) benchmarks/notebooks.py
 	$(PY) benchmarks/test_suite.py
 
-# Retrain and rewrite the shipped weights and cards (course_utils/zoo_weights/).
+# Retrain and rewrite the shipped weights and cards (course_utils/zoo_weights/), with the zoo's
+# numerics (above); each card records them and the checksum of every file.
 zoo: $(STAMP)
-	$(PY) -m course_utils.zoo build
+	$(PY) -m maintainer.zoo_build build
 
 # Retrain the zoo's recipes with seeds 1-3 and record the seed-to-seed spread in the cards
-# (notebook 02's thresholds come from it). About 15 minutes; resumable from runs/seeds/.
+# (notebooks' thresholds, and the retrain tests on machines without the zoo's numerics, use it).
+# About 20 minutes; resumable from runs/seeds/.
 zoo-seeds: $(STAMP)
-	$(PY) -m course_utils.zoo seeds attn_only_2l runs/seeds 1 2 3
-	$(PY) -m course_utils.zoo seeds attn_only_1l runs/seeds 1 2 3
-	$(PY) -m course_utils.zoo phase-change
+	$(PY) -m maintainer.zoo_build seeds attn_only_2l runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds attn_only_1l runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds ln_mlp_4l runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build phase-change
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,54 @@
+"""How the retrain tests compare a retrained zoo model with the shipped one.
+
+With the zoo's numerics in force (course_utils/numerics.py), retraining must give the shipped
+weights bit for bit. Without them (another torch, an ARM machine, a caller who forced other CPU
+kernels), retraining gives another model of the same recipe, as another seed would: then its
+metrics must fall inside the seed-to-seed spread the card records, widened on each side by that
+spread's width (at least `floor`), so that the phenomenon, not the bits, is what is checked.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_utils import numerics, zoo
+
+BITWISE, SEED_SPREAD = "bitwise", "seed-spread"
+
+
+def why_not_bitwise(name: str) -> str | None:
+    return numerics.why_not_bitwise(zoo.card(name).get("numerics"))
+
+
+def comparison(name: str) -> str:
+    return BITWISE if why_not_bitwise(name) is None else SEED_SPREAD
+
+
+def params(names) -> list:
+    """pytest parameters whose ids say which comparison will run: `attn_only_2l-bitwise`."""
+    return [pytest.param(n, id=f"{n}-{comparison(n)}") for n in names]
+
+
+def assert_bitwise(model, shipped, what: str) -> None:
+    for (key, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
+        assert torch.equal(a, b), f"{what}: {key} differs (max {(a - b).abs().max().item():.2e}) under the zoo's numerics"
+
+
+def widened(values, floor: float) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    width = max(hi - lo, floor)
+    return lo - width, hi + width
+
+
+def assert_within_seed_spread(name: str, run_story: dict, floor_icl: float = 0.02, floor_score: float = 0.01) -> None:
+    """`run_story` (zoo.story of a retrained history, up to any step) against the card's seed study:
+    at every step, the ICL score and the best induction score inside the widened spread."""
+    seeds = zoo.card(name)["seed_study"]["runs"]
+    for i, step in enumerate(run_story["steps"]):
+        j = seeds["0"]["steps"].index(step)
+        for key, floor in (("icl", floor_icl), ("best_induction_score", floor_score)):
+            lo, hi = widened([run[key][j] for run in seeds.values()], floor)
+            assert lo <= run_story[key][i] <= hi, (
+                f"{name} retrained without the zoo's numerics ({why_not_bitwise(name)}): at step {step} its {key} "
+                f"is {run_story[key][i]:.4f}, outside the seeds' spread widened to [{lo:.4f}, {hi:.4f}]")
