@@ -9,7 +9,10 @@ One module per idea:
   K-path and pattern-preserving ablation), `clamping` (interventions during training), `lens`
   (logit lens, direct logit attribution, tuned lens), `patching` (activation patching, causal
   tracing), `function_vectors` (mean head outputs, indirect effects, function vectors);
-- `checks` (exercise checks), `viz` (plots and light circuitsvis views), `colab` (the set-up cell).
+- `checks` (exercise checks), `viz` (plots and light circuitsvis views), `numerics` (the CPU
+  numerics the zoo reproduces with).
+
+The maintainers' tools (building the zoo and its studies, the Colab cell) live in `maintainer/`.
 """
 
 __version__ = "0.1.0"

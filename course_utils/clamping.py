@@ -15,20 +15,22 @@ when the model is evaluated:
 
 `run(RunConfig(...))` trains one tiny two-layer model (seconds on a CPU) and returns its query
 accuracy at every checkpoint and its `formation_step`. `STUDY_FILE` holds a sweep over conditions,
-numbers of classes and labels and seeds, computed once by `python -m course_utils.clamping`;
-`reproduce(point)` re-runs any recorded point from its config, bit for bit on a CPU.
+numbers of classes and labels and seeds: `run_study()` computes it (notebook 04's `RETRAIN = True`),
+and the maintainers write the shipped file with `python -m maintainer.clamping_study`.
+`reproduce(point)` re-runs any recorded point from its config, bit for bit on a CPU with the zoo's
+numerics (`course_utils/numerics.py`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from . import numerics
 from .ablation import ablation_hooks, check_head
 from .icl_classification import FORMED_ACCURACY, ICLClassification, formation_step, query_accuracy
 from .model import Config, Transformer, _check_model
@@ -190,6 +192,7 @@ def run_study(points=None, progress: bool = True) -> dict:
     return {
         "formed_accuracy": FORMED_ACCURACY,
         "torch_version": torch.__version__,
+        "numerics": {**numerics.current(), "threads": 1},  # run() trains on one thread
         "runs": [{"config": p.to_dict(), **run(p)} for p in tqdm(points, desc="runs", disable=not progress)],
     }
 
@@ -198,7 +201,7 @@ def load_study(path: str | Path = STUDY_FILE) -> dict:
     """The shipped study (a plain JSON file)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no study at {path}; compute it with `python -m course_utils.clamping`")
+        raise FileNotFoundError(f"no study at {path}; compute it with clamping.run_study(), or `python -m maintainer.clamping_study`")
     return json.loads(path.read_text())
 
 
@@ -272,9 +275,3 @@ def reproduce(point: dict, progress: bool = False) -> dict:
         raise ValueError(f"point must be a recorded run of the study (a dict with a 'config'), got {type(point).__name__}")
     return run(RunConfig.from_dict(point["config"]), progress=progress)
 
-
-if __name__ == "__main__":
-    STUDY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    study = run_study()
-    STUDY_FILE.write_text(json.dumps(study, indent=None, separators=(",", ":")) + "\n")
-    print(f"wrote {STUDY_FILE} ({len(study['runs'])} runs)", file=sys.stderr)

@@ -6,15 +6,17 @@ Each entry NAME has, in `course_utils/zoo_weights/`:
 - `NAME.json`: the card: model config, data recipe, seed, training config, the loss at every step,
   and the metrics the notebooks rely on.
 
-`load(NAME)` takes about a second and never unpickles. `retrain(NAME)` reproduces the weights from
-the card alone, on the CPU. `python -m course_utils.zoo build [NAME...]` rewrites the shipped files.
+`load(NAME)` takes about a second and never unpickles; it checks each file against the checksum in
+the card first, so a damaged or edited file is refused, never loaded. `retrain(NAME)` trains the
+model again from the card alone, on the CPU: with the numerics of `course_utils/numerics.py` in force
+it gives the shipped weights bit for bit. Building the zoo (`make zoo`) is the maintainers' work:
+`maintainer/zoo_build.py`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from .data import SyntheticLanguage, repeated_tokens
 from .icl_tasks import ICLTasks
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer, _check_model
-from .train import TrainConfig, atomic_save, check_weights, list_checkpoints, load_model, read_safetensors, train
+from .train import TrainConfig, check_weights, list_checkpoints, load_model, read_safetensors, train
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 
@@ -97,11 +99,6 @@ def _check_name(name: str) -> None:
         raise KeyError(f"no zoo model named {name!r}; known models: {known} (name must be one of them)")
 
 
-def _check_recipe(name: str) -> None:
-    if name not in RECIPES:
-        raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
-
-
 def card(name: str) -> dict:
     """The model's card: config, data recipe, training config, losses and metrics."""
     _check_name(name)
@@ -119,6 +116,42 @@ def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks:
     return SyntheticLanguage(**info["language"])
 
 
+def sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, as the cards record it for each shipped file."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        raise FileNotFoundError(f"path must be an existing file, got {path!r}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_verified(name: str, info: dict, filename: str) -> dict[str, torch.Tensor]:
+    """The tensors of a shipped file, after checking it against its card: the checksum, the config
+    the file carries, and every tensor float32 and finite. Anything else is a clear error."""
+    path = ZOO_DIR / filename
+    fix = "reinstall the course (a fresh clone), or rebuild the zoo with `make zoo`"
+    expected = info.get("files", {}).get(filename)
+    if expected is None:
+        raise ValueError(f"the card of {name} records no checksum for {filename}: {fix}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {fix}")
+    if sha256(path) != expected:
+        raise ValueError(f"{path} does not match the checksum in its card (damaged or edited): {fix}")
+    tensors, metadata = read_safetensors(path)
+    carried = json.loads(metadata.get("card", "{}"))
+    if carried.get("name") != name or carried.get("model") != info["model"]:
+        raise ValueError(f"{path} was built with another config than its card records "
+                         f"({carried.get('model')} against {info['model']}): {fix}")
+    for key, tensor in tensors.items():
+        if tensor.dtype != torch.float32:
+            raise ValueError(f"{path}: {key} is {tensor.dtype}, expected torch.float32: {fix}")
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{path}: {key} holds NaN or inf: {fix}")
+    return tensors
+
+
 def _model_from(tensors: dict[str, torch.Tensor], cfg: dict, prefix: str = "") -> Transformer:
     model = Transformer(Config.from_dict(cfg))
     weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -131,18 +164,17 @@ def load(name: str, step: int | None = None, device: str | torch.device = "cpu")
     """The shipped model NAME: its final weights, or those at a training `step` of its history."""
     info = card(name)
     if step is None:
-        tensors, _ = read_safetensors(ZOO_DIR / f"{name}.safetensors")
-        return _model_from(tensors, info["model"]).to(device)
-    if not isinstance(step, int) or isinstance(step, bool) or step not in info["history_steps"]:
-        raise ValueError(f"{name} has no checkpoint at step {step!r}; its history has steps {info['history_steps']}")
-    tensors, _ = read_safetensors(ZOO_DIR / f"{name}.history.safetensors")
+        return _model_from(_read_verified(name, info, f"{name}.safetensors"), info["model"]).to(device)
+    if not isinstance(step, int) or isinstance(step, bool) or step not in info.get("history_steps", []):
+        raise ValueError(f"{name} has no checkpoint at step {step!r}; its history has steps {info.get('history_steps', [])}")
+    tensors = _read_verified(name, info, f"{name}.history.safetensors")
     return _model_from(tensors, info["model"], prefix=f"step_{step:06d}.").to(device)
 
 
 def history(name: str) -> dict[int, Transformer]:
     """{step: model} for every checkpoint saved while training NAME (step 0 is the initial model)."""
     info = card(name)
-    tensors, _ = read_safetensors(ZOO_DIR / f"{name}.history.safetensors")
+    tensors = _read_verified(name, info, f"{name}.history.safetensors")
     return {s: _model_from(tensors, info["model"], prefix=f"step_{s:06d}.") for s in info["history_steps"]}
 
 
@@ -218,97 +250,6 @@ def story(history_models: dict, lang: SyntheticLanguage) -> dict:
     }
 
 
-def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
-    """Train NAME's recipe with other seeds (model init and language) and measure `story` for each.
-
-    Runs resume from `workdir`, so an interrupted study loses nothing.
-    """
-    from dataclasses import replace
-
-    _check_recipe(name)
-    recipe = RECIPES[name]
-    results = {}
-    for seed in seeds:
-        cfg, lang = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
-        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
-        _train_from(cfg, lang, recipe.train, ckpt_dir, progress)
-        results[str(seed)] = story(_history_from(ckpt_dir, cfg), lang)
-    return results
-
-
-def build(name: str, progress: bool = True) -> dict:
-    """Train NAME from its recipe and write its weights, history and card into ZOO_DIR."""
-    _check_recipe(name)
-    recipe = RECIPES[name]
-    if isinstance(recipe.language, ICLTasks):
-        return _build_icl(name, recipe, progress)
-    with tempfile.TemporaryDirectory() as tmp:
-        model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
-        hist = _history_from(tmp, recipe.model)
-    info = {
-        "name": name,
-        "description": recipe.description,
-        "model": recipe.model.to_dict(),
-        "language": recipe.language.to_dict(),
-        "train": {**recipe.train.to_dict(), "device": "cpu"},
-        "torch_version": torch.__version__,
-        "history_steps": sorted(hist),
-        "losses": [round(x, 4) for x in result.losses],
-        "metrics": evaluate(model, recipe.language),
-    }
-    info["metrics"]["story"] = story(hist, recipe.language)
-    old = ZOO_DIR / f"{name}.json"
-    if old.exists():  # a seed study is expensive: keep the one already recorded
-        previous = json.loads(old.read_text())
-        info.update({key: previous[key] for key in ("seed_study", "phase_change") if key in previous})
-    meta = {"card": json.dumps({"name": name, "model": info["model"]})}
-    atomic_save(model.state_dict(), ZOO_DIR / f"{name}.safetensors", meta)
-    atomic_save({f"step_{s:06d}.{k}": v for s, m in hist.items() for k, v in m.state_dict().items()},
-                ZOO_DIR / f"{name}.history.safetensors", meta)
-    (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
-    return info
-
-
-def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
-    """Run seed_study and write its results into NAME's card (with seed 0, the shipped run)."""
-    info = card(name)
-    runs = {"0": info["metrics"]["story"], **seed_study(name, seeds, workdir)}
-    info["seed_study"] = {"seeds": [int(s) for s in runs], "runs": runs}
-    (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
-    return info["seed_study"]
-
-
-def record_phase_change(two: str = "attn_only_2l", one: str = "attn_only_1l") -> dict:
-    """From both cards' seed studies: the phase change of every seed, and its seed-to-seed spread,
-    written into the two-layer model's card (notebook 02's thresholds come from this spread)."""
-    from .metrics import phase_change
-
-    info, other = card(two), card(one)
-    width = 0.2 * info["train"]["steps"]
-    runs = {}
-    for seed, run in info["seed_study"]["runs"].items():
-        if seed in other["seed_study"]["runs"]:
-            if other["seed_study"]["runs"][seed]["steps"] != run["steps"]:
-                raise ValueError(f"seed {seed}: the two models' checkpoints are at different steps")
-            found = phase_change(run["steps"], run["icl"], other["seed_study"]["runs"][seed]["icl"],
-                                 run["best_induction_score"], width)
-            runs[seed] = {"excess_final": round(found["excess_final"], 4), "window": found["window"],
-                          "share_in_window": round(found["share_in_window"], 4),
-                          "induction_half_rise_step": found["induction_half_rise_step"]}
-    icl_two = [r["icl"][-1] for r in info["seed_study"]["runs"].values()]
-    icl_one = [r["icl"][-1] for r in other["seed_study"]["runs"].values()]
-    spread = {
-        "excess_final": [min(r["excess_final"] for r in runs.values()), max(r["excess_final"] for r in runs.values())],
-        "share_in_window": [min(r["share_in_window"] for r in runs.values()), max(r["share_in_window"] for r in runs.values())],
-        "half_rise_inside_window": all(r["window"][0] <= r["induction_half_rise_step"] <= r["window"][1] for r in runs.values()),
-        "icl_final_two_layer": [min(icl_two), max(icl_two)],
-        "icl_final_one_layer": [min(icl_one), max(icl_one)],
-    }
-    info["phase_change"] = {"window_steps": width, "runs": runs, "spread": spread}
-    (ZOO_DIR / f"{two}.json").write_text(json.dumps(info, indent=1) + "\n")
-    return info["phase_change"]
-
-
 # ---- the in-context tasks model (notebook 07) -----------------------------------------------------
 
 
@@ -329,70 +270,3 @@ def evaluate_icl(model, tasks: ICLTasks, size: int = EVAL_BATCH) -> dict:
     return {"accuracy_by_shots": accuracy, "chance_zero_shot": round(1 / len(tasks.tasks), 4)}
 
 
-def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
-    """build() for a model of in-context tasks: final weights and card (no history: nothing uses it)."""
-    model, result = _train_from(recipe.model, recipe.language, recipe.train, None, progress)
-    info = {
-        "name": name,
-        "description": recipe.description,
-        "model": recipe.model.to_dict(),
-        "data_kind": "ICLTasks",
-        "language": recipe.language.to_dict(),
-        "train": {**recipe.train.to_dict(), "device": "cpu"},
-        "torch_version": torch.__version__,
-        "losses": [round(x, 4) for x in result.losses],
-        "metrics": evaluate_icl(model, recipe.language),
-    }
-    meta = {"card": json.dumps({"name": name, "model": info["model"]})}
-    atomic_save(model.state_dict(), ZOO_DIR / f"{name}.safetensors", meta)
-    (ZOO_DIR / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
-    return info
-
-
-def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, progress: bool = True) -> dict:
-    """Train NAME's in-context-tasks recipe with other seeds (model init and task tables) and run
-    `function_vectors.study` on each, with the shipped model as seed 0; written to
-    zoo_weights/studies/NAME.seeds.json (notebook 07's thresholds come from it). Resumable."""
-    from dataclasses import replace
-
-    from .function_vectors import study
-    from .train import load_model
-
-    _check_recipe(name)
-    recipe = RECIPES[name]
-    if not isinstance(recipe.language, ICLTasks):
-        icl = [n for n, r in RECIPES.items() if isinstance(r.language, ICLTasks)]
-        raise ValueError(f"name must be a recipe of in-context tasks (ICLTasks): one of {icl}, got {name!r}")
-    runs = {"0": study(load(name), recipe.language, k, layer)}
-    for seed in seeds:
-        cfg, data = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
-        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
-        _train_from(cfg, data, recipe.train, ckpt_dir, progress)
-        runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), data, k, layer)
-    tasks = recipe.language.tasks
-    spread = {key: [min(r[t][key] for r in runs.values() for t in tasks), max(r[t][key] for r in runs.values() for t in tasks)]
-              for key in ("zero_shot", "few_shot", "shuffled_labels", "random_labels", "zero_shot_with_fv")}
-    spread["top_k_share_of_positive_aie"] = [min(r["top_k_share_of_positive_aie"] for r in runs.values()),
-                                             max(r["top_k_share_of_positive_aie"] for r in runs.values())]
-    result = {"name": name, "k": k, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}
-    out = ZOO_DIR / "studies" / f"{name}.seeds.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    return result
-
-
-if __name__ == "__main__":
-    usage = ("usage: python -m course_utils.zoo build [NAME ...] | seeds NAME WORKDIR SEED [SEED ...]"
-             " | phase-change")
-    if len(sys.argv) >= 2 and sys.argv[1] == "build":
-        for n in sys.argv[2:] or sorted(RECIPES):
-            print(n, json.dumps(build(n)["metrics"]))
-    elif len(sys.argv) >= 5 and sys.argv[1] == "seeds":
-        print(json.dumps(record_seed_study(sys.argv[2], [int(s) for s in sys.argv[4:]], sys.argv[3]), indent=1))
-    elif len(sys.argv) >= 7 and sys.argv[1] == "icl-seeds":  # icl-seeds NAME WORKDIR K LAYER SEED...
-        result = icl_seed_study(sys.argv[2], [int(s) for s in sys.argv[6:]], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
-        print(json.dumps(result["spread"], indent=1))
-    elif sys.argv[1:] == ["phase-change"]:
-        print(json.dumps(record_phase_change()["spread"], indent=1))
-    else:
-        sys.exit(usage)

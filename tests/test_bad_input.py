@@ -1,4 +1,4 @@
-"""Every public function and class of course_utils, tried with bad input.
+"""Every public function and class of course_utils and maintainer, tried with bad input.
 
 One table: each case makes one bad call and says which error it must raise and what the message
 must say. A good message names the argument, shows the bad value (or its shape or dtype) and says
@@ -24,14 +24,16 @@ import pytest
 import torch
 
 import course_utils
-from course_utils import (ablation, checks, clamping, colab, data, icl_classification, lens, metrics, model,
-                          patching, train, viz, zoo)
+from course_utils import (ablation, checks, clamping, data, icl_classification, lens, metrics, model,
+                          numerics, patching, train, viz, zoo)
 from course_utils import function_vectors as fv
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
 from course_utils.icl_tasks import ICLTasks
 from course_utils.model import Config, Transformer
 from course_utils.train import TrainConfig
+from maintainer import colab_cell as colab
+from maintainer import zoo_build
 
 
 @dataclass
@@ -497,12 +499,26 @@ CASES: list[Case] = [
       r"history must be a non-empty dict \{step: model\}, got \{\}"),
     C("zoo.story", "lang a name", lambda: zoo.story({0: zoo_model()}, "attn_only_2l"), TypeError,
       r"language must be a course_utils\.data\.SyntheticLanguage, got str"),
-    C("zoo.seed_study", "unknown name", lambda: zoo.seed_study("gpt5", [1], files()["root"]), KeyError,
+    C("zoo_build.seed_study", "unknown name", lambda: zoo_build.seed_study("gpt5", [1], files()["root"]), KeyError,
       r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
-    C("zoo.build", "unknown name", lambda: zoo.build("gpt5"), KeyError, r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
-    C("zoo.record_seed_study", "unknown name", lambda: zoo.record_seed_study("gpt5", [1], files()["root"]), KeyError,
+    C("zoo.sha256", "missing file", lambda: zoo.sha256("/nope/x.safetensors"), FileNotFoundError,
+      r"path must be an existing file, got '/nope/x.safetensors'"),
+    C("zoo.sha256", "a directory", lambda: zoo.sha256(zoo.ZOO_DIR), FileNotFoundError, r"path must be an existing file"),
+    C("zoo.sha256", "not a path", lambda: zoo.sha256(3), FileNotFoundError, r"path must be an existing file, got 3"),
+    C("numerics.why_not_bitwise", "a string", lambda: numerics.why_not_bitwise("avx2"), TypeError,
+      r"built_with must be a card's 'numerics' \(a dict\) or None, got str"),
+    C("zoo_build.write_json", "missing directory", lambda: zoo_build.write_json(Path("/nope/card.json"), {}),
+      FileNotFoundError, r"path must be in an existing directory, got '/nope/card.json'"),
+    C("zoo_build.write_json", "not JSON", lambda: zoo_build.write_json(files()["root"] / "x.json", {"t": torch.zeros(1)}),
+      TypeError, r"Tensor is not JSON serializable"),
+    C("zoo_build.with_zoo_numerics", "not a maintainer command", lambda: zoo_build.with_zoo_numerics("course_utils.zoo"),
+      ValueError, r"module must name a maintainer command such as 'maintainer.zoo_build', got 'course_utils.zoo'"),
+    C("zoo_build.with_zoo_numerics", "not a string", lambda: zoo_build.with_zoo_numerics(None), ValueError,
+      r"module must name a maintainer command"),
+    C("zoo_build.build", "unknown name", lambda: zoo_build.build("gpt5"), KeyError, r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
+    C("zoo_build.record_seed_study", "unknown name", lambda: zoo_build.record_seed_study("gpt5", [1], files()["root"]), KeyError,
       r"no zoo model named 'gpt5'"),
-    C("zoo.record_phase_change", "unknown name", lambda: zoo.record_phase_change("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+    C("zoo_build.record_phase_change", "unknown name", lambda: zoo_build.record_phase_change("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
 
     # -- checks: every check names a non-function fn; carry_on names unknown exercises --
     *[C(f"checks.{fn.__name__}", "fn not a function", (lambda fn=fn: fn("embed")), checks.ExerciseError,
@@ -532,15 +548,15 @@ CASES: list[Case] = [
     C("viz.training_story", "induction curve too long", lambda: viz.training_story([0, 1], induction={"2l": [0, 1, 2]}),
       ValueError, r"induction\['2l'\] must have one value per step \(2\), got 3 values"),
     # ---- colab: the set-up cell and badge, written by tools/make_exercises.py
-    C("colab.colab_requirements", "missing pyproject", lambda: colab.colab_requirements("/nope/pyproject.toml"),
+    C("colab_cell.colab_requirements", "missing pyproject", lambda: colab.colab_requirements("/nope/pyproject.toml"),
       FileNotFoundError, r"pyproject must be the course's pyproject.toml, got '/nope/pyproject.toml' \(no such file\)"),
-    C("colab.install_commands", "not a pyproject", lambda: colab.install_commands(files()["garbage"]), ValueError,
+    C("colab_cell.install_commands", "not a pyproject", lambda: colab.install_commands(files()["garbage"]), ValueError,
       r"pyproject must be a pyproject.toml with \[project\] dependencies, got .*garbage.safetensors"),
-    C("colab.setup_cell_source", "missing pyproject", lambda: colab.setup_cell_source(Path("/nope.toml")),
+    C("colab_cell.setup_cell_source", "missing pyproject", lambda: colab.setup_cell_source(Path("/nope.toml")),
       FileNotFoundError, r"pyproject must be .* got '/nope.toml'"),
-    C("colab.badge_markdown", "not a path", lambda: colab.badge_markdown(3), ValueError,
+    C("colab_cell.badge_markdown", "not a path", lambda: colab.badge_markdown(3), ValueError,
       r"notebook_path must be a notebook's path relative to the repository root.*got 3"),
-    C("colab.badge_markdown", "absolute path", lambda: colab.badge_markdown("/home/x/01.ipynb"), ValueError,
+    C("colab_cell.badge_markdown", "absolute path", lambda: colab.badge_markdown("/home/x/01.ipynb"), ValueError,
       r"notebook_path must be .*got '/home/x/01.ipynb'"),
     # ---- viz: the light circuitsvis views
     C("viz.attention_heads", "one head, no head axis", lambda: viz.attention_heads(floats(4, 4), list("abcd")),
@@ -984,19 +1000,22 @@ CASES: list[Case] = [
     C("zoo.evaluate_icl", "size 0", lambda: zoo.evaluate_icl(icl_model(), icl(), size=0), ValueError, r"size must be a positive int, got 0"),
     C("zoo.evaluate_icl", "tasks with a larger vocabulary", lambda: zoo.evaluate_icl(tiny(), ICLTasks(n_items=16, max_shots=2), size=4),
       ValueError, r"tokens contains id \d+, outside the vocabulary \[0, 16\)"),
-    C("zoo.icl_seed_study", "unknown name", lambda: zoo.icl_seed_study("gpt5", [1], files()["root"], 2, 1), KeyError,
+    C("zoo_build.icl_seed_study", "unknown name", lambda: zoo_build.icl_seed_study("gpt5", [1], files()["root"], 2, 1), KeyError,
       r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
-    C("zoo.icl_seed_study", "a recipe of another kind", lambda: zoo.icl_seed_study("attn_only_2l", [1], files()["root"], 2, 1), ValueError,
+    C("zoo_build.icl_seed_study", "a recipe of another kind", lambda: zoo_build.icl_seed_study("attn_only_2l", [1], files()["root"], 2, 1), ValueError,
       r"name must be a recipe of in-context tasks \(ICLTasks\): one of \['icl_tasks'\], got 'attn_only_2l'"),
-    C("zoo.icl_seed_study", "k larger than the heads", lambda: zoo.icl_seed_study("icl_tasks", [1], files()["root"], 9, 0), ValueError,
+    C("zoo_build.icl_seed_study", "k larger than the heads", lambda: zoo_build.icl_seed_study("icl_tasks", [1], files()["root"], 9, 0), ValueError,
       r"k must be an int in \[0, 8\] \(the number of heads\), got 9"),
-    C("zoo.icl_seed_study", "layer out of range", lambda: zoo.icl_seed_study("icl_tasks", [1], files()["root"], 2, 2), ValueError,
+    C("zoo_build.icl_seed_study", "layer out of range", lambda: zoo_build.icl_seed_study("icl_tasks", [1], files()["root"], 2, 2), ValueError,
       r"layer must be an int in \[0, 1\] .*got 2"),
 ]
 
 # Public names that need no bad-input case, each with the reason.
 EXEMPT = {
     "zoo.names",  # takes no input
+    "numerics.zoo_environment",  # takes no input
+    "numerics.applies_here",  # takes no input
+    "numerics.current",  # takes no input
     "zoo.Recipe",  # a frozen record of (description, Config, SyntheticLanguage, TrainConfig); those have cases
     "data.Batch",  # a record of two tensors returned by SyntheticLanguage.sample; never built from user input
     "train.TrainResult",  # a record returned by train; never built from user input
@@ -1016,10 +1035,13 @@ def test_bad_input_gets_a_clear_error(case: Case):
 def public_objects() -> dict[str, object]:
     """{"module.name": object} for every public function and class defined in a course_utils module
     ("course_utils.setup" for the package itself, "zoo.load" for a submodule)."""
+    import maintainer
+
     modules = {"course_utils": course_utils}
-    for info in pkgutil.iter_modules(course_utils.__path__):
-        if not info.name.startswith("_"):
-            modules[info.name] = importlib.import_module(f"course_utils.{info.name}")
+    for package in (course_utils, maintainer):
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                modules[info.name] = importlib.import_module(f"{package.__name__}.{info.name}")
     return {f"{short}.{name}": obj
             for short, module in modules.items() for name, obj in vars(module).items()
             if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))

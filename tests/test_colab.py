@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import colab
+from maintainer import colab_cell as colab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted([*ROOT.glob("solutions/*.ipynb"), *ROOT.glob("notebooks/*.ipynb")])
@@ -76,8 +76,8 @@ def test_the_repository_url_is_written_once_and_pyproject_agrees():
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert urls["Repository"] == colab.REPO_URL
     # No other source file spells the address out (notebooks get it from `make exercises`).
-    elsewhere = [p for p in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tools/*.py")]
-                 if colab.REPO_URL in p.read_text() and p.name != "colab.py"]
+    elsewhere = [p for p in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("maintainer/*.py")]
+                 if colab.REPO_URL in p.read_text() and p.name != "colab_cell.py"]
     assert not elsewhere
 
 

@@ -13,7 +13,7 @@ exercise and giving the hint, and a collapsed "Solution" cell follows with the a
 nbval runs the exercise notebooks end to end while the stubs are still stubs. Outputs are dropped.
 
 It also normalises the solutions themselves (outputs stripped; the Colab set-up cell from
-`course_utils.colab` as the first code cell, inserted or updated) and puts an "Open in Colab" badge
+`maintainer/colab_cell.py` as the first code cell, inserted or updated) and puts an "Open in Colab" badge
 at the top of every exercise notebook, so a new or merged notebook needs nothing by hand.
 
 Usage: python tools/make_exercises.py [--check]   (--check: fail if solutions/ or notebooks/ is stale)
@@ -30,7 +30,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course_utils import colab  # noqa: E402  (only nbformat and the standard library)
+from maintainer import colab_cell as colab  # noqa: E402  (only nbformat and the standard library)
 
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<name>\w+):\s*(?P<hint>.+?)\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")

@@ -1,0 +1,232 @@
+"""Building the zoo: train each recipe of `course_utils.zoo.RECIPES`, write its weights, history and
+card (with the checksum of every file and the numerics it was built with), and record seed studies.
+
+    python -m maintainer.zoo_build build [NAME ...]
+    python -m maintainer.zoo_build seeds NAME WORKDIR SEED [SEED ...]
+    python -m maintainer.zoo_build icl-seeds NAME WORKDIR K LAYER SEED [SEED ...]
+    python -m maintainer.zoo_build phase-change
+
+The command re-runs itself with the zoo's numerics (course_utils/zoo_numerics.env) when they are not
+in force, since torch reads them only when it is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from course_utils import numerics, zoo
+from course_utils.icl_tasks import ICLTasks
+from course_utils.train import atomic_save, list_checkpoints, load_model
+from course_utils.zoo import (
+    RECIPES,
+    Recipe,
+    _history_from,
+    _train_from,
+    card,
+    evaluate,
+    evaluate_icl,
+    load,
+    sha256,
+    story,
+)
+
+
+def _check_recipe(name: str) -> None:
+    if name not in RECIPES:
+        raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
+
+
+def write_json(path: Path, data: dict, indent: int | None = 1) -> None:
+    """Write a JSON file atomically: `path` is either the old file or the complete new one.
+    indent=None writes it compact (the clamping study: 80 runs)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"path must be in an existing directory, got {str(path)!r}")
+    text = json.dumps(data, indent=indent, separators=None if indent else (",", ":")) + "\n"  # a TypeError here names what cannot be written
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_model_files(name: str, info: dict, model, hist: dict | None) -> dict:
+    """Write NAME's weights (and history), then its card with their checksums and build numerics."""
+    meta = {"card": json.dumps({"name": name, "model": info["model"]})}
+    files = {f"{name}.safetensors": model.state_dict()}
+    if hist is not None:
+        files[f"{name}.history.safetensors"] = {f"step_{s:06d}.{k}": v for s, m in hist.items()
+                                                for k, v in m.state_dict().items()}
+    for filename, tensors in files.items():
+        atomic_save(tensors, zoo.ZOO_DIR / filename, meta)
+    info["files"] = {filename: sha256(zoo.ZOO_DIR / filename) for filename in files}
+    info["numerics"] = numerics.current()
+    old = zoo.ZOO_DIR / f"{name}.json"
+    if old.exists():  # a seed study is expensive: keep the one already recorded
+        previous = json.loads(old.read_text())
+        info.update({key: previous[key] for key in ("seed_study", "phase_change") if key in previous})
+    write_json(zoo.ZOO_DIR / f"{name}.json", info)
+    return info
+
+
+def build(name: str, progress: bool = True) -> dict:
+    """Train NAME from its recipe and write its weights, history and card into zoo.ZOO_DIR."""
+    _check_recipe(name)
+    recipe = RECIPES[name]
+    if isinstance(recipe.language, ICLTasks):
+        return _build_icl(name, recipe, progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
+        hist = _history_from(tmp, recipe.model)
+    info = {
+        "name": name,
+        "description": recipe.description,
+        "model": recipe.model.to_dict(),
+        "language": recipe.language.to_dict(),
+        "train": {**recipe.train.to_dict(), "device": "cpu"},
+        "torch_version": torch.__version__,
+        "history_steps": sorted(hist),
+        "losses": [round(x, 4) for x in result.losses],
+        "metrics": evaluate(model, recipe.language),
+    }
+    info["metrics"]["story"] = story(hist, recipe.language)
+    return _write_model_files(name, info, model, hist)
+
+
+def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
+    """build() for a model of in-context tasks: final weights and card (no history: nothing uses it)."""
+    model, result = _train_from(recipe.model, recipe.language, recipe.train, None, progress)
+    info = {
+        "name": name,
+        "description": recipe.description,
+        "model": recipe.model.to_dict(),
+        "data_kind": "ICLTasks",
+        "language": recipe.language.to_dict(),
+        "train": {**recipe.train.to_dict(), "device": "cpu"},
+        "torch_version": torch.__version__,
+        "losses": [round(x, 4) for x in result.losses],
+        "metrics": evaluate_icl(model, recipe.language),
+    }
+    return _write_model_files(name, info, model, None)
+
+
+def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
+    """Train NAME's recipe with other seeds (model init and language) and measure `story` for each.
+
+    Runs resume from `workdir`, so an interrupted study loses nothing.
+    """
+    _check_recipe(name)
+    recipe = RECIPES[name]
+    results = {}
+    for seed in seeds:
+        cfg, lang = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
+        _train_from(cfg, lang, recipe.train, ckpt_dir, progress)
+        results[str(seed)] = story(_history_from(ckpt_dir, cfg), lang)
+    return results
+
+
+def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
+    """Run seed_study and write its results into NAME's card (with seed 0, the shipped run)."""
+    info = card(name)
+    runs = {"0": info["metrics"]["story"], **seed_study(name, seeds, workdir)}
+    info["seed_study"] = {"seeds": [int(s) for s in runs], "runs": runs}
+    write_json(zoo.ZOO_DIR / f"{name}.json", info)
+    return info["seed_study"]
+
+
+def record_phase_change(two: str = "attn_only_2l", one: str = "attn_only_1l") -> dict:
+    """From both cards' seed studies: the phase change of every seed, and its seed-to-seed spread,
+    written into the two-layer model's card (notebook 02's thresholds come from this spread)."""
+    from course_utils.metrics import phase_change
+
+    info, other = card(two), card(one)
+    width = 0.2 * info["train"]["steps"]
+    runs = {}
+    for seed, run in info["seed_study"]["runs"].items():
+        if seed in other["seed_study"]["runs"]:
+            if other["seed_study"]["runs"][seed]["steps"] != run["steps"]:
+                raise ValueError(f"seed {seed}: the two models' checkpoints are at different steps")
+            found = phase_change(run["steps"], run["icl"], other["seed_study"]["runs"][seed]["icl"],
+                                 run["best_induction_score"], width)
+            runs[seed] = {"excess_final": round(found["excess_final"], 4), "window": found["window"],
+                          "share_in_window": round(found["share_in_window"], 4),
+                          "induction_half_rise_step": found["induction_half_rise_step"]}
+    icl_two = [r["icl"][-1] for r in info["seed_study"]["runs"].values()]
+    icl_one = [r["icl"][-1] for r in other["seed_study"]["runs"].values()]
+    spread = {
+        "excess_final": [min(r["excess_final"] for r in runs.values()), max(r["excess_final"] for r in runs.values())],
+        "share_in_window": [min(r["share_in_window"] for r in runs.values()), max(r["share_in_window"] for r in runs.values())],
+        "half_rise_inside_window": all(r["window"][0] <= r["induction_half_rise_step"] <= r["window"][1] for r in runs.values()),
+        "icl_final_two_layer": [min(icl_two), max(icl_two)],
+        "icl_final_one_layer": [min(icl_one), max(icl_one)],
+    }
+    info["phase_change"] = {"window_steps": width, "runs": runs, "spread": spread}
+    write_json(zoo.ZOO_DIR / f"{two}.json", info)
+    return info["phase_change"]
+
+
+def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, progress: bool = True) -> dict:
+    """Train NAME's in-context-tasks recipe with other seeds (model init and task tables) and run
+    `function_vectors.study` on each, with the shipped model as seed 0; written to
+    zoo_weights/studies/NAME.seeds.json (notebook 07's thresholds come from it). Resumable."""
+    from course_utils.function_vectors import study
+
+    _check_recipe(name)
+    recipe = RECIPES[name]
+    if not isinstance(recipe.language, ICLTasks):
+        icl = [n for n, r in RECIPES.items() if isinstance(r.language, ICLTasks)]
+        raise ValueError(f"name must be a recipe of in-context tasks (ICLTasks): one of {icl}, got {name!r}")
+    runs = {"0": study(load(name), recipe.language, k, layer)}
+    for seed in seeds:
+        cfg, data = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
+        _train_from(cfg, data, recipe.train, ckpt_dir, progress)
+        runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), data, k, layer)
+    tasks = recipe.language.tasks
+    spread = {key: [min(r[t][key] for r in runs.values() for t in tasks), max(r[t][key] for r in runs.values() for t in tasks)]
+              for key in ("zero_shot", "few_shot", "shuffled_labels", "random_labels", "zero_shot_with_fv")}
+    spread["top_k_share_of_positive_aie"] = [min(r["top_k_share_of_positive_aie"] for r in runs.values()),
+                                             max(r["top_k_share_of_positive_aie"] for r in runs.values())]
+    result = {"name": name, "k": k, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}
+    out = zoo.ZOO_DIR / "studies" / f"{name}.seeds.json"
+    out.parent.mkdir(exist_ok=True)
+    write_json(out, result)
+    return result
+
+
+def with_zoo_numerics(module: str) -> None:
+    """Re-run `python -m module` with the zoo's numerics when they are not in force: torch reads them
+    only when it is imported, so setting them now would change nothing."""
+    if not isinstance(module, str) or not module.startswith("maintainer."):
+        raise ValueError(f"module must name a maintainer command such as 'maintainer.zoo_build', got {module!r}")
+    wanted = numerics.zoo_environment()
+    if numerics.applies_here() and any(os.environ.get(k) != v for k, v in wanted.items()):
+        print(f"re-running with {wanted} (course_utils/zoo_numerics.env)", file=sys.stderr)
+        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], {**os.environ, **wanted})
+
+
+if __name__ == "__main__":
+    usage = ("usage: python -m maintainer.zoo_build build [NAME ...] | seeds NAME WORKDIR SEED [SEED ...]"
+             " | icl-seeds NAME WORKDIR K LAYER SEED [SEED ...] | phase-change")
+    with_zoo_numerics("maintainer.zoo_build")
+    if len(sys.argv) >= 2 and sys.argv[1] == "build":
+        for n in sys.argv[2:] or sorted(RECIPES):
+            print(n, json.dumps(build(n)["metrics"]))
+    elif len(sys.argv) >= 5 and sys.argv[1] == "seeds":
+        print(json.dumps(record_seed_study(sys.argv[2], [int(s) for s in sys.argv[4:]], sys.argv[3]), indent=1))
+    elif len(sys.argv) >= 7 and sys.argv[1] == "icl-seeds":  # icl-seeds NAME WORKDIR K LAYER SEED...
+        result = icl_seed_study(sys.argv[2], [int(s) for s in sys.argv[6:]], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        print(json.dumps(result["spread"], indent=1))
+    elif sys.argv[1:] == ["phase-change"]:
+        print(json.dumps(record_phase_change()["spread"], indent=1))
+    else:
+        sys.exit(usage)
