@@ -1,6 +1,7 @@
 """Damaged files never load silently, saving never leaves a half-written file, and training resumes
 to the same weights wherever it was interrupted."""
 
+import json
 import random
 import shutil
 
@@ -31,7 +32,7 @@ def test_damaged_zoo_files_give_a_clear_error(zoo_copy, damage, file, step):
     data = path.read_bytes()
     path.write_bytes({"truncate": data[: len(data) * 2 // 3], "zeros": b"\0" * len(data),
                       "flip_header": b"\xff" * 16 + data[16:]}[damage])
-    with pytest.raises(ValueError, match="truncated or corrupt"):
+    with pytest.raises(ValueError, match="does not match the checksum in its card"):
         zoo.load("attn_only_2l", step=step)
 
 
@@ -39,6 +40,12 @@ def test_a_zoo_file_missing_a_tensor_is_refused(zoo_copy):
     tensors, metadata = read_safetensors(zoo_copy / "attn_only_2l.safetensors")
     del tensors["blocks.1.attn.W_K"]
     save_file(tensors, str(zoo_copy / "attn_only_2l.safetensors"), metadata=metadata)
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        zoo.load("attn_only_2l")
+    # even with a card that vouches for the file, a missing tensor is refused before loading
+    info = zoo.card("attn_only_2l")
+    info["files"]["attn_only_2l.safetensors"] = zoo.sha256(zoo_copy / "attn_only_2l.safetensors")
+    (zoo_copy / "attn_only_2l.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"does not hold this model's weights: missing \['blocks.1.attn.W_K'\]"):
         zoo.load("attn_only_2l")
 
