@@ -1,8 +1,11 @@
 """In-context tasks (icl_tasks), function vectors (function_vectors), notebook 07's checks, and the
 shipped in-context-tasks model."""
 
+import json
+
 import pytest
 import torch
+from zoo_compare import BITWISE, assert_bitwise, comparison, params, widened
 
 from course_utils import checks
 from course_utils import function_vectors as fv
@@ -250,11 +253,21 @@ def test_old_cards_are_unchanged_by_the_new_data_kind():
 
 
 @pytest.mark.slow
-def test_retraining_reproduces_the_shipped_icl_model():
-    """Full retrain from the card (1500 steps; about a minute on an idle 2-core machine)."""
-    model, result = zoo.retrain("icl_tasks", progress=False)
-    info = zoo.card("icl_tasks")
-    assert result.losses == pytest.approx(info["losses"], abs=1e-3)
-    for (key, a), b in zip(model.state_dict().items(), zoo.load("icl_tasks").state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-4), key
-    assert zoo.evaluate_icl(model, zoo.language("icl_tasks")) == info["metrics"]
+@pytest.mark.parametrize("name", params(["icl_tasks"]))
+def test_retraining_reproduces_the_shipped_icl_model(name):
+    """Full retrain from the card (1500 steps; about a minute on an idle 2-core machine): bit for
+    bit under the zoo's numerics; elsewhere, accuracies inside the seed study's spread."""
+    model, result = zoo.retrain(name, progress=False)
+    info = zoo.card(name)
+    measured = zoo.evaluate_icl(model, zoo.language(name))
+    if comparison(name) == BITWISE:
+        assert [round(x, 4) for x in result.losses] == info["losses"]
+        assert_bitwise(model, zoo.load(name), name)
+        assert measured == info["metrics"]
+    else:
+        spread = json.loads((zoo.ZOO_DIR / "studies" / f"{name}.seeds.json").read_text())["spread"]
+        few_lo, _ = widened(spread["few_shot"], 0.05)
+        zero_lo, zero_hi = widened(spread["zero_shot"], 0.05)
+        for task, by_shots in measured["accuracy_by_shots"].items():
+            assert min(by_shots[3:]) >= few_lo, (task, by_shots, few_lo)
+            assert zero_lo <= by_shots[0] <= zero_hi, (task, by_shots, (zero_lo, zero_hi))

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from course_utils import zoo
+from maintainer import zoo_build
 from course_utils.model import Transformer, to_bridge
 from course_utils.train import read_safetensors
+from zoo_compare import BITWISE, assert_bitwise, assert_within_seed_spread, comparison, params
 
 NAMES = zoo.names()
 # Models of the synthetic language (notebooks 02-04); the in-context-tasks model is tested in
@@ -72,20 +74,21 @@ def test_unknown_names_list_the_known_ones():
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
         zoo.load("attn_only_2l", step=7)
     with pytest.raises(KeyError, match="no recipe named"):
-        zoo.build("gpt5")
+        zoo_build.build("gpt5")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", LANGUAGE_NAMES)
+@pytest.mark.parametrize("name", params(LANGUAGE_NAMES))
 def test_retraining_reproduces_the_shipped_model(name, tmp_path):
-    model, result = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False)
+    """Bit for bit under the zoo's numerics; elsewhere, the story (ICL score and best induction
+    score at every checkpoint) inside the seed-to-seed spread of the card (tests/zoo_compare.py)."""
+    hist, losses = zoo.training_history(name, retrain=True, workdir=tmp_path)
     info = zoo.card(name)
-    assert result.losses == pytest.approx(info["losses"], abs=1e-3)
-    shipped = zoo.load(name)
-    for (key, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-4), key
-    measured = zoo.evaluate(model, zoo.language(name))
-    assert measured["loss"] == pytest.approx(info["metrics"]["loss"], abs=1e-3)
+    if comparison(name) == BITWISE:
+        assert [round(x, 4) for x in losses] == info["losses"]
+        assert_bitwise(hist[max(hist)], zoo.load(name), name)
+    else:
+        assert_within_seed_spread(name, zoo.story(hist, zoo.language(name)))
 
 
 def test_build_then_retrain_gives_the_same_history(tmp_path, monkeypatch):
@@ -104,7 +107,7 @@ def test_build_then_retrain_gives_the_same_history(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
     monkeypatch.setitem(zoo.RECIPES, "tiny", tiny)
     (tmp_path / "zoo").mkdir()
-    info = zoo.build("tiny", progress=False)
+    info = zoo_build.build("tiny", progress=False)
     assert zoo.names() == ["tiny"] and info["history_steps"] == [0, 5, 10, 15, 20]
     shipped, shipped_losses = zoo.training_history("tiny")
     again, losses = zoo.training_history("tiny", retrain=True, workdir=tmp_path / "runs")
@@ -127,12 +130,13 @@ def test_training_a_zoo_model_twice_gives_identical_weights(name):
         assert torch.equal(a, b), key
 
 
-@pytest.mark.parametrize("name", LANGUAGE_NAMES)
+@pytest.mark.parametrize("name", params(LANGUAGE_NAMES))
 def test_retraining_part_way_reproduces_the_shipped_history(name, tmp_path):
     """Retraining to an early checkpoint of the shipped history gives its weights (seconds, where
-    the full retrain below takes minutes)."""
+    the full retrain above takes minutes); without the zoo's numerics, its scores stay in the spread."""
     step = zoo.card(name)["history_steps"][2]
     model, _ = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
-    shipped = zoo.load(name, step=step)
-    for (key, a), b in zip(model.state_dict().items(), shipped.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5), key
+    if comparison(name) == BITWISE:
+        assert_bitwise(model, zoo.load(name, step=step), f"{name} at step {step}")
+    else:
+        assert_within_seed_spread(name, zoo.story({step: model}, zoo.language(name)))
