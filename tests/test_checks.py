@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from course_utils import checks
 from course_utils import model as reference
-from course_utils.checks import REFERENCES, ExerciseError
+from course_utils.checks import REFERENCES, ExerciseError, framework
 from course_utils.model import Config, Transformer
 
 NB01_MODEL = Transformer(Config(d_vocab=20, n_ctx=16, d_model=16, n_heads=2, n_layers=2))
@@ -605,3 +605,28 @@ def test_every_exercise_has_a_check_and_a_reference():
 def test_the_checks_import_nothing_inside_functions():
     source = "\n".join(p.read_text() for p in (Path(checks.__file__).parent).glob("*.py"))
     assert not re.findall(r"\n[ \t]+(from \S+ import|import \S+)", source)
+
+
+def test_a_tensor_where_a_number_is_needed_is_caught():
+    """No check of notebooks 01-07 expects a Python number yet; the framework is ready for one."""
+    framework.compare("x", 0.5, 0.5)
+    with pytest.raises(ExerciseError, match=r"\[x\] expected a Python float, got a torch.Tensor of shape \(\): .*\.item\(\)"):
+        framework.compare("x", torch.tensor(0.5), 0.5)
+    with pytest.raises(ExerciseError, match=r"\[x\] wrong value: yours 0.25, expected 0.5"):
+        framework.compare("x", 0.25, 0.5)
+    with pytest.raises(ExerciseError, match=r"\[x\] expected a Python float, got a str"):
+        framework.compare("x", "0.5", 0.5)
+
+
+def test_a_crash_leaves_the_model_as_it_was():
+    def crash_after_a_hook(tokens, model):
+        model.add_hook("blocks.1.hook_resid_pre", lambda resid, hook: resid * 0)
+        with torch.no_grad():
+            model.blocks[0].attn.b_O.add_(1.0)
+        raise RuntimeError("shapes do not match")
+
+    before = NB01_MODEL.blocks[0].attn.b_O.detach().clone()
+    with pytest.raises(ExerciseError, match="your function raised RuntimeError: shapes do not match"):
+        run_check("forward", crash_after_a_hook)
+    assert torch.equal(NB01_MODEL.blocks[0].attn.b_O, before)
+    assert not any(hp.fwd_hooks for hp in NB01_MODEL.hook_dict.values())

@@ -58,42 +58,55 @@ def _changed(before, after: torch.Tensor) -> bool:
     return before.shape != after.shape or not torch.equal(before, after.detach())
 
 
-def _check_unchanged(name: str, arg: str, before, value) -> None:
-    """Raise ExerciseError if the learner's function changed `value` (input `arg`) in place."""
-    __tracebackhide__ = True
-    if isinstance(value, torch.Tensor) and _changed(before, value):
-        raise ExerciseError(
-            f"[{name}] your function changed its input `{arg}` in place: clone it first "
-            f"(`{arg} = {arg}.clone()`) and write into the copy. Whoever called your function still "
-            f"holds `{arg}`: a cache, a model's activations, the next head's input.")
+def _what_changed(before, value) -> list[str]:
+    """What the learner's function changed in `value`: cache entries, weights, or hook points with a
+    new hook; for a tensor, ["values"]. Puts a cache or a model back as it was."""
+    if isinstance(value, torch.Tensor):
+        return ["values"] if _changed(before, value) else []
     if isinstance(value, ActivationCache):
         current = value.cache_dict
         edited = [key for key, tensor in before.items() if key not in current or _changed(tensor, current[key])]
-        if edited:
-            current.update(before)  # put the cache back as it was, for the rest of the check
-            raise ExerciseError(
-                f"[{name}] your function changed the cache `{arg}` (its entry {edited[0]!r}): read from the "
-                f"cache, never write into it. A hook that edits a tensor taken from the cache edits the "
-                f"cache: copy it with .clone() first.")
+        current.update(before)
+        return edited
     if isinstance(value, nn.Module):
         weights, hooks = before
-        now = _hook_counts(value)
-        left = [hook for hook, count in now.items() if count > hooks.get(hook, 0)]
+        left = [f"a hook at {name}" for name, count in _hook_counts(value).items() if count > hooks.get(name, 0)]
         if left:
             _remove_hooks(value)
-            raise ExerciseError(
-                f"[{name}] your function left a hook on the model (at {', '.join(left[:3])}): later runs "
-                f"of the model would still be changed by it. Use model.run_with_hooks(tokens, fwd_hooks=...) "
-                f"or `with model.hooks(fwd_hooks=...):`, which remove their hooks; the check has removed it.")
         state = value.state_dict()
         edited = [key for key, tensor in weights.items() if _changed(tensor, state[key])]
-        if edited:
-            with torch.no_grad():
-                for key in edited:
-                    state[key].copy_(weights[key])
-            raise ExerciseError(
-                f"[{name}] your function changed the model's weights ({', '.join(edited[:3])}) in place: an "
-                f"exercise reads the weights and never writes them (the check has put them back).")
+        with torch.no_grad():
+            for key in edited:
+                state[key].copy_(weights[key])
+        return left + edited
+    return []
+
+
+def _check_unchanged(name: str, arg: str, before, value) -> None:
+    """Raise ExerciseError if the learner's function changed `value` (input `arg`) or left a hook on it."""
+    __tracebackhide__ = True
+    changed = _what_changed(before, value)
+    if not changed:
+        return
+    if isinstance(value, torch.Tensor):
+        raise ExerciseError(
+            f"[{name}] your function changed its input `{arg}` in place: clone it first "
+            f"(`{arg} = {arg}.clone()`) and write into the copy. The caller still holds `{arg}` and "
+            f"expects it unchanged (it may sit in a cache, or be the input of the next step).")
+    if isinstance(value, ActivationCache):
+        raise ExerciseError(
+            f"[{name}] your function changed the cache `{arg}` (its entry {changed[0]!r}): read from the "
+            f"cache, never write into it. A hook that edits a tensor taken from the cache edits the "
+            f"cache: copy it with .clone() first. (The check has put the cache back.)")
+    hooks = [c.removeprefix("a hook at ") for c in changed if c.startswith("a hook at ")]
+    if hooks:
+        raise ExerciseError(
+            f"[{name}] your function left a hook on the model (at {', '.join(hooks[:3])}): later runs "
+            f"of the model would still be changed by it. Use model.run_with_hooks(tokens, fwd_hooks=...) "
+            f"or `with model.hooks(fwd_hooks=...):`, which remove their hooks; the check has removed it.")
+    raise ExerciseError(
+        f"[{name}] your function changed the model's weights ({', '.join(changed[:3])}) in place: an "
+        f"exercise reads the weights and never writes them (the check has put them back).")
 
 
 def call(name: str, fn, inputs: dict[str, Any]):
@@ -114,9 +127,8 @@ def call(name: str, fn, inputs: dict[str, Any]):
             f"with your code. The notebook carries on with the reference implementation meanwhile."
         ) from None
     except Exception as err:  # the learner's code crashed: say where, briefly
-        for arg, value in inputs.items():  # a hook added before the crash must not outlive the check
-            if isinstance(value, nn.Module) and _hook_counts(value) != before[arg][1]:
-                _remove_hooks(value)
+        for arg, value in inputs.items():  # a hook added, or a weight changed, before the crash: undone
+            _what_changed(before[arg], value)
         called = ", ".join(f"{arg} {_describe(value)}" for arg, value in inputs.items())
         raise ExerciseError(f"[{name}] your function raised {type(err).__name__}: {err}\n"
                             f"It was called with {called}.") from None
@@ -213,9 +225,9 @@ def _matches(got: torch.Tensor, wrong, atol: float) -> bool:
             and torch.allclose(got, wrong.to(got.dtype), atol=atol, equal_nan=True))
 
 
-def compare(name: str, got, expected: torch.Tensor, mistakes: dict[str, Any] | None = None, atol: float = 1e-5,
+def compare(name: str, got, expected: torch.Tensor | float, mistakes: dict[str, Any] | None = None, atol: float = 1e-5,
             axes: str | None = None, nan_hint: str = "") -> None:
-    """Raise ExerciseError unless `got` equals `expected` (a tensor) to within `atol`.
+    """Raise ExerciseError unless `got` equals `expected` (a tensor, or a Python float) to within `atol`.
 
     mistakes: {hint: wrong answer}; a wrong answer may be a tensor or a function returning one
     (called only when needed; if it fails, that mistake is skipped). The hint is the message when
@@ -225,6 +237,8 @@ def compare(name: str, got, expected: torch.Tensor, mistakes: dict[str, Any] | N
     """
     __tracebackhide__ = True
     _check_kind(name, got, expected)
+    if not isinstance(expected, torch.Tensor):  # a Python number: compared as one
+        got, expected = torch.tensor(float(got), dtype=torch.float64), torch.tensor(float(expected), dtype=torch.float64)
     _check_dtype(name, got, expected)
     got, axis_names = got.detach(), axes.split() if axes else None
     if got.device != expected.device:

@@ -3,6 +3,7 @@ attention, multi-head attention, unembedding, and the forward pass that puts the
 
 from __future__ import annotations
 
+import einops
 import torch
 import torch.nn.functional as F
 
@@ -114,14 +115,15 @@ _WEIGHT_NAMES = ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O", "b_O")
 
 def _attention(x, w, mask=True, reduce="sum", scale=True):
     """Multi-head attention written out, with the switches that make the common mistakes."""
-    q = torch.einsum("bpd,hde->bhpe", x, w["W_Q"]) + w["b_Q"][:, None]
-    k = torch.einsum("bpd,hde->bhpe", x, w["W_K"]) + w["b_K"][:, None]
-    v = torch.einsum("bpd,hde->bhpe", x, w["W_V"]) + w["b_V"][:, None]
-    if mask:
+    project = "batch pos d_model, head d_model d_head -> batch head pos d_head"
+    q = einops.einsum(x, w["W_Q"], project) + w["b_Q"][:, None]
+    k = einops.einsum(x, w["W_K"], project) + w["b_K"][:, None]
+    v = einops.einsum(x, w["W_V"], project) + w["b_V"][:, None]
+    if mask:  # without the scale: k * sqrt(d_head) cancels the division inside attention_pattern
         pattern = reference.attention_pattern(q, k if scale else k * q.shape[-1] ** 0.5)
     else:
         pattern = (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1)
-    out = torch.einsum("bhpe,hed->bhpd", pattern @ v, w["W_O"])
+    out = einops.einsum(pattern @ v, w["W_O"], "batch head pos d_head, head d_head d_model -> batch head pos d_model")
     if reduce == "keep":
         return out
     return (out.sum(1) if reduce == "sum" else out.mean(1)) + w["b_O"]

@@ -3,6 +3,7 @@ from a reader's keys (K-path ablation), and the perfect previous-token pattern u
 
 from __future__ import annotations
 
+import einops
 import torch
 
 from .. import ablation, clamping
@@ -70,7 +71,7 @@ def check_keys_without(fn):
         mistakes = {
             "you added the writer's contribution: to remove it from the keys, subtract removed @ W_K[head]": added,
             "you removed it from every head's keys: only the reader head's keys change":
-                k - torch.einsum("bpd,hde->bphe", removed, W_K),
+                k - einops.einsum(removed, W_K, "batch pos d_model, head d_model d_head -> batch pos head d_head"),
             "you zeroed the head's keys: that removes everything it reads, not only the writer's part": dropped,
             "you returned only the head's keys [batch, pos, d_head]: return all the keys, with that head's changed":
                 expected[:, :, head],

@@ -3,6 +3,7 @@ and the logits with a vector added to a layer's attention output."""
 
 from __future__ import annotations
 
+import einops
 import torch
 
 from .. import function_vectors as fv
@@ -39,7 +40,8 @@ def check_mean_head_outputs(fn):
         with torch.no_grad():
             _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
         z = torch.stack([cache[n] for n in names], dim=2)  # [batch, pos, layer, head, d_head]
-        out = torch.einsum("bplhe,lhed->bplhd", z, model.W_O.detach())
+        out = einops.einsum(z, model.W_O.detach(), "batch pos layer head d_head, layer head d_head d_model "
+                                                   "-> batch pos layer head d_model")
         mistakes = {
             "you returned the mean z (each head's value mix, [layer, head, d_head]): multiply it by "
             "the head's slice of W_O to get what the head writes into the residual stream": z[:, -1].mean(0),
