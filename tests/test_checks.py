@@ -467,6 +467,9 @@ WRONG = {
         ("every position's logits", lambda *a: _with_vector(*a, last=False), "logits at every position"),
         ("subtracted", lambda *a: _with_vector(*a, sign=-1), "subtracted the vector"),
         ("left a hook", lambda *a: _with_vector(*a, leave_hook=True), "left a hook on the model"),
+        ("at hook_resid_mid", lambda *a: _with_vector(*a, where="resid_mid"), "on a TransformerBridge hook_resid_mid"),
+        ("left a hook on a bridge only", lambda m, *a: _with_vector(m, *a, leave_hook=not isinstance(m, Transformer)),
+         r"left a hook on the model \(at blocks.1.attn.hook_out, blocks.1.hook_attn_out\)"),
     ],
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Config, Transformer
+from ..model import Config, Transformer, to_bridge
 
 
 def generator(seed: int) -> torch.Generator:
@@ -57,3 +57,9 @@ def model(seed: int = 0, n_layers: int = 3, n_heads: int = 3, d_model: int = 12,
         for p in built.parameters():
             p.add_(torch.randn(p.shape, generator=g) * (0.1 if attn_only else 0.3))
     return built
+
+
+def bridge(seed: int = 0, **shape) -> object:
+    """`model(seed, **shape)` as a TransformerBridge: the same weights, the same logits, TransformerLens's
+    own hook points (where a hook on the wrong one can behave differently than on the course's model)."""
+    return to_bridge(model(seed, **shape)).eval()

@@ -32,9 +32,11 @@ passed: dict[str, bool] = {}  # exercise name -> its check passed; `carry_on` re
 
 
 def _hook_counts(model: nn.Module) -> dict[str, int]:
-    """How many hooks each HookPoint of `model` holds: {"blocks.0.hook_resid_pre": 1, ...}."""
-    return {name: len(module.fwd_hooks) + len(module.bwd_hooks)
-            for name, module in model.named_modules() if isinstance(module, HookPoint)}
+    """How many hooks each HookPoint of `model` holds: {"blocks.0.hook_resid_pre": 1, ...}. By the names
+    of `hook_dict` where the model has one (a TransformerBridge's include TransformerLens's aliases)."""
+    points = getattr(model, "hook_dict", None) or dict(model.named_modules())
+    return {name: len(point.fwd_hooks) + len(point.bwd_hooks)
+            for name, point in points.items() if isinstance(point, HookPoint)}
 
 
 def _remove_hooks(model: nn.Module) -> None:

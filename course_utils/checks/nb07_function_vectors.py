@@ -102,11 +102,15 @@ def check_indirect_effect(fn):
 
 def check_logits_with_vector(fn):
     """fn(model, tokens, vector [d_model], layer) -> [batch, d_vocab]: last-position logits with the
-    vector added to block `layer`'s attention output at the last position."""
+    vector added to block `layer`'s attention output at the last position.
+
+    Tried on course models and, last, on a TransformerBridge: the function must work on both."""
     __tracebackhide__ = True
-    layers = [1, 0, 2]
-    for (seed, batch, seq), layer in zip(_PROMPTS, layers):
+    cases = [(_PROMPTS[0], 1, False), (_PROMPTS[1], 0, False), (_PROMPTS[2], 2, False), (_PROMPTS[0], 1, True)]
+    for (seed, batch, seq), layer, on_bridge in cases:
         model, tokens, _, g = _setup(seed, batch, seq)
+        if on_bridge:
+            model = fixtures.bridge(seed, n_layers=3, n_heads=3, d_model=12)
         vector = torch.randn(model.cfg.d_model, generator=g) * 3
         expected = fv.logits_with_vector(model, tokens, vector, layer)
         got = call("logits_with_vector", fn, {"model": model, "tokens": tokens, "vector": vector, "layer": layer})
@@ -133,13 +137,13 @@ def check_logits_with_vector(fn):
             f"you added the vector after the whole block {layer} (hook_resid_post): add it to the "
             f"block's attention output, before its MLP (blocks.{layer}.hook_attn_out)":
                 added(f"blocks.{layer}.hook_resid_post", -1),
+            f"you added the vector at blocks.{layer}.hook_resid_mid: on the course's model that is the same, "
+            f"but on a TransformerBridge hook_resid_mid is the input of the MLP's LayerNorm only, and what "
+            f"you add there never reaches the residual stream; add it to blocks.{layer}.hook_attn_out":
+                added(f"blocks.{layer}.hook_resid_mid", -1),
             "you returned the logits at every position: return the last position's, [batch, d_vocab]":
                 added(out, -1, last=False),
-            "you subtracted the vector: add it": lambda: _subtracted(model, tokens, vector, layer),
+            "you subtracted the vector: add it": lambda: fv.logits_with_vector(model, tokens, -vector, layer),
         }
         compare("logits_with_vector", got, expected, mistakes, axes="batch d_vocab")
-    done("logits_with_vector", len(layers))
-
-
-def _subtracted(model, tokens, vector, layer):
-    return fv.logits_with_vector(model, tokens, -vector, layer)
+    done("logits_with_vector", len(cases))
