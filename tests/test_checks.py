@@ -330,6 +330,8 @@ WRONG = {
         ("shifted the wrong way", lambda l, t: -l[:, 1:].log_softmax(-1).gather(-1, t[:, :-1, None])[..., 0],
          "shifted the wrong way"),
         ("mean loss", lambda l, t: F.cross_entropy(l[:, :-1].transpose(1, 2), t[:, 1:]), "averaged the losses"),
+        ("flattened", lambda l, t: F.cross_entropy(l[:, :-1].reshape(-1, l.shape[-1]), t[:, 1:].reshape(-1), reduction="none"),
+         r"expected shape \(2, 5\) \[batch, pos\], got \(10,\): the same number of entries, arranged differently"),
         ("log of the logits: NaN", lambda l, t: -l[:, :-1].log().gather(-1, t[:, 1:, None])[..., 0], r"NaN"),
     ],
     "icl_score": [
@@ -338,6 +340,7 @@ WRONG = {
         ("ratio", lambda loss, e, l: loss[..., l].mean() / loss[..., e].mean(), "you divided"),
         ("one per sequence", lambda loss, e, l: loss[..., l].mean(-1) - loss[..., e].mean(-1), "one score per sequence"),
         ("a Python float", lambda loss, e, l: (loss[..., l].mean() - loss[..., e].mean()).item(), "got a Python float"),
+        ("sliced the second axis", lambda loss, e, l: loss[:, l].mean() - loss[:, e].mean(), r"positions are the LAST axis"),
     ],
     "prev_token_score": [
         ("next token", lambda p: _diag(p, 1), "NEXT"),

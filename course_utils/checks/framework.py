@@ -217,6 +217,8 @@ def _shape_message(name: str, got: torch.Tensor, expected: torch.Tensor, axes: l
                 return message + f": axis {i}{axis} has {a} entries, expected {b}"
     if sorted(got.shape) == sorted(expected.shape):
         return message + ": the same sizes in another order; check the order of the axes"
+    if got.numel() == expected.numel():
+        return message + ": the same number of entries, arranged differently (did you flatten or reshape it?)"
     if got.ndim < expected.ndim:
         return message + f": {expected.ndim - got.ndim} axis missing (did you average or sum over an axis you should keep?)"
     return message + f": {got.ndim - expected.ndim} axis too many"

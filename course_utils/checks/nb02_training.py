@@ -61,6 +61,8 @@ def check_icl_score(fn):
             "you divided: the ICL score is a difference, late minus early": loss[..., late].mean() / loss[..., early].mean(),
             "you kept one score per sequence: average over every axis, to one number":
                 loss[..., late].mean(-1) - loss[..., early].mean(-1),
+            "you sliced the second axis (loss[:, late]): the positions are the LAST axis, and the losses may "
+            "have more than two axes; slice with loss_by_token[..., late]": lambda: loss[:, late].mean() - loss[:, early].mean(),
             "you compared single positions: average over the whole early and late ranges":
                 lambda: loss[..., late.start].mean() - loss[..., early.start].mean(),
         }
