@@ -266,6 +266,8 @@ def test_right_answers_pass(name, capsys):
 WRONG = {
     "embed": [
         ("transposed output", lambda t, W: W[t].transpose(0, 1), r"\[pos, batch, d_model\]"),
+        ("reshaped to [pos, batch, d_model]", lambda t, W: W[t].reshape(t.shape[1], t.shape[0], -1),
+         r"got \(5, 2, 7\): the same sizes in another order"),
         ("one-hot vectors", lambda t, W: F.one_hot(t, W.shape[0]).float(), "one-hot"),
         ("looked up W_E.T", lambda t, W: W.T[t], r"IndexError|W_E\.T"),
         ("columns of W_E", lambda t, W: W[:, t], "IndexError"),
@@ -332,6 +334,8 @@ WRONG = {
         ("mean loss", lambda l, t: F.cross_entropy(l[:, :-1].transpose(1, 2), t[:, 1:]), "averaged the losses"),
         ("flattened", lambda l, t: F.cross_entropy(l[:, :-1].reshape(-1, l.shape[-1]), t[:, 1:].reshape(-1), reduction="none"),
          r"expected shape \(2, 5\) \[batch, pos\], got \(10,\): the same number of entries, arranged differently"),
+        ("kept gather's last axis", lambda l, t: -l[:, :-1].log_softmax(-1).gather(-1, t[:, 1:, None]),
+         r"got \(2, 5, 1\): an extra axis of size 1"),
         ("log of the logits: NaN", lambda l, t: -l[:, :-1].log().gather(-1, t[:, 1:, None])[..., 0], r"NaN"),
     ],
     "icl_score": [

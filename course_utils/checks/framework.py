@@ -210,18 +210,24 @@ def _index(where: tuple[int, ...], axes: list[str] | None) -> str:
 def _shape_message(name: str, got: torch.Tensor, expected: torch.Tensor, axes: list[str] | None) -> str:
     named = f" [{', '.join(axes)}]" if axes and len(axes) == expected.ndim else ""
     message = f"[{name}] expected shape {tuple(expected.shape)}{named}, got {tuple(got.shape)}"
-    if got.ndim == expected.ndim:
-        for i, (a, b) in enumerate(zip(got.shape, expected.shape)):
-            if a != b:
-                axis = f" ({axes[i]})" if named else ""
-                return message + f": axis {i}{axis} has {a} entries, expected {b}"
-    if sorted(got.shape) == sorted(expected.shape):
+    squeezed = [n for n in got.shape if n != 1], [n for n in expected.shape if n != 1]
+    if got.ndim > expected.ndim and squeezed[0] == squeezed[1]:
+        return message + ": an extra axis of size 1 (drop it with .squeeze(dim) or by indexing it with 0)"
+    if got.ndim < expected.ndim and squeezed[0] == squeezed[1]:
+        return message + ": an axis of size 1 is missing (keepdim=True, or [None] / .unsqueeze(dim), puts it back)"
+    if got.ndim == expected.ndim and sorted(got.shape) == sorted(expected.shape):
         return message + ": the same sizes in another order; check the order of the axes"
+    if got.ndim == expected.ndim:
+        i = next(i for i, (a, b) in enumerate(zip(got.shape, expected.shape)) if a != b)
+        axis = f" ({axes[i]})" if named else ""
+        return message + f": axis {i}{axis} has {got.shape[i]} {'entry' if got.shape[i] == 1 else 'entries'}, expected {expected.shape[i]}"
     if got.numel() == expected.numel():
         return message + ": the same number of entries, arranged differently (did you flatten or reshape it?)"
     if got.ndim < expected.ndim:
-        return message + f": {expected.ndim - got.ndim} axis missing (did you average or sum over an axis you should keep?)"
-    return message + f": {got.ndim - expected.ndim} axis too many"
+        missing = expected.ndim - got.ndim
+        return message + f": {missing} {'axis' if missing == 1 else 'axes'} missing (did you average or sum over an axis you should keep?)"
+    extra = got.ndim - expected.ndim
+    return message + f": {extra} {'axis' if extra == 1 else 'axes'} too many"
 
 
 def _matches(got: torch.Tensor, wrong, atol: float) -> bool:
