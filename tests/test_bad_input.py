@@ -535,6 +535,8 @@ CASES: list[Case] = [
       r"expected a function as fn.*got NoneType"),
     C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
       r"model must be a course_utils Transformer, got str"),
+    C("checks.check_forward", "model with LayerNorm", lambda: checks.check_forward(lambda t, m: m(t), ln_model()), ValueError,
+      r"model must be attention-only without LayerNorm, like notebook 01's \(attn_only=True, normalization_type=None\)"),
     C("checks.carry_on", "unknown exercise", lambda: checks.carry_on("embedding", None), KeyError,
       r"no reference implementation named 'embedding' in course_utils: name must be the name of an exercise's function"),
 
@@ -1042,10 +1044,15 @@ def public_objects() -> dict[str, object]:
         for info in pkgutil.iter_modules(package.__path__):
             if not info.name.startswith("_"):
                 modules[info.name] = importlib.import_module(f"{package.__name__}.{info.name}")
+
+    def defined_in(obj, module) -> bool:  # a subpackage (checks) counts what its modules define and it re-exports
+        inside = hasattr(module, "__path__") and module is not course_utils
+        return obj.__module__ == module.__name__ or inside and obj.__module__.startswith(module.__name__ + ".")
+
     return {f"{short}.{name}": obj
             for short, module in modules.items() for name, obj in vars(module).items()
             if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
-            and obj.__module__ == module.__name__}
+            and defined_in(obj, module)}
 
 
 def test_every_public_function_has_a_case():
