@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import re
 import sys
 from pathlib import Path
 
@@ -57,16 +58,36 @@ def test_every_exercise_becomes_a_stub_and_every_check_may_raise(path):
             assert "raises-exception" in tags
 
 
-def test_stubbing_keeps_indentation_and_hint():
-    source = "def f(x):\n    # BEGIN SOLUTION f: double it.\n    return 2 * x\n    # END SOLUTION\n"
-    stubbed, names = make_exercises.stub_source(source, "test")
-    assert names == ["f"]
-    assert "    raise NotImplementedError(\"Exercise 'f': double it.\")" in stubbed
-    assert "2 * x" not in stubbed
+def test_stubbing_keeps_indentation_and_gives_nothing_away():
+    source = "def f(x):\n    # BEGIN SOLUTION f: doubling? || multiply x by 2.\n    return 2 * x\n    # END SOLUTION\n"
+    stubbed, names, hints = make_exercises.stub_source(source, "test")
+    assert names == ["f"] and hints == {"f": ["doubling?", "multiply x by 2."]}
+    assert "    raise NotImplementedError(\"Exercise 'f': yours to write. Stuck? Unfold its hints below the exercise.\")" in stubbed
+    assert "2 * x" not in stubbed and "multiply" not in stubbed and "doubling" not in stubbed
     namespace = {}
     exec(compile(stubbed, "stub", "exec"), namespace)  # the stub is valid Python that raises
-    with pytest.raises(NotImplementedError, match="Exercise 'f': double it"):
+    with pytest.raises(NotImplementedError, match="Exercise 'f': yours to write"):
         namespace["f"](1)
+
+
+def test_hints_unfold_in_steps_before_the_solution():
+    solution = nbformat.v4.new_notebook()
+    solution.cells.append(nbformat.v4.new_code_cell(
+        "def f(x):\n    # BEGIN SOLUTION f: an idea || a closer hint\n    return 2 * x\n    # END SOLUTION\n"))
+    cells = [c.source for c in make_exercises.exercise_notebook(solution, "x.ipynb").cells[1:]]
+    assert "raise NotImplementedError" in cells[0]
+    assert cells[1].startswith("<details><summary>Hint 1 for 'f'</summary>") and "an idea" in cells[1]
+    assert cells[2].startswith("<details><summary>Hint 2 for 'f'</summary>") and "a closer hint" in cells[2]
+    assert cells[3].startswith("<details><summary>Solution</summary>") and "return 2 * x" in cells[3]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_no_stub_message_gives_the_answer_away(path):
+    """Every stub says the same short pointer: the hint text lives in the folded cells only."""
+    text = "\n".join(c.source for c in nbformat.read(ROOT / "notebooks" / path.name, as_version=4).cells
+                     if c.cell_type == "code")
+    messages = re.findall(r'raise NotImplementedError\("(.*)"\)', text)
+    assert messages and all(m == make_exercises.stub_message(m.split("'")[1]) for m in messages), messages
 
 
 @pytest.mark.parametrize("source,message", [

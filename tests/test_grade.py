@@ -58,7 +58,7 @@ def test_grade_reports_each_exercise_and_a_summary(tmp_path):
     assert by_name["prev_token_score"] == "PASS  prev_token_score"
     assert by_name["induction_score"].startswith("FAIL  induction_score: [induction_score]")
     assert by_name["duplicate_token_score"].startswith("FAIL  duplicate_token_score: not done yet")
-    assert "Hint: the diagonal at offset -period, averaged over positions and batch." in by_name["duplicate_token_score"]
+    assert "Unfold its hints below the exercise." in by_name["duplicate_token_score"]
     assert by_name["composition_score"].startswith("FAIL  composition_score: [composition_score]")
     # The notebook carried on with the references: no other cell failed.
     assert not [line for line in lines if line.startswith("ERROR")], proc.stdout

@@ -8,7 +8,8 @@ In a solution notebook, a code cell marks each exercise's answer like this:
         # END SOLUTION
 
 In the exercise notebook the marked lines become a stub that raises NotImplementedError naming the
-exercise and giving the hint, and a collapsed "Solution" cell follows with the answer. Cells tagged
+exercise and pointing to its hints (never the answer); folded cells follow: the hints, one step at a
+time (the marker's text, steps separated by ` || `: an idea, then a closer hint), then the solution. Cells tagged
 `check` (they call a check on the learner's function) get nbval's `raises-exception` tag there, so
 nbval runs the exercise notebooks end to end while the stubs are still stubs. Outputs are dropped.
 
@@ -40,9 +41,19 @@ class MarkerError(ValueError):
     pass
 
 
-def stub_source(source: str, where: str) -> tuple[str, list[str]]:
-    """(the source with each marked solution replaced by a stub, the names of the exercises)."""
-    out, solutions, inside = [], [], None
+def stub_message(name: str) -> str:
+    """What a stub raises: the exercise's name and where its hints are, never the answer."""
+    return f"Exercise '{name}': yours to write. Stuck? Unfold its hints below the exercise."
+
+
+def hint_steps(hint: str) -> list[str]:
+    """The marker's hint, one step per ` || `: an idea first, then closer hints."""
+    return [step.strip() for step in hint.split("||") if step.strip()]
+
+
+def stub_source(source: str, where: str) -> tuple[str, list[str], dict[str, list[str]]]:
+    """(the source with each marked solution replaced by a stub, the names of the exercises, their hints)."""
+    out, solutions, hints, inside = [], [], {}, None
     for lineno, line in enumerate(source.splitlines(), 1):
         begin = BEGIN.match(line)
         if begin:
@@ -50,9 +61,10 @@ def stub_source(source: str, where: str) -> tuple[str, list[str]]:
                 raise MarkerError(f"{where}, line {lineno}: BEGIN SOLUTION inside another one")
             inside = begin
             solutions.append(begin["name"])
-            indent, name, hint = begin["indent"], begin["name"], begin["hint"].replace('"', "'")
+            indent, name = begin["indent"], begin["name"]
+            hints[name] = hint_steps(begin["hint"])
             out.append(f"{indent}# YOUR CODE HERE (exercise '{name}')")
-            out.append(f'{indent}raise NotImplementedError("Exercise \'{name}\': {hint}")')
+            out.append(f'{indent}raise NotImplementedError("{stub_message(name)}")')
         elif END.match(line):
             if not inside:
                 raise MarkerError(f"{where}, line {lineno}: END SOLUTION without BEGIN SOLUTION")
@@ -61,7 +73,7 @@ def stub_source(source: str, where: str) -> tuple[str, list[str]]:
             out.append(line)
     if inside:
         raise MarkerError(f"{where}: BEGIN SOLUTION {inside['name']} is never closed by END SOLUTION")
-    return "\n".join(out), solutions
+    return "\n".join(out), solutions, hints
 
 
 def normalise_solution(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -88,10 +100,14 @@ def exercise_notebook(solution: nbformat.NotebookNode, where: str) -> nbformat.N
         if cell.cell_type != "code":
             nb.cells.append(nbformat.v4.new_markdown_cell(cell.source, metadata={"tags": tags} if tags else {}))
             continue
-        source, answers = stub_source(cell.source, f"{where}, cell {index}")
+        source, answers, hints = stub_source(cell.source, f"{where}, cell {index}")
         if "check" in tags and "raises-exception" not in tags:
             tags.append("raises-exception")
         nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags} if tags else {}))
+        for name in answers:  # the hints, one folded step each, before the solution
+            for step, text in enumerate(hints[name], 1):
+                nb.cells.append(nbformat.v4.new_markdown_cell(
+                    f"<details><summary>Hint {step} for '{name}'</summary>\n\n{text}\n</details>"))
         if answers:  # the whole solution cell, without its markers, folded away under the exercise
             answer = "\n".join(line for line in cell.source.splitlines() if not (BEGIN.match(line) or END.match(line)))
             nb.cells.append(nbformat.v4.new_markdown_cell(
