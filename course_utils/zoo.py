@@ -23,7 +23,8 @@ import torch
 from .data import SyntheticLanguage, repeated_tokens
 from .icl_tasks import ICLTasks
 from .metrics import head_scores, induction_score, prev_token_score
-from .model import Config, Transformer, _check_model
+from .model import Config, Transformer
+from .validate import model as _check_model
 from .train import TrainConfig, atomic_save, check_weights, list_checkpoints, load_model, read_safetensors, train
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
