@@ -7,7 +7,8 @@ import torch
 from course_utils import ablation, checks, zoo
 from course_utils.checks import ExerciseError
 from course_utils.data import repeated_tokens
-from course_utils.model import Config, Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Config, Transformer
 
 PERIOD = 8
 

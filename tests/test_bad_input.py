@@ -24,8 +24,8 @@ import pytest
 import torch
 
 import course_utils
-from course_utils import (ablation, checks, clamping, colab, data, icl_classification, lens, metrics, model,
-                          patching, train, validate, viz, zoo)
+from course_utils import (ablation, bridge, checks, clamping, colab, data, icl_classification, lens, metrics,
+                          model, patching, train, validate, viz, zoo)
 from course_utils import function_vectors as fv
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
@@ -165,15 +165,15 @@ CASES: list[Case] = [
 
     # -- model: Config --
     C("model.Config", "d_vocab 0", lambda: Config(d_vocab=0), ValueError, r"Config\.d_vocab must be a positive int, got 0"),
-    C("model.Config", "n_ctx float", lambda: Config(n_ctx=8.0), ValueError, r"Config\.n_ctx must be a positive int, got 8\.0"),
-    C("model.Config", "n_layers True", lambda: Config(n_layers=True), ValueError, r"Config\.n_layers must be a positive int, got True"),
+    C("model.Config", "n_ctx float", lambda: Config(n_ctx=8.0), TypeError, r"Config\.n_ctx must be a positive int, got 8\.0"),
+    C("model.Config", "n_layers True", lambda: Config(n_layers=True), TypeError, r"Config\.n_layers must be a positive int, got True"),
     C("model.Config", "d_model not divisible by n_heads", lambda: Config(d_model=16, n_heads=3), ValueError,
       r"Config\.d_model=16 is not divisible by n_heads=3"),
     C("model.Config", "normalization_type unknown", lambda: Config(normalization_type="RMS"), ValueError,
       r"normalization_type must be one of \(None, 'LN'\), got 'RMS'"),
     C("model.Config", "act_fn unknown", lambda: Config(act_fn="swish"), ValueError, r"act_fn must be one of \['gelu', 'relu'\], got 'swish'"),
-    C("model.Config", "d_mlp 0", lambda: Config(attn_only=False, d_mlp=0), ValueError, r"Config\.d_mlp must be a positive int or None, got 0"),
-    C("model.Config", "seed a string", lambda: Config(seed="1"), ValueError, r"Config\.seed must be an int, got '1'"),
+    C("model.Config", "d_mlp 0", lambda: Config(attn_only=False, d_mlp=0), ValueError, r"Config\.d_mlp must be a positive int, got 0"),
+    C("model.Config", "seed a string", lambda: Config(seed="1"), TypeError, r"Config\.seed must be an int, got '1'"),
     C("model.Config", "from_dict unknown field", lambda: Config.from_dict({"d_modle": 3}), ValueError,
       r"unknown Config fields \['d_modle'\]; known: \[.*'d_model'"),
 
@@ -212,7 +212,7 @@ CASES: list[Case] = [
       r"x must have shape \[batch, pos, d_model\], got shape \(4, 16\)"),
     C("model.multi_head_attention", "int x", mha(x=tokens(2, 4, 16)), TypeError, r"x must be a floating-point tensor, got dtype torch\.int64"),
     C("model.multi_head_attention", "W_K rank 2", mha(W_K=floats(16, 8)), ValueError,
-      r"W_K must have shape \[head, d_model, d_head\], got shape \(16, 8\)"),
+      r"W_K must have shape \[head_index, d_model, d_head\], got shape \(16, 8\)"),
     C("model.multi_head_attention", "x d_model mismatch", mha(x=floats(2, 4, 12)), ValueError,
       r"x has d_model=12 but W_Q expects d_model=16"),
     C("model.unembed", "int resid", lambda: model.unembed(tokens(2, 3, 4), floats(4, 16), floats(16)), TypeError,
@@ -221,10 +221,6 @@ CASES: list[Case] = [
       r"resid .*W_U \[d_model, d_vocab\] and b_U \[d_vocab\] must agree, got shapes \(2, 3, 4\), \(16, 4\) and \(16,\)"),
     C("model.unembed", "b_U rank 2", lambda: model.unembed(floats(2, 3, 4), floats(4, 16), floats(1, 16)), ValueError,
       r"b_U must have shape \[d_vocab\], got shape \(1, 16\)"),
-    C("model.project", "W rank 2", lambda: model.project(floats(2, 3, 16), floats(16, 8), floats(2, 8)), ValueError,
-      r"W must have shape \[head, d_model, d_head\], got shape \(16, 8\)"),
-    C("model.project", "int x", lambda: model.project(tokens(2, 3, 16), floats(2, 16, 8), floats(2, 8)), TypeError,
-      r"x must be a floating-point tensor, got dtype torch\.int64"),
     C("model.next_token_loss", "logits rank 2", lambda: model.next_token_loss(floats(3, 16), tokens(1, 3)), ValueError,
       r"logits must have shape \[batch, pos, d_vocab\], got shape \(3, 16\)"),
     C("model.next_token_loss", "float tokens", lambda: model.next_token_loss(floats(1, 3, 16), floats(1, 3)), TypeError,
@@ -266,12 +262,13 @@ CASES: list[Case] = [
     C("model.Transformer", "run_with_cache, token id too large", lambda: tiny().run_with_cache(tokens(1, 4, fill=99)),
       ValueError, r"tokens contains id 99, outside the vocabulary \[0, 16\)"),
 
-    # -- model: bridges --
-    C("model.bridge_config", "cfg a dict", lambda: model.bridge_config(TINY), TypeError, r"cfg must be a course_utils\.model\.Config, got dict"),
-    C("model.to_bridge", "model a string", lambda: model.to_bridge("attn_only_2l"), TypeError,
-      r"to_bridge expects a course_utils Transformer as model, got str"),
-    C("model.from_bridge", "a course model", lambda: model.from_bridge(tiny()), TypeError,
-      r"from_bridge expects a TransformerBridge as bridge, got Transformer"),
+
+    # -- bridge --
+    C("bridge.bridge_config", "cfg a dict", lambda: bridge.bridge_config(TINY), TypeError, r"cfg must be a course_utils\.model\.Config, got dict"),
+    C("bridge.to_bridge", "model a string", lambda: bridge.to_bridge("attn_only_2l"), TypeError,
+      r"model must be a course_utils\.model\.Transformer, got str"),
+    C("bridge.from_bridge", "a course model", lambda: bridge.from_bridge(tiny()), TypeError,
+      r"bridge must be a transformer_lens\..*TransformerBridge, got Transformer"),
 
     # -- validate: one function per rule, one wording per rule (the cases above reach them through their callers) --
     C("validate.integer", "seed a float", lambda: validate.integer(seed=1.0), TypeError, r"seed must be an int, got 1\.0"),
@@ -718,7 +715,7 @@ CASES: list[Case] = [
       r"TrainConfig\.checkpoint_every must be a positive int, got 0"),
     C("clamping.RunConfig", "d_model not divisible by n_heads", lambda: clamping.RunConfig(d_model=30, n_heads=4), ValueError,
       r"Config\.d_model=30 is not divisible by n_heads=4"),
-    C("clamping.RunConfig", "model_seed a string", lambda: clamping.RunConfig(model_seed="0"), ValueError,
+    C("clamping.RunConfig", "model_seed a string", lambda: clamping.RunConfig(model_seed="0"), TypeError,
       r"Config\.seed must be an int, got '0'"),
     C("clamping.RunConfig", "from_dict unknown field", lambda: clamping.RunConfig.from_dict({"task": {}, "stpes": 3}), TypeError,
       r"unexpected keyword argument 'stpes'"),

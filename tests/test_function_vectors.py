@@ -8,7 +8,8 @@ from course_utils import checks
 from course_utils import function_vectors as fv
 from course_utils.checks import ExerciseError
 from course_utils.icl_tasks import TASKS, ICLTasks
-from course_utils.model import Config, Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Config, Transformer
 
 
 # ---- the data ---------------------------------------------------------------------------------

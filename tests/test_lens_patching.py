@@ -5,7 +5,8 @@ import torch
 
 from course_utils import checks, lens, patching
 from course_utils.checks import ExerciseError
-from course_utils.model import Config, Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Config, Transformer
 
 
 @pytest.fixture(scope="module")

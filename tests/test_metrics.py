@@ -4,7 +4,7 @@ import torch
 from course_utils import metrics, zoo
 from course_utils.data import repeated_tokens
 from course_utils.metrics import duplicate_token_score, head_scores, induction_score, prev_token_score
-from course_utils.model import to_bridge
+from course_utils.bridge import to_bridge
 
 
 def offset_pattern(seq: int, offset: int, heads: int = 2) -> torch.Tensor:

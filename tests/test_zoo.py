@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from course_utils import zoo
-from course_utils.model import Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Transformer
 from course_utils.train import read_safetensors
 
 NAMES = zoo.names()
