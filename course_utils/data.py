@@ -20,6 +20,8 @@ import torch
 
 from . import validate
 
+EVAL_SEED = 10**9  # the seed of evaluation data: no training step's batch is drawn with it
+
 
 def generator(*seeds: int) -> torch.Generator:
     """A CPU `torch.Generator` seeded from several ints (a dataset's seed, a purpose, a step), so that

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from . import validate
-from .data import generator
+from .data import EVAL_SEED, generator
+from .metrics import first_step_above
 
 FORMED_ACCURACY = 0.9  # "induction has formed": query accuracy on fresh sequences at least this
 
@@ -82,7 +83,6 @@ class ICLClassification:
         return self.sample(size, seed=step)
 
 
-EVAL_SEED = 10**9  # evaluation sequences: never a training step's seed
 EVAL_SIZE = 512
 
 
@@ -108,10 +108,7 @@ def query_accuracy(model, task: ICLClassification, hooks: list | None = None, si
 def formation_step(steps, accuracies, threshold: float = FORMED_ACCURACY):
     """When induction forms: the first step whose query accuracy reaches `threshold`; None if never.
 
-    The one definition the notebook, the study and the tests use.
+    The one definition the notebook, the study and the tests use: `metrics.first_step_above` with
+    the course's threshold for a formed induction circuit.
     """
-    steps, accuracies = list(steps), list(accuracies)
-    if len(steps) != len(accuracies) or not steps:
-        raise ValueError(f"steps and accuracies must be non-empty and of the same length, got "
-                         f"{len(steps)} and {len(accuracies)}")
-    return next((s for s, a in zip(steps, accuracies) if a >= threshold), None)
+    return first_step_above(steps, accuracies, threshold)

@@ -12,7 +12,7 @@ from transformer_lens import FactoredMatrix
 from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
 
 from . import validate
-from .data import SyntheticLanguage, repeated_tokens
+from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
 from .model import next_token_loss
 
 
@@ -219,7 +219,7 @@ def icl_slices(language) -> tuple[slice, slice]:
     return slice(0, language.min_span), slice(round(0.7 * n), n)
 
 
-def training_curves(history: dict, language, eval_size: int = 256, seed: int = 10**9) -> dict:
+def training_curves(history: dict, language, eval_size: int = 256, seed: int = EVAL_SEED) -> dict:
     """For each checkpoint {step: model}: the loss, the ICL score, and every head's induction score.
 
     Returns {"steps": [...], "loss": [...], "icl": [...], "induction": tensor [step, layer, head],
@@ -248,8 +248,8 @@ def training_curves(history: dict, language, eval_size: int = 256, seed: int = 1
 def first_step_above(steps, values, threshold: float):
     """The first step at which values reach threshold (None if they never do)."""
     steps, values = list(steps), list(values)
-    if len(steps) != len(values):
-        raise ValueError(f"steps and values must have the same length, got {len(steps)} and {len(values)}")
+    if len(steps) != len(values) or not steps:
+        raise ValueError(f"steps and values must be non-empty and of the same length, got {len(steps)} and {len(values)}")
     return next((s for s, v in zip(steps, values) if v >= threshold), None)
 
 
