@@ -3,14 +3,16 @@
 One module per idea:
 - `data` (repeated tokens, the synthetic language), `icl_classification` (Singh et al.-style
   in-context classification), `icl_tasks` (in-context tasks for function vectors): generated data;
-- `model` (the course's transformer and its conversion to TransformerLens's TransformerBridge),
-  `train` (the one training loop), `zoo` (the shipped models and studies);
+- `model` (the course's transformer, top to bottom), `bridge` (its exact conversion to and from
+  TransformerLens's TransformerBridge), `train` (the one training loop), `zoo` (the shipped models
+  and studies);
 - `metrics` (scores and circuits read off patterns and weights), `ablation` (zero, mean, resample,
   K-path and pattern-preserving ablation), `clamping` (interventions during training), `lens`
   (logit lens, direct logit attribution, tuned lens), `patching` (activation patching, causal
   tracing), `function_vectors` (mean head outputs, indirect effects, function vectors);
 - `checks` (exercise checks), `viz` (plots and light circuitsvis views), `numerics` (the CPU
-  numerics the zoo reproduces with).
+  numerics the zoo reproduces with);
+- `validate` (the argument checks every module calls: one wording per rule).
 
 The maintainers' tools (building the zoo and its studies, the Colab cell) live in `maintainer/`.
 """
@@ -27,10 +29,10 @@ def setup(seed: int = 0):
 
     import torch
 
+    from . import validate
     from .train import pick_device
 
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    validate.integer(seed=seed)
     torch.manual_seed(seed)
     device = pick_device("auto")
     print(f"course_utils {__version__} | torch {torch.__version__} | "

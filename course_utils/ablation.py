@@ -19,45 +19,16 @@ from __future__ import annotations
 
 import torch
 
-from .model import _check_model
+from . import validate
+from .metrics import per_token_loss
 
 METHODS = ("zero", "mean", "resample")
 
 
-# ---- checks on arguments -----------------------------------------------------------------------
-
-
-def check_head(model, layer, head, name: str = "head") -> None:
-    """Raise a clear ValueError unless (layer, head) is a head of `model`."""
-    _check_model(model)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n_layers):
-        raise ValueError(f"{name}: layer {layer!r} does not exist; the model has layers 0..{n_layers - 1}")
-    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < n_heads):
-        raise ValueError(f"{name}: head {head!r} does not exist in layer {layer}; heads are 0..{n_heads - 1}")
-
-
-def _heads(model, heads, name: str = "heads") -> list[tuple[int, int]]:
-    """Normalise one (layer, head) or a list of them, checking each."""
-    if isinstance(heads, tuple) and len(heads) == 2 and all(isinstance(x, int) for x in heads):
-        heads = [heads]
-    try:
-        heads = [tuple(h) for h in heads]
-    except TypeError:
-        raise ValueError(f"{name} must be a (layer, head) pair or a list of them, got {heads!r}") from None
-    for lh in heads:
-        if len(lh) != 2:
-            raise ValueError(f"{name} must be (layer, head) pairs, got {lh!r}")
-        check_head(model, *lh, name=name)
-    return heads
-
-
-def _check_z(z: torch.Tensor, head: int) -> None:
-    if not isinstance(z, torch.Tensor) or z.ndim != 4:
-        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-        raise ValueError(f"z must be a tensor [batch, pos, head, d_head] (hook_z), got {shape}")
-    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < z.shape[2]):
-        raise ValueError(f"head {head!r} does not exist: z has {z.shape[2]} heads")
+def _validate_z(z: torch.Tensor, head: int, name: str = "z") -> None:
+    """z is a hook_z (or hook_k) activation [batch, pos, head_index, d_head] and `head` one of its heads."""
+    validate.tensor(z, name, "batch pos head_index d_head")
+    validate.int_in(head, 0, z.shape[2] - 1, "head", f"{name} has {z.shape[2]} heads")
 
 
 # ---- zero, mean and resample ablation of a head's output ---------------------------------------
@@ -70,7 +41,7 @@ def ablate_head(z: torch.Tensor, head: int, replacement) -> torch.Tensor:
     head's mean output [pos, d_head] (mean ablation) or its output on other inputs
     [batch, pos, d_head] (resample ablation). Returns a new tensor; `z` is left unchanged.
     """
-    _check_z(z, head)
+    _validate_z(z, head)
     batch, pos, _, d_head = z.shape
     replacement = torch.as_tensor(replacement, dtype=z.dtype, device=z.device)
     try:
@@ -85,15 +56,6 @@ def ablate_head(z: torch.Tensor, head: int, replacement) -> torch.Tensor:
     return z
 
 
-def head_z(model, tokens: torch.Tensor, layer: int, head: int) -> torch.Tensor:
-    """The output z of one head on `tokens`: [batch, pos, d_head]."""
-    check_head(model, layer, head)
-    name = f"blocks.{layer}.attn.hook_z"
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == name)
-    return cache[name][:, :, head]
-
-
 def ablation_hooks(model, heads, method: str = "zero", reference_tokens: torch.Tensor | None = None,
                    _reference_z: dict | None = None) -> list:
     """Hooks that ablate `heads` ((layer, head) or a list of them) on `blocks.L.attn.hook_z`.
@@ -104,7 +66,7 @@ def ablation_hooks(model, heads, method: str = "zero", reference_tokens: torch.T
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    heads = _heads(model, heads)
+    heads = validate.heads(model, heads)
     if method != "zero" and not isinstance(reference_tokens, torch.Tensor) and _reference_z is None:
         raise ValueError(f"method={method!r} needs reference_tokens [batch, pos] to take the head's outputs from")
     if method != "zero" and _reference_z is None:
@@ -144,9 +106,7 @@ def _replace_hook(head: int, replacement: torch.Tensor, method: str):
 
 def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
     """Per-token next-token loss [batch, pos - 1] with `hooks` attached (none: the clean loss)."""
-    from .metrics import per_token_loss
-
-    _check_model(model)
+    validate.model(model)
     with torch.no_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return per_token_loss(logits, tokens)
@@ -177,7 +137,7 @@ def head_output(z: torch.Tensor, W_O: torch.Tensor, head: int) -> torch.Tensor:
     z [batch, pos, head, d_head]; W_O [head, d_head, d_model] (one layer's). The shared bias b_O is
     not part of any one head's output.
     """
-    _check_z(z, head)
+    _validate_z(z, head)
     if W_O.ndim != 3 or W_O.shape[0] != z.shape[2] or W_O.shape[1] != z.shape[3]:
         raise ValueError(f"W_O must be [head, d_head, d_model] = [{z.shape[2]}, {z.shape[3]}, d_model], "
                          f"got {tuple(W_O.shape)}")
@@ -192,7 +152,7 @@ def keys_without(k: torch.Tensor, removed: torch.Tensor, W_K: torch.Tensor, head
     removes its image from the keys. W_K [head, d_model, d_head] (one layer's). Other heads' keys,
     and every query and value, are untouched. Returns a new tensor.
     """
-    _check_z(k, head)
+    _validate_z(k, head, "k")
     if removed.ndim != 3 or removed.shape[:2] != k.shape[:2]:
         raise ValueError(f"removed must be [batch, pos, d_model] with [batch, pos] = {list(k.shape[:2])}, "
                          f"got {tuple(removed.shape)}")
@@ -204,21 +164,6 @@ def keys_without(k: torch.Tensor, removed: torch.Tensor, W_K: torch.Tensor, head
     return k
 
 
-def _k_path_heads(model, writer, readers, caller: str) -> tuple[tuple[int, int], list[tuple[int, int]]]:
-    """Check a K-path (a `writer` head, `readers` heads in later layers, a model without LayerNorm,
-    so that keys are linear in the residual stream) and return (writer, readers) as int pairs."""
-    if getattr(model.cfg, "normalization_type", None) is not None:
-        raise ValueError(f"{caller} needs a model without LayerNorm (normalization_type=None), got "
-                         f"{model.cfg.normalization_type!r}: with LayerNorm a key is not linear in the residual stream")
-    (w_layer, w_head), = _heads(model, [writer], name="writer")
-    readers = _heads(model, readers, name="readers")
-    for r_layer, r_head in readers:
-        if r_layer <= w_layer:
-            raise ValueError(f"readers: head {r_layer}.{r_head} is not in a later layer than the writer "
-                             f"{w_layer}.{w_head}, so it cannot read its output")
-    return (w_layer, w_head), readers
-
-
 def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
     """Hooks that remove head `writer`'s output from the keys of the `readers` heads, and nowhere else.
 
@@ -226,7 +171,7 @@ def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
     hook on each reader layer's `hook_k` subtracts its image under the reader's W_K. Needs a model
     without LayerNorm (keys linear in the residual stream) and readers in later layers.
     """
-    (w_layer, w_head), readers = _k_path_heads(model, writer, readers, "k_path_ablation_hooks")
+    (w_layer, w_head), readers = validate.k_path(model, writer, readers, "k_path_ablation_hooks")
     written = {}
 
     def keep(z, hook):
@@ -251,7 +196,7 @@ def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
 
 def clean_patterns(model, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """{layer: hook_pattern [batch, head, query_pos, key_pos]} from a clean run on `tokens`."""
-    _check_model(model)
+    validate.model(model)
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
@@ -264,7 +209,7 @@ def freeze_pattern_hooks(model, patterns: dict[int, torch.Tensor], heads) -> lis
     if not isinstance(patterns, dict):
         raise TypeError(f"patterns must be a dict {{layer: [batch, head, query_pos, key_pos]}} (from clean_patterns), "
                         f"got {type(patterns).__name__}")
-    heads = _heads(model, heads)
+    heads = validate.heads(model, heads)
     hooks = []
     for layer in sorted({lay for lay, _ in heads}):
         if layer not in patterns:
@@ -289,7 +234,7 @@ def pattern_preserving_ablation_hooks(model, tokens: torch.Tensor, heads, method
     """Ablate `heads`, but hold every head of every later layer at its clean attention pattern on
     `tokens`: what is left of the effect is what the ablated heads write directly, not what they
     do to later heads' attention."""
-    heads = _heads(model, heads)
+    heads = validate.heads(model, heads)
     if not heads:
         raise ValueError(f"heads must name at least one (layer, head), got {heads!r}")
     first = min(layer for layer, _ in heads)

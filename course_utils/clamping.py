@@ -31,9 +31,11 @@ from pathlib import Path
 import torch
 
 from . import numerics
-from .ablation import ablation_hooks, check_head
+from .ablation import ablation_hooks
 from .icl_classification import FORMED_ACCURACY, ICLClassification, formation_step, query_accuracy
-from .model import Config, Transformer, _check_model
+from .model import Config, Transformer
+from .validate import head as check_head
+from .validate import model as _check_model
 from .train import TrainConfig, list_checkpoints, load_model, train
 
 CONDITIONS = ("baseline", "clamp_prev_token", "clamp_layer0_output", "ablate_layer0")

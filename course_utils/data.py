@@ -18,24 +18,19 @@ from functools import lru_cache
 
 import torch
 
+from . import validate
 
-def _generator(*seeds: int) -> torch.Generator:
+EVAL_SEED = 10**9  # the seed of evaluation data: no training step's batch is drawn with it
+
+
+def generator(*seeds: int) -> torch.Generator:
+    """A CPU `torch.Generator` seeded from several ints (a dataset's seed, a purpose, a step), so that
+    every draw of every generated dataset in the course is reproducible on any machine."""
+    validate.integer(**{f"seeds[{i}]": s for i, s in enumerate(seeds)})
     seed = 0
     for s in seeds:
-        seed = (seed * 1_000_003 + int(s)) % (2**63)
+        seed = (seed * 1_000_003 + s) % (2**63)
     return torch.Generator().manual_seed(seed)
-
-
-def _check_positive(**kwargs):
-    for name, value in kwargs.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_seed(**kwargs):
-    for name, value in kwargs.items():
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {value!r}")
 
 
 def repeated_tokens(batch: int, prefix_len: int, d_vocab: int, seed: int = 0) -> torch.Tensor:
@@ -44,9 +39,9 @@ def repeated_tokens(batch: int, prefix_len: int, d_vocab: int, seed: int = 0) ->
     Position t >= prefix_len holds a copy of position t - prefix_len, so an induction head
     at position t attends to position t - prefix_len + 1.
     """
-    _check_positive(batch=batch, prefix_len=prefix_len, d_vocab=d_vocab)
-    _check_seed(seed=seed)
-    prefix = torch.randint(0, d_vocab, (batch, prefix_len), generator=_generator(seed, prefix_len))
+    validate.positive(batch=batch, prefix_len=prefix_len, d_vocab=d_vocab)
+    validate.integer(seed=seed)
+    prefix = torch.randint(0, d_vocab, (batch, prefix_len), generator=generator(seed, prefix_len))
     return torch.cat([prefix, prefix], dim=1)
 
 
@@ -69,9 +64,9 @@ class SyntheticLanguage:
     seed: int = 0
 
     def __post_init__(self):
-        _check_positive(d_vocab=self.d_vocab, n_ctx=self.n_ctx, successors=self.successors,
+        validate.positive(d_vocab=self.d_vocab, n_ctx=self.n_ctx, successors=self.successors,
                         min_span=self.min_span, max_span=self.max_span)
-        _check_seed(seed=self.seed)
+        validate.integer(seed=self.seed)
         if self.successors > self.d_vocab:
             raise ValueError(f"successors={self.successors} cannot exceed d_vocab={self.d_vocab}")
         if not 0.0 <= self.p_repeat <= 1.0:
@@ -96,9 +91,9 @@ class SyntheticLanguage:
 
     def sample(self, size: int, seed: int) -> Batch:
         """`size` sequences drawn with generator seed `seed`."""
-        _check_positive(size=size)
-        _check_seed(seed=seed)
-        gen = _generator(self.seed, 2, seed)
+        validate.positive(size=size)
+        validate.integer(seed=seed)
+        gen = generator(self.seed, 2, seed)
         cdf = _transition_cdf(self.d_vocab, self.successors, self.seed)
         n = self.n_ctx
         # Where each copied span comes from (src), where it lands (dst) and how long it is.
@@ -124,13 +119,13 @@ class SyntheticLanguage:
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         """The training batch for `step`: [size, n_ctx]. Depends only on (seed, step, size)."""
-        _check_seed(step=step)
+        validate.integer(step=step)
         return self.sample(size, seed=step).tokens
 
 
 @lru_cache(maxsize=16)
 def _transition_matrix(d_vocab: int, successors: int, seed: int) -> torch.Tensor:
-    gen = _generator(seed, 1)
+    gen = generator(seed, 1)
     probs = torch.zeros(d_vocab, d_vocab, dtype=torch.float64)
     for i in range(d_vocab):
         nxt = torch.randperm(d_vocab, generator=gen)[:successors]

@@ -21,68 +21,38 @@ from __future__ import annotations
 
 import torch
 
+from . import validate
 from .icl_tasks import ICLTasks
-from .model import _check_model, _check_tensor
 
 
-def _check_tokens(model, tokens) -> None:
-    _check_model(model)
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.dtype != torch.long:
-        got = f"shape {tuple(tokens.shape)}, dtype {tokens.dtype}" if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ValueError(f"tokens must be a torch.long tensor [batch, pos], got {got}")
-    if tokens.numel() == 0:
-        raise ValueError(f"tokens is empty: shape {tuple(tokens.shape)}, expected at least one prompt and position")
-    if tokens.min() < 0 or tokens.max() >= model.cfg.d_vocab:
-        raise ValueError(f"tokens must be ids in [0, {model.cfg.d_vocab}), got ids from "
-                         f"{int(tokens.min())} to {int(tokens.max())}")
+def _validate_prompts(model, tokens, answers=None) -> None:
+    validate.model(model)
+    validate.tokens(tokens, model.cfg)
+    if answers is not None:
+        validate.answers(answers, tokens)
 
 
-def _check_answers(tokens, answers) -> None:
-    if not isinstance(answers, torch.Tensor) or answers.shape != tokens.shape[:1]:
-        got = tuple(answers.shape) if isinstance(answers, torch.Tensor) else type(answers).__name__
-        raise ValueError(f"answers must be a tensor [batch] = [{tokens.shape[0]}] (one answer per prompt), got {got}")
-    if answers.is_floating_point() or answers.dtype == torch.bool:
-        raise ValueError(f"answers must be token ids (torch.long), got dtype {answers.dtype}")
-
-
-def _check_layer(model, layer) -> None:
-    _check_model(model)
-    n = model.cfg.n_layers
-    if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n):
-        raise ValueError(f"layer must be an int in [0, {n - 1}] (the vector goes into blocks.layer.hook_attn_out), got {layer!r}")
-
-
-def _check_head(model, layer, head) -> None:
-    _check_layer(model, layer)
-    h = model.cfg.n_heads
-    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < h):
-        raise ValueError(f"head must be an int in [0, {h - 1}], got {head!r}")
-
-
-def _check_vector(model, vector, name="vector", shape=None) -> None:
-    shape = shape or (model.cfg.d_model,)
-    if not isinstance(vector, torch.Tensor) or tuple(vector.shape) != tuple(shape):
-        got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
-        raise ValueError(f"{name} must be a tensor of shape {tuple(shape)}, got {got}")
-
-
-def _check_k(k, n: int) -> None:
-    if not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= n):
-        raise ValueError(f"k must be an int in [0, {n}] (the number of heads), got {k!r}")
-
-
-def _check_data(data, per_task=None, name=None) -> None:
+def _validate_per_task(data, per_task=None, name=None) -> None:
     """data must be ICLTasks; per_task (if given) a dict {task: ...} with every task of data."""
-    if not isinstance(data, ICLTasks):
-        raise TypeError(f"data must be a course_utils.icl_tasks.ICLTasks, got {type(data).__name__}")
-    if per_task is not None and not (isinstance(per_task, dict) and set(data.tasks) <= set(per_task)):
-        got = sorted(per_task) if isinstance(per_task, dict) else type(per_task).__name__
-        raise ValueError(f"{name} must be a dict with an entry for every task {list(data.tasks)}, got {got}")
+    validate.instance(data, ICLTasks, "data")
+    if per_task is not None and not isinstance(per_task, dict):
+        raise TypeError(f"{name} must be a dict with an entry for every task {list(data.tasks)}, got {type(per_task).__name__}")
+    if per_task is not None and not set(data.tasks) <= set(per_task):
+        raise ValueError(f"{name} must be a dict with an entry for every task {list(data.tasks)}, got {sorted(per_task)}")
+
+
+def _validate_mean_z(model, mean_z) -> None:
+    cfg = model.cfg
+    validate.shape_is(mean_z, "mean_z", (cfg.n_layers, cfg.n_heads, cfg.d_head), "[layer, head_index, d_head]")
+
+
+def _validate_vector(model, vector, name="vector") -> None:
+    validate.shape_is(vector, name, (model.cfg.d_model,), "[d_model]")
 
 
 def mean_head_z(model, tokens: torch.Tensor) -> torch.Tensor:
     """Each head's `hook_z` at the last position, averaged over the prompts: [layer, head, d_head]."""
-    _check_tokens(model, tokens)
+    _validate_prompts(model, tokens)
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
@@ -105,13 +75,6 @@ def _answer_probs(model, tokens, answers, fwd_hooks=()) -> torch.Tensor:
     return logits[:, -1].softmax(-1).gather(1, answers[:, None].to(logits.device))[:, 0]
 
 
-def answer_probs(model, tokens: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
-    """P(answer) at the last position of each prompt: [batch]."""
-    _check_tokens(model, tokens)
-    _check_answers(tokens, answers)
-    return _answer_probs(model, tokens, answers)
-
-
 def _patch_z_hook(head: int, z: torch.Tensor):
     def hook(activation, hook):  # [batch, pos, head, d_head]
         activation = activation.clone()
@@ -125,10 +88,9 @@ def indirect_effect(model, tokens, answers, mean_z, layer: int, head: int) -> to
 
     mean_z: [layer, head, d_head], from `mean_head_z` on prompts that show the task.
     """
-    _check_tokens(model, tokens)
-    _check_answers(tokens, answers)
-    _check_head(model, layer, head)
-    _check_vector(model, mean_z, "mean_z", (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head))
+    _validate_prompts(model, tokens, answers)
+    validate.head(model, layer, head)
+    _validate_mean_z(model, mean_z)
     clean = _answer_probs(model, tokens, answers)
     hook = (f"blocks.{layer}.attn.hook_z", _patch_z_hook(head, mean_z[layer, head]))
     return _answer_probs(model, tokens, answers, [hook]) - clean
@@ -136,33 +98,29 @@ def indirect_effect(model, tokens, answers, mean_z, layer: int, head: int) -> to
 
 def indirect_effects(model, tokens, answers, mean_z) -> torch.Tensor:
     """`indirect_effect` of every head, averaged over the prompts: [layer, head]."""
-    _check_tokens(model, tokens)
-    _check_answers(tokens, answers)
-    _check_vector(model, mean_z, "mean_z", (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head))
+    _validate_prompts(model, tokens, answers)
+    _validate_mean_z(model, mean_z)
     return torch.tensor([[indirect_effect(model, tokens, answers, mean_z, layer, head).mean().item()
                           for head in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
 
 
 def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
     """The k heads with the largest average indirect effect, as (layer, head), largest first."""
-    if not (isinstance(aie, torch.Tensor) and aie.ndim == 2):
-        raise ValueError(f"aie must be a tensor [layer, head], got {getattr(aie, 'shape', type(aie).__name__)}")
-    _check_k(k, aie.numel())
+    validate.tensor(aie, "aie", "layer head_index", dtype="float")
+    validate.int_in(k, 0, aie.numel(), "k", "how many heads to take")
     order = aie.flatten().argsort(descending=True)[:k]
     return [(int(i) // aie.shape[1], int(i) % aie.shape[1]) for i in order]
 
 
 def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) -> torch.Tensor:
     """The sum of the mean outputs [layer, head, d_model] of the given heads: [d_model]."""
-    if not (isinstance(mean_outputs, torch.Tensor) and mean_outputs.ndim == 3):
-        raise ValueError(f"mean_outputs must be a tensor [layer, head, d_model], got "
-                         f"{getattr(mean_outputs, 'shape', type(mean_outputs).__name__)}")
+    validate.tensor(mean_outputs, "mean_outputs", "layer head_index d_model", dtype="float")
     n_layers, n_heads, _ = mean_outputs.shape
     if not all(isinstance(h, (tuple, list)) and len(h) == 2 for h in heads):
         raise ValueError(f"heads must be a list of (layer, head) pairs, got {heads!r}")
     for layer, head in heads:
-        if not (isinstance(layer, int) and isinstance(head, int) and 0 <= layer < n_layers and 0 <= head < n_heads):
-            raise ValueError(f"heads lists no head {layer}.{head}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}")
+        validate.int_in(layer, 0, n_layers - 1, "heads: layer", f"the model has {n_layers} layers")
+        validate.int_in(head, 0, n_heads - 1, "heads: head", f"a layer has {n_heads} heads")
     vector = torch.zeros(mean_outputs.shape[-1], dtype=mean_outputs.dtype)
     for layer, head in heads:
         vector = vector + mean_outputs[layer, head].cpu()
@@ -175,9 +133,8 @@ def add_vector_hook(vector: torch.Tensor, layer: int):
 
     Not `hook_resid_mid`: on a TransformerBridge that hook is the input of the MLP's LayerNorm, and
     what it changes does not reach the residual stream, while the attention output does on both."""
-    _check_tensor("vector", vector, "[d_model]", dtype="float")
-    if not (isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0):
-        raise ValueError(f"layer must be an int >= 0 (the vector goes into blocks.layer.hook_attn_out), got {layer!r}")
+    validate.tensor(vector, "vector", "d_model", dtype="float")
+    validate.at_least(layer, 0, "layer", "the vector goes into blocks.layer.hook_attn_out")
 
     def hook(attn_out, hook):  # [batch, pos, d_model]
         attn_out = attn_out.clone()
@@ -189,11 +146,11 @@ def add_vector_hook(vector: torch.Tensor, layer: int):
 def logits_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
     """The logits at the last position, with `vector` added to the residual stream there just after
     the attention of block `layer`: [batch, d_vocab]. With vector=None, the model's own logits."""
-    _check_tokens(model, tokens)
+    _validate_prompts(model, tokens)
     hooks = []
     if vector is not None:
-        _check_layer(model, layer)
-        _check_vector(model, vector)
+        validate.layer(model, layer)
+        _validate_vector(model, vector)
         hooks = [add_vector_hook(vector, layer)]
     with torch.no_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
@@ -207,8 +164,7 @@ def predictions_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | 
 
 def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = None, layer: int = 0) -> float:
     """Fraction of prompts whose top token is the answer, with `vector` (if any) added after block `layer`'s attention."""
-    _check_tokens(model, tokens)
-    _check_answers(tokens, answers)
+    _validate_prompts(model, tokens, answers)
     return (predictions_with_vector(model, tokens, vector, layer) == answers.cpu()).float().mean().item()
 
 
@@ -217,13 +173,13 @@ def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = N
 
 def task_mean_z(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
     """{task: mean_head_z over `size` prompts of `shots` demonstrations of it} ([layer, head, d_head])."""
-    _check_data(data)
+    _validate_per_task(data)
     return {task: mean_head_z(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
 
 
 def task_mean_outputs(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
     """{task: mean_head_outputs over prompts of the task} ([layer, head, d_model])."""
-    _check_data(data)
+    _validate_per_task(data)
     return {task: mean_head_outputs(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
 
 
@@ -233,7 +189,7 @@ def average_indirect_effects(model, data, mean_z: dict, shots: int = 5, size: in
 
     Todd et al. shuffle the answers instead; here shuffled answers still show the task by their kind
     (notebook 07), so there would be almost nothing to restore."""
-    _check_data(data, mean_z, "mean_z")
+    _validate_per_task(data, mean_z, "mean_z")
     effects = []
     for task in data.tasks:
         p = data.prompts(task, shots, size, seed=seed, random_labels=True)
@@ -245,8 +201,8 @@ def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, s
     """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
     added after block `layer`'s attention, the fraction of answers that are f_b(xq). A task-specific vector
     gives a large diagonal and small entries off it."""
-    _check_data(data, vectors, "vectors")
-    _check_layer(model, layer)
+    _validate_per_task(data, vectors, "vectors")
+    validate.layer(model, layer)
     p = data.prompts(data.tasks[0], 0, size, seed=seed)  # a zero-shot prompt shows no task
     rows = []
     for a in data.tasks:
@@ -259,10 +215,10 @@ def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> d
     """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`),
     shuffled-label, random-label and zero-shot-plus-function-vector accuracies; the AIE and the
     share of it in the top-k heads; the cross-task matrix."""
-    _check_model(model)
-    _check_data(data)
-    _check_k(k, model.cfg.n_layers * model.cfg.n_heads)
-    _check_layer(model, layer)
+    validate.model(model)
+    _validate_per_task(data)
+    validate.int_in(k, 0, model.cfg.n_layers * model.cfg.n_heads, "k", "how many heads to take")
+    validate.layer(model, layer)
     mean_z = task_mean_z(model, data, shots, size)
     outputs = task_mean_outputs(model, data, shots, size)
     aie = average_indirect_effects(model, data, mean_z, shots, size)

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .data import _check_positive, _generator
-from .model import _check_model
+from . import validate
+from .data import EVAL_SEED, generator
+from .metrics import first_step_above
 
 FORMED_ACCURACY = 0.9  # "induction has formed": query accuracy on fresh sequences at least this
 
@@ -42,11 +43,10 @@ class ICLClassification:
     seed: int = 0
 
     def __post_init__(self):
-        _check_positive(n_classes=self.n_classes, n_labels=self.n_labels, n_pairs=self.n_pairs)
+        validate.positive(n_classes=self.n_classes, n_labels=self.n_labels, n_pairs=self.n_pairs)
         if self.n_labels < 2:
             raise ValueError(f"n_labels must be at least 2 (one label cannot be learnt in context), got {self.n_labels}")
-        if not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        validate.integer(seed=self.seed)
 
     @property
     def d_vocab(self) -> int:
@@ -68,8 +68,8 @@ class ICLClassification:
 
     def sample(self, size: int, seed: int) -> torch.Tensor:
         """`size` sequences [size, n_ctx] drawn with generator seed `seed`."""
-        _check_positive(size=size)
-        gen = _generator(self.seed, 3, seed)
+        validate.positive(size=size)
+        gen = generator(self.seed, 3, seed)
         label_of = torch.randint(0, self.n_labels, (size, self.n_classes), generator=gen)  # per sequence
         exemplars = torch.randint(0, self.n_classes, (size, self.n_pairs), generator=gen)
         which = torch.randint(0, self.n_pairs, (size,), generator=gen)  # the query repeats one of them
@@ -83,7 +83,6 @@ class ICLClassification:
         return self.sample(size, seed=step)
 
 
-EVAL_SEED = 10**9  # evaluation sequences: never a training step's seed
 EVAL_SIZE = 512
 
 
@@ -93,9 +92,8 @@ def query_accuracy(model, task: ICLClassification, hooks: list | None = None, si
 
     hooks: the same forward hooks the model was trained with (a clamped model is evaluated clamped).
     """
-    _check_model(model)
-    if not isinstance(task, ICLClassification):
-        raise TypeError(f"task must be an ICLClassification, got {type(task).__name__}")
+    validate.model(model)
+    validate.instance(task, ICLClassification, "task")
     if model.cfg.d_vocab != task.d_vocab or model.cfg.n_ctx < task.n_ctx:
         raise ValueError(f"the model (d_vocab={model.cfg.d_vocab}, n_ctx={model.cfg.n_ctx}) does not fit the "
                          f"task (d_vocab={task.d_vocab}, n_ctx={task.n_ctx})")
@@ -110,10 +108,7 @@ def query_accuracy(model, task: ICLClassification, hooks: list | None = None, si
 def formation_step(steps, accuracies, threshold: float = FORMED_ACCURACY):
     """When induction forms: the first step whose query accuracy reaches `threshold`; None if never.
 
-    The one definition the notebook, the study and the tests use.
+    The one definition the notebook, the study and the tests use: `metrics.first_step_above` with
+    the course's threshold for a formed induction circuit.
     """
-    steps, accuracies = list(steps), list(accuracies)
-    if len(steps) != len(accuracies) or not steps:
-        raise ValueError(f"steps and accuracies must be non-empty and of the same length, got "
-                         f"{len(steps)} and {len(accuracies)}")
-    return next((s for s, a in zip(steps, accuracies) if a >= threshold), None)
+    return first_step_above(steps, accuracies, threshold)

@@ -37,7 +37,8 @@ from functools import lru_cache
 
 import torch
 
-from .data import _check_positive, _check_seed, _generator
+from . import validate
+from .data import generator
 
 TASKS = ("copy", "successor", "antonym", "capital")
 
@@ -67,8 +68,8 @@ class ICLTasks:
     n_ctx: int = field(init=False)
 
     def __post_init__(self):
-        _check_positive(n_items=self.n_items, max_shots=self.max_shots)
-        _check_seed(seed=self.seed)
+        validate.positive(n_items=self.n_items, max_shots=self.max_shots)
+        validate.integer(seed=self.seed)
         if self.n_items < 8 or self.n_items % 2:
             raise ValueError(f"n_items must be an even number >= 8, got {self.n_items!r}")
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -161,8 +162,8 @@ class ICLTasks:
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         """The training batch for `step`: [size, 4 * max_shots]. Depends only on (seed, step, size)."""
-        _check_positive(size=size)
-        gen = _generator(self.seed, 7, step)
+        validate.positive(size=size)
+        gen = generator(self.seed, 7, step)
         task_ids = torch.randint(0, len(self.tasks), (size,), generator=gen)
         return self._sequences(task_ids, self.max_shots, gen, noise=self.p_noise)[0]
 
@@ -176,17 +177,16 @@ class ICLTasks:
         demonstrations show no task at all. Either way the query's right answer is still f(xq).
         """
         t = self.task_index(task)
-        _check_positive(size=size)
-        if not (isinstance(shots, int) and 0 <= shots < self.max_shots):
-            raise ValueError(f"shots must be an int in [0, {self.max_shots - 1}] (the model saw at most "
-                             f"max_shots - 1 demonstrations before an answer), got {shots!r}")
+        validate.positive(size=size)
+        validate.int_in(shots, 0, self.max_shots - 1, "shots",
+                        "the model saw at most max_shots - 1 demonstrations before an answer")
         if shuffle_labels and shots < 2:
             raise ValueError(f"shuffle_labels needs at least 2 demonstrations to shuffle, got shots={shots}")
         if shuffle_labels and random_labels:
             raise ValueError("choose one corruption: shuffle_labels or random_labels, not both")
         if random_labels and shots < 1:
             raise ValueError("random_labels needs at least 1 demonstration, got shots=0")
-        gen = _generator(self.seed, 11, t, shots, seed, int(shuffle_labels) + 2 * int(random_labels))
+        gen = generator(self.seed, 11, t, shots, seed, int(shuffle_labels) + 2 * int(random_labels))
         task_ids = torch.full((size,), t, dtype=torch.long)
         tokens, xs, ys = self._sequences(task_ids, shots + 1, gen, shuffle_labels, random_labels=random_labels)
         return Prompts(tokens=tokens[:, :-1], answers=ys[:, -1], queries=xs[:, -1])
@@ -196,7 +196,7 @@ class ICLTasks:
 def _table(n_items: int, tasks: tuple[str, ...], seed: int) -> torch.Tensor:
     """Every task's lookup table, [n_tasks, n_items] of answer tokens: task t's answers lie in its own
     block, n_items * (1 + t) + i, and the index i differs between the tasks for each x."""
-    gen = _generator(seed, 3)
+    gen = generator(seed, 3)
     x = torch.arange(n_items)
     fixed = {"copy": x, "successor": (x + 1) % n_items}
     taken = torch.stack([x, (x + 1) % n_items])  # answers the random tables must avoid

@@ -14,31 +14,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import _check_positive
-from .model import _check_tensor
+from . import validate
 
 
-def _check_model(model) -> None:
-    cfg = getattr(model, "cfg", None)
-    if cfg is None or not hasattr(model, "run_with_cache"):
-        raise TypeError(f"model must be a course Transformer or a TransformerBridge, got {type(model).__name__}")
-
-
-def _check_cache(model, cache) -> None:
+def _validate_cache(model, cache) -> None:
     if not hasattr(cache, "decompose_resid"):
         raise TypeError(f"cache must be the ActivationCache from model.run_with_cache(tokens), got {type(cache).__name__}")
-    _check_model(model)
+    validate.model(model)
     missing = [n for n in ("hook_embed", f"blocks.{model.cfg.n_layers - 1}.hook_resid_post") if n not in cache]
     if missing:
         raise ValueError(f"cache lacks {missing}: run model.run_with_cache(tokens) without a names_filter")
 
 
-def _check_tokens(tokens, cache) -> torch.Tensor:
-    if not isinstance(tokens, torch.Tensor):
-        raise ValueError(f"tokens must be an integer tensor [batch, pos], got {type(tokens).__name__}")
-    if tokens.dtype.is_floating_point or tokens.ndim != 2:
-        got = f"dtype {tokens.dtype}" if tokens.dtype.is_floating_point else f"shape {tuple(tokens.shape)}"
-        raise ValueError(f"tokens must be an integer tensor [batch, pos], got {got}")
+def _validate_tokens(tokens, cache) -> torch.Tensor:
+    validate.tokens(tokens, cache.model.cfg)
     expected = tuple(cache["hook_embed"].shape[:2])
     if tuple(tokens.shape) != expected:
         raise ValueError(f"tokens has shape {tuple(tokens.shape)} but the cache was made from tokens of shape {expected}")
@@ -47,7 +36,7 @@ def _check_tokens(tokens, cache) -> torch.Tensor:
 
 def ln_final_params(model) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(w, b, eps) of the final LayerNorm, for the course model and a bridge alike."""
-    _check_model(model)
+    validate.model(model)
     ln = model.ln_final
     if model.cfg.normalization_type != "LN":
         raise ValueError(f"the model has normalization_type={model.cfg.normalization_type!r}, not 'LN'")
@@ -65,7 +54,7 @@ def ln_final_params(model) -> tuple[torch.Tensor, torch.Tensor, float]:
 def decompose_resid(cache, n_layers: int) -> torch.Tensor:
     """[component, batch, pos, d_model]: the embedding, the positional embedding, then each layer's
     attention output and MLP output, in order. They add up to the final residual stream."""
-    _check_cache(getattr(cache, "model", None), cache)
+    _validate_cache(getattr(cache, "model", None), cache)
     if n_layers != cache.model.cfg.n_layers:
         raise ValueError(f"n_layers must be the model's number of layers ({cache.model.cfg.n_layers}, from the cache), "
                          f"got {n_layers!r}")
@@ -78,14 +67,14 @@ def decompose_resid(cache, n_layers: int) -> torch.Tensor:
 
 def decompose_labels(n_layers: int) -> list[str]:
     """Labels for `decompose_resid`'s components."""
-    _check_positive(n_layers=n_layers)
+    validate.positive(n_layers=n_layers)
     return ["embed", "pos_embed"] + [f"{kind} {layer}" for layer in range(n_layers) for kind in ("attn", "mlp")]
 
 
 def resid_components(model, cache) -> tuple[torch.Tensor, list[str]]:
     """The final residual stream split finer: embed, pos_embed, then per layer each head's output,
     the attention bias b_O, and the MLP output. ([component, batch, pos, d_model], labels)."""
-    _check_cache(model, cache)
+    _validate_cache(model, cache)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     heads = cache.stack_head_results(layer=n_layers)  # [layer * head, batch, pos, d_model]
     parts, labels = [cache["hook_embed"], cache["hook_pos_embed"]], ["embed", "pos_embed"]
@@ -107,7 +96,7 @@ def unembed_resid(resid: torch.Tensor, w: torch.Tensor, b: torch.Tensor, W_U: to
                   eps: float = 1e-5) -> torch.Tensor:
     """What the model would predict if its residual stream ended here: the final LayerNorm (centre,
     divide by the RMS, scale by w, add b), then the unembedding. resid [..., d_model] -> [..., d_vocab]."""
-    _check_tensor("resid", resid, "[..., d_model]", dtype="float")
+    validate.tensor(resid, "resid", "... d_model", dtype="float")
     if not resid.shape[-1] == w.shape[-1] == b.shape[-1] == W_U.shape[0]:
         raise ValueError(f"resid [..., d_model], w and b [d_model] and W_U [d_model, d_vocab] must agree on d_model, "
                          f"got shapes {tuple(resid.shape)}, {tuple(w.shape)}, {tuple(b.shape)} and {tuple(W_U.shape)}")
@@ -118,7 +107,7 @@ def unembed_resid(resid: torch.Tensor, w: torch.Tensor, b: torch.Tensor, W_U: to
 
 def lens_labels(n_layers: int) -> list[str]:
     """Labels of the logit lens's rows: the embeddings, then the residual stream after each layer."""
-    _check_positive(n_layers=n_layers)
+    validate.positive(n_layers=n_layers)
     return ["embed"] + [f"after {layer}" for layer in range(n_layers)]
 
 
@@ -126,7 +115,7 @@ def logit_lens(model, cache) -> torch.Tensor:
     """[n_layers + 1, batch, pos, d_vocab]: the final LayerNorm and unembedding applied to the
     residual stream before layer 0 (the embeddings) and after each layer. The last row is the
     model's own logits."""
-    _check_cache(model, cache)
+    _validate_cache(model, cache)
     resid = cache.accumulated_resid(apply_ln=True)  # each row normalised by model.ln_final
     return resid @ model.W_U + model.b_U
 
@@ -144,7 +133,7 @@ def kl_to_final(lens_logits: torch.Tensor, final_logits: torch.Tensor) -> torch.
 
 def rank_of(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
     """The rank (0 = top) of `token` [...] under logits [..., d_vocab] -> [...]."""
-    _check_tensor("token", token, "[...]", dtype="int")
+    validate.tensor(token, "token", "...", dtype="int")
     if logits.shape[:-1] != token.shape:
         raise ValueError(f"logits [..., d_vocab] and token [...] must agree, got shapes {tuple(logits.shape)} "
                          f"and {tuple(token.shape)}")
@@ -162,9 +151,9 @@ def logit_attribution(stack: torch.Tensor, W_U: torch.Tensor, tokens: torch.Tens
     W_U [d_model, d_vocab], tokens [batch, pos] -> [component, batch, pos - 1]: entry t is the
     component's contribution, at position t, to the logit of tokens[:, t + 1].
     """
-    _check_tensor("stack", stack, "[component, batch, pos, d_model]", dtype="float")
-    _check_tensor("W_U", W_U, "[d_model, d_vocab]", dtype="float")
-    _check_tensor("tokens", tokens, "[batch, pos]", dtype="int")
+    validate.tensor(stack, "stack", "component batch pos d_model", dtype="float")
+    validate.tensor(W_U, "W_U", "d_model d_vocab", dtype="float")
+    validate.tensor(tokens, "tokens", "batch pos", dtype="int")
     if stack.shape[1:3] != tokens.shape or stack.shape[3] != W_U.shape[0]:
         raise ValueError(f"stack [component, batch, pos, d_model], W_U [d_model, d_vocab] and tokens [batch, pos] must "
                          f"agree, got shapes {tuple(stack.shape)}, {tuple(W_U.shape)} and {tuple(tokens.shape)}")
@@ -180,8 +169,8 @@ def direct_logit_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.
     the cached `ln_final.hook_scale` (`cache.apply_ln_to_stack`) and multiplied by w. The components'
     attributions plus the constant `b @ W_U + b_U` add up to the model's logit of the correct token.
     """
-    _check_cache(model, cache)
-    tokens = _check_tokens(tokens, cache)
+    _validate_cache(model, cache)
+    tokens = _validate_tokens(tokens, cache)
     stack, labels = resid_components(model, cache)
     normed = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
     w, _, _ = ln_final_params(model)
@@ -198,8 +187,8 @@ def head_attribution(model, cache, tokens: torch.Tensor) -> torch.Tensor:
 def layer_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
     """Direct logit attribution of the embeddings and of each layer's attention and MLP outputs:
     ([component, batch, pos - 1], labels as in `decompose_labels`)."""
-    _check_cache(model, cache)
-    tokens = _check_tokens(tokens, cache)
+    _validate_cache(model, cache)
+    tokens = _validate_tokens(tokens, cache)
     stack = decompose_resid(cache, model.cfg.n_layers)
     normed = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
     w, _, _ = ln_final_params(model)
@@ -215,7 +204,7 @@ class TunedLens(nn.Module):
     lens is the logit lens."""
 
     def __init__(self, n_layers: int, d_model: int):
-        _check_positive(n_layers=n_layers, d_model=d_model)
+        validate.positive(n_layers=n_layers, d_model=d_model)
         super().__init__()
         self.A = nn.Parameter(torch.eye(d_model).repeat(n_layers + 1, 1, 1))  # [layer, d_model, d_model]
         self.c = nn.Parameter(torch.zeros(n_layers + 1, d_model))
@@ -241,9 +230,8 @@ def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: i
                      progress: bool = True) -> tuple[TunedLens, list[float]]:
     """Train a TunedLens on `model` (kept frozen) to minimise the KL from the model's final output,
     summed over layers. `batches(step)` gives token batches [batch, pos]. Returns (lens, losses)."""
-    _check_model(model)
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    validate.model(model)
+    validate.positive(steps=steps)
     if not callable(batches):
         raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
     torch.manual_seed(seed)
@@ -267,8 +255,7 @@ def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: i
 
 def tuned_lens_logits(lens: TunedLens, model, cache) -> torch.Tensor:
     """[n_layers + 1, batch, pos, d_vocab]: the tuned lens on a cache's residual stream."""
-    if not isinstance(lens, TunedLens):
-        raise TypeError(f"lens must be a course_utils.lens.TunedLens (from train_tuned_lens), got {type(lens).__name__}")
-    _check_cache(model, cache)
+    validate.instance(lens, TunedLens, "lens")
+    _validate_cache(model, cache)
     with torch.no_grad():
         return lens(cache.accumulated_resid(), model)

@@ -8,42 +8,40 @@ looks at, and keeps the head axis.
 from __future__ import annotations
 
 import torch
+from transformer_lens import FactoredMatrix
+from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
 
-from .model import _check_model, _check_tensor, _check_tokens
-
-
-def _check_pattern(pattern: torch.Tensor, name: str = "pattern") -> None:
-    if not isinstance(pattern, torch.Tensor) or pattern.ndim < 2 or pattern.shape[-1] != pattern.shape[-2]:
-        shape = tuple(pattern.shape) if isinstance(pattern, torch.Tensor) else type(pattern).__name__
-        raise ValueError(f"{name} must be a tensor [..., query_pos, key_pos] with query_pos == key_pos, got {shape}")
-    _check_tensor(name, pattern, "[..., query_pos, key_pos]", dtype="float")
+from . import validate
+from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
+from .model import next_token_loss
 
 
-def _check_period(pattern: torch.Tensor, period: int) -> None:
-    seq = pattern.shape[-1]
-    if not isinstance(period, int) or isinstance(period, bool) or not 1 <= period < seq - 1:
-        raise ValueError(f"period must be an int in [1, {seq - 2}] for sequences of length {seq}, got {period!r}")
+def _validate_pattern(pattern: torch.Tensor, period: int | None = None) -> None:
+    validate.tensor(pattern, "pattern", "... query_pos key_pos", dtype="float")
+    if pattern.shape[-1] != pattern.shape[-2]:
+        raise ValueError(f"pattern must be square, query_pos == key_pos, got shape {tuple(pattern.shape)}")
+    if period is not None:
+        seq_len = pattern.shape[-1]
+        validate.int_in(period, 1, seq_len - 2, "period", f"sequences have length {seq_len}")
 
 
 def prev_token_score(pattern: torch.Tensor) -> torch.Tensor:
     """Mean attention from each position to the one before it. [batch, head, q, k] -> [head]."""
-    _check_pattern(pattern)
+    _validate_pattern(pattern)
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1).mean(0)
 
 
 def induction_score(pattern: torch.Tensor, period: int) -> torch.Tensor:
     """On a sequence repeating with this period: mean attention from each position in the repeat
     to the token *after* its previous occurrence (query t -> key t - period + 1). -> [head]."""
-    _check_pattern(pattern)
-    _check_period(pattern, period)
+    _validate_pattern(pattern, period)
     return pattern.diagonal(offset=-(period - 1), dim1=-2, dim2=-1)[..., 1:].mean(-1).mean(0)
 
 
 def duplicate_token_score(pattern: torch.Tensor, period: int) -> torch.Tensor:
     """On a sequence repeating with this period: mean attention from each position in the repeat
     to the previous occurrence of its own token (query t -> key t - period). -> [head]."""
-    _check_pattern(pattern)
-    _check_period(pattern, period)
+    _validate_pattern(pattern, period)
     return pattern.diagonal(offset=-period, dim1=-2, dim2=-1).mean(-1).mean(0)
 
 
@@ -52,8 +50,8 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
 
     Works on a course Transformer and on a TransformerBridge alike.
     """
-    _check_model(model)
-    _check_tokens(tokens, model.cfg)
+    validate.model(model)
+    validate.tokens(tokens, model.cfg)
     if not callable(score):
         raise TypeError(f"score must be a function pattern -> [head] (e.g. induction_score), got {score!r}")
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
@@ -68,8 +66,6 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
 def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """logits [batch, pos, d_vocab], tokens [batch, pos] -> the loss of predicting each next token,
     [batch, pos - 1] (entry t is the loss of predicting tokens[:, t + 1] from logits[:, t])."""
-    from .model import next_token_loss
-
     return next_token_loss(logits, tokens, per_token=True)
 
 
@@ -79,9 +75,7 @@ def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.T
 
     loss_by_token [..., pos - 1]; early, late: slices of predicted positions.
     """
-    if not isinstance(loss_by_token, torch.Tensor) or loss_by_token.ndim < 1:
-        got = tuple(loss_by_token.shape) if isinstance(loss_by_token, torch.Tensor) else type(loss_by_token).__name__
-        raise ValueError(f"loss_by_token must be a tensor [..., pos - 1] of per-token losses, got {got}")
+    validate.tensor(loss_by_token, "loss_by_token", "... predicted_pos", dtype="float")
     n = loss_by_token.shape[-1]
     for name, s in (("early", early), ("late", late)):
         if not isinstance(s, slice) or len(range(n)[s]) == 0:
@@ -118,26 +112,17 @@ def phase_window(steps, values, width: float) -> tuple[int, int, float]:
 # ---- weight-level circuits (Elhage et al. 2021) -----------------------------------------------------
 
 
-def _check_head(model, layer: int, head: int) -> None:
-    _check_model(model)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    for name, value, n in (("layer", layer, n_layers), ("head", head, n_heads)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
-            raise ValueError(f"no head {layer!r}.{head!r}: layers are 0..{n_layers - 1}, heads 0..{n_heads - 1}; "
-                             f"{name} must be an int in that range, got {value!r}")
-
-
 def full_ov_circuit(model, layer: int, head: int):
     """W_E W_V W_O W_U of one head, a FactoredMatrix [d_vocab, d_vocab]: row t is what attending
     to token t does to the logits (ignoring biases and, for models with LayerNorm, its scaling)."""
-    _check_head(model, layer, head)
+    validate.head(model, layer, head)
     return model.W_E @ model.OV[layer, head] @ model.W_U
 
 
 def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     """W_pos W_Q W_K^T W_pos^T / sqrt(d_head): [query_pos, key_pos] attention scores that come from
     positions alone. A previous-token head has large entries just below the diagonal."""
-    _check_head(model, layer, head)
+    validate.head(model, layer, head)
     W_pos = model.W_pos
     return (W_pos @ model.QK[layer, head] @ W_pos.T).AB / model.cfg.d_head**0.5
 
@@ -145,7 +130,7 @@ def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
 def token_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     """W_E W_Q W_K^T W_E^T / sqrt(d_head): [query_token, key_token] attention scores that come from
     the tokens alone, wherever they are."""
-    _check_head(model, layer, head)
+    validate.head(model, layer, head)
     W_E = model.W_E
     return (W_E @ model.QK[layer, head] @ W_E.T).AB / model.cfg.d_head**0.5
 
@@ -153,16 +138,15 @@ def token_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
 def eigenvalue_copying_score(matrix) -> float:
     """sum(eigenvalues) / sum(|eigenvalues|) of a square (Factored)Matrix: +1 when every eigenvalue
     is positive (the map sends each token towards itself: copying), -1 when all are negative."""
-    from transformer_lens import FactoredMatrix
-
     if isinstance(matrix, FactoredMatrix):
         with torch.no_grad():
             eig = matrix.eigenvalues
     elif isinstance(matrix, torch.Tensor) and matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1]:
         eig = torch.linalg.eigvals(matrix.detach())
     else:
-        got = tuple(matrix.shape) if hasattr(matrix, "shape") else type(matrix).__name__
-        raise ValueError(f"matrix must be a square FactoredMatrix or a square 2-d tensor, got {got}")
+        error = ValueError if isinstance(matrix, torch.Tensor) else TypeError
+        got = f"shape {tuple(matrix.shape)}" if isinstance(matrix, torch.Tensor) else type(matrix).__name__
+        raise error(f"matrix must be a square FactoredMatrix or a square 2-d tensor, got {got}")
     return float((eig.sum() / eig.abs().sum()).real)
 
 
@@ -171,16 +155,16 @@ def copying_score(full_ov) -> float:
     the full OV circuit peaks at column t). A copying head scores well above 1 / d_vocab."""
     if hasattr(full_ov, "AB"):
         full_ov = full_ov.AB
-    if not isinstance(full_ov, torch.Tensor) or full_ov.ndim != 2 or full_ov.shape[0] != full_ov.shape[1]:
-        got = tuple(full_ov.shape) if isinstance(full_ov, torch.Tensor) else type(full_ov).__name__
-        raise ValueError(f"full_ov must be a square [d_vocab, d_vocab] matrix, got {got}")
+    validate.tensor(full_ov, "full_ov", "d_vocab d_vocab")
+    if full_ov.shape[0] != full_ov.shape[1]:
+        raise ValueError(f"full_ov must be square, [d_vocab, d_vocab], got shape {tuple(full_ov.shape)}")
     return float((full_ov.argmax(-1) == torch.arange(full_ov.shape[0], device=full_ov.device)).float().mean())
 
 
 def composition_score(W_A: torch.Tensor, W_B: torch.Tensor) -> torch.Tensor:
     """||W_A W_B||_F / (||W_A||_F ||W_B||_F): how much W_B reads of what W_A writes (0 to 1)."""
-    _check_tensor("W_A", W_A, "[..., d, m]", dtype="float")
-    _check_tensor("W_B", W_B, "[..., m, e]", dtype="float")
+    validate.tensor(W_A, "W_A", "... d m", dtype="float")
+    validate.tensor(W_B, "W_B", "... m e", dtype="float")
     if W_A.shape[-1] != W_B.shape[-2]:
         raise ValueError(f"W_A [d, m] and W_B [m, e] must share m, got shapes {tuple(W_A.shape)} and {tuple(W_B.shape)}")
     return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
@@ -193,9 +177,7 @@ def composition_scores(model, mode: str) -> torch.Tensor:
     values: ||W_OV^writer W^reader||_F / (||W_OV^writer||_F ||W^reader||_F). Only writer layer <
     reader layer is meaningful. Works on a course Transformer and on a TransformerBridge.
     """
-    from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
-
-    _check_model(model)
+    validate.model(model)
     readers = {"Q": lambda: model.QK, "K": lambda: model.QK.T, "V": lambda: model.OV}
     if mode not in readers:
         raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
@@ -205,14 +187,10 @@ def composition_scores(model, mode: str) -> torch.Tensor:
 def random_composition_baseline(model, mode: str, samples: int = 20, seed: int = 0) -> float:
     """The mean composition score of random Gaussian weights of the model's shapes: what a score
     looks like when nothing composes. Subtract it from composition_scores."""
-    from transformer_lens import FactoredMatrix
-    from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
-
     if mode not in ("Q", "K", "V"):
         raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
-    _check_model(model)
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    validate.model(model)
+    validate.positive(samples=samples)
     d_model, d_head = model.cfg.d_model, model.cfg.d_head
     g = torch.Generator().manual_seed(seed)
     scores = []
@@ -236,22 +214,17 @@ def icl_slices(language) -> tuple[slice, slice]:
     predictions can never be of a copied token: that is "early". "late" is the last 30% of the
     context, where copies are common. For the course's 32-token language: slice(0, 6), slice(22, 31).
     """
-    from .data import SyntheticLanguage
-
-    if not isinstance(language, SyntheticLanguage):
-        raise TypeError(f"language must be a course_utils.data.SyntheticLanguage, got {type(language).__name__}")
+    validate.instance(language, SyntheticLanguage, "language")
     n = language.n_ctx - 1
     return slice(0, language.min_span), slice(round(0.7 * n), n)
 
 
-def training_curves(history: dict, language, eval_size: int = 256, seed: int = 10**9) -> dict:
+def training_curves(history: dict, language, eval_size: int = 256, seed: int = EVAL_SEED) -> dict:
     """For each checkpoint {step: model}: the loss, the ICL score, and every head's induction score.
 
     Returns {"steps": [...], "loss": [...], "icl": [...], "induction": tensor [step, layer, head],
     "best_induction": [...] (the highest induction score of any head, at each step)}.
     """
-    from .data import repeated_tokens
-
     if not isinstance(history, dict) or not history:
         raise ValueError(f"history must be a non-empty dict {{step: model}}, got {history!r:.80}")
     early, late = icl_slices(language)
@@ -275,8 +248,8 @@ def training_curves(history: dict, language, eval_size: int = 256, seed: int = 1
 def first_step_above(steps, values, threshold: float):
     """The first step at which values reach threshold (None if they never do)."""
     steps, values = list(steps), list(values)
-    if len(steps) != len(values):
-        raise ValueError(f"steps and values must have the same length, got {len(steps)} and {len(values)}")
+    if len(steps) != len(values) or not steps:
+        raise ValueError(f"steps and values must be non-empty and of the same length, got {len(steps)} and {len(values)}")
     return next((s for s, v in zip(steps, values) if v >= threshold), None)
 
 

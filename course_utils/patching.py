@@ -18,30 +18,17 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import patching as tl_patching
 
-from .data import _generator, repeated_tokens
-from .model import _check_tensor, _check_tokens
+from . import validate
+from .ablation import head_output, keys_without
+from .data import generator, repeated_tokens
+from .model import Transformer
 
 HEAD_ACTIVATIONS = ("z", "q", "k", "v", "pattern")
 
 
-def _check_model(model) -> None:
-    if getattr(model, "cfg", None) is None or not hasattr(model, "run_with_hooks"):
-        raise TypeError(f"model must be a course Transformer or a TransformerBridge, got {type(model).__name__}")
-
-
-def _check_index(model, layer, pos=None, seq_len=None, head=None) -> None:
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    if not (isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < n_layers):
-        raise ValueError(f"layer must be an int in [0, {n_layers - 1}], got {layer!r}")
-    if pos is not None and not (isinstance(pos, int) and not isinstance(pos, bool) and 0 <= pos < seq_len):
-        raise ValueError(f"pos must be an int in [0, {seq_len - 1}], got {pos!r}")
-    if head is not None and not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < n_heads):
-        raise ValueError(f"head must be an int in [0, {n_heads - 1}], got {head!r}")
-
-
-def _check_run(model, corrupted_tokens, clean_cache) -> None:
-    _check_model(model)
-    _check_tensor("corrupted_tokens", corrupted_tokens, "[batch, pos]", dtype="int")
+def _validate_run(model, corrupted_tokens, clean_cache) -> None:
+    validate.model(model)
+    validate.tokens(corrupted_tokens, model.cfg, "corrupted_tokens")
     if not hasattr(clean_cache, "accumulated_resid"):
         raise TypeError(f"clean_cache must be the ActivationCache from model.run_with_cache(clean_tokens), "
                         f"got {type(clean_cache).__name__}")
@@ -61,7 +48,7 @@ def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) ->
     clean = repeated_tokens(batch, period, d_vocab, seed=seed)
     if d_vocab < 2:
         raise ValueError(f"d_vocab must be at least 2 (a corrupted token must differ from the clean one), got {d_vocab}")
-    other = torch.randint(0, d_vocab, (batch, period), generator=_generator(seed, period, 7))
+    other = torch.randint(0, d_vocab, (batch, period), generator=generator(seed, period, 7))
     # A changed first half must differ from the clean one at every position.
     other = torch.where(other == clean[:, :period], (other + 1) % d_vocab, other)
     return clean, torch.cat([other, clean[:, period:]], dim=1)
@@ -70,8 +57,8 @@ def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) ->
 def correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: slice) -> torch.Tensor:
     """Mean log-probability of the correct next token (tokens[:, t + 1]) at the positions t in
     `positions`: a scalar. On a repeated sequence, positions in the second half measure induction."""
-    _check_tensor("logits", logits, "[batch, pos, d_vocab]", dtype="float")
-    _check_tensor("tokens", tokens, "[batch, pos]", dtype="int")
+    validate.tensor(logits, "logits", "batch pos d_vocab", dtype="float")
+    validate.tensor(tokens, "tokens", "batch pos", dtype="int")
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must agree on [batch, pos]")
     logprobs = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos - 1]
@@ -93,7 +80,7 @@ def normalized_metric(value: torch.Tensor, clean_value: torch.Tensor, corrupted_
 def patching_metric(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, positions: slice):
     """A function logits -> score, with score 1 on the clean run's logits and 0 on the corrupted
     run's: the normalised log-probability of the clean input's next tokens at `positions`."""
-    _check_model(model)
+    validate.model(model)
     with torch.no_grad():
         clean = correct_logprob(model(clean_tokens), clean_tokens, positions)
         corrupted = correct_logprob(model(corrupted_tokens), clean_tokens, positions)
@@ -107,8 +94,10 @@ def patching_metric(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
 def patch_resid_pre(model, corrupted_tokens, clean_cache, metric, layer: int, pos: int) -> torch.Tensor:
     """Run on corrupted_tokens with the residual stream entering `layer`, at position `pos` only,
     taken from the clean run; return metric(logits)."""
-    _check_run(model, corrupted_tokens, clean_cache)
-    _check_index(model, layer, pos=pos, seq_len=corrupted_tokens.shape[1])
+    _validate_run(model, corrupted_tokens, clean_cache)
+    validate.layer(model, layer)
+    seq_len = corrupted_tokens.shape[1]
+    validate.int_in(pos, 0, seq_len - 1, "pos", f"the tokens have {seq_len} positions")
     name = f"blocks.{layer}.hook_resid_pre"
 
     def put_back(resid, hook):  # resid [batch, pos, d_model]
@@ -127,12 +116,12 @@ def patch_head(model, corrupted_tokens, clean_cache, metric, layer: int, head: i
 
 def patch_heads(model, corrupted_tokens, clean_cache, metric, heads, activation: str = "z"):
     """As `patch_head`, for several heads [(layer, head), ...] patched together in one run."""
-    _check_run(model, corrupted_tokens, clean_cache)
+    _validate_run(model, corrupted_tokens, clean_cache)
     heads = list(heads)
     if not heads:
         raise ValueError("heads must list at least one (layer, head)")
     for layer, head in heads:
-        _check_index(model, layer, head=head)
+        validate.head(model, layer, head)
     if activation not in HEAD_ACTIVATIONS:
         raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
 
@@ -165,15 +154,13 @@ class _TLView:
 
 
 def _tl(model):
-    from .model import Transformer
-
     return _TLView(model) if isinstance(model, Transformer) else model
 
 
 def resid_patching(model, corrupted_tokens, clean_cache, metric) -> torch.Tensor:
     """metric after patching the residual stream entering each layer at each position, [layer, pos]
     (`transformer_lens.patching.get_act_patch_resid_pre`)."""
-    _check_run(model, corrupted_tokens, clean_cache)
+    _validate_run(model, corrupted_tokens, clean_cache)
     with torch.no_grad():
         return tl_patching.get_act_patch_resid_pre(_tl(model), corrupted_tokens, clean_cache, metric)
 
@@ -190,7 +177,7 @@ _TL_HEAD_SWEEPS = {
 def head_patching(model, corrupted_tokens, clean_cache, metric, activation: str = "z") -> torch.Tensor:
     """metric after patching one head's `activation` (z, q, k, v or pattern) at every position,
     for every head: [layer, head] (`transformer_lens.patching.get_act_patch_attn_head_*_all_pos`)."""
-    _check_run(model, corrupted_tokens, clean_cache)
+    _validate_run(model, corrupted_tokens, clean_cache)
     if activation not in HEAD_ACTIVATIONS:
         raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
     with torch.no_grad():
@@ -206,8 +193,8 @@ def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_pos
     the clean residual stream entering one layer at one position at a time. Returns [layer, pos]:
     the restored fraction of the clean log-probability of the next tokens at `metric_positions`
     (0: noised run, 1: clean run). The noise's scale is `noise_scale` times the embeddings' std."""
-    _check_model(model)
-    _check_tokens(tokens, model.cfg)
+    validate.model(model)
+    validate.tokens(tokens, model.cfg)
     seq_len = tokens.shape[1]
     noise_positions = list(noise_positions)
     if not noise_positions or not all(isinstance(p, int) and 0 <= p < seq_len for p in noise_positions):
@@ -215,7 +202,7 @@ def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_pos
     if not noise_scale > 0:
         raise ValueError(f"noise_scale must be > 0, got {noise_scale!r}")
     std = model.W_E.std().item()
-    noise = torch.randn(tokens.shape[0], len(noise_positions), model.cfg.d_model, generator=_generator(seed, 11))
+    noise = torch.randn(tokens.shape[0], len(noise_positions), model.cfg.d_model, generator=generator(seed, 11))
     noise = (noise * noise_scale * std).to(model.W_E.device)
 
     def add_noise(embed, hook):  # [batch, pos, d_model]
@@ -249,10 +236,8 @@ def patch_k_path(model, corrupted_tokens, clean_cache, metric, writer: tuple[int
     (the residual stream, the readers' queries and values, other heads) the run stays corrupted.
     Return metric(logits). Keys are linear in the residual stream only without LayerNorm, so the
     model must have none (as `ablation.k_path_ablation_hooks`, which removes the same term)."""
-    from .ablation import _k_path_heads, head_output, keys_without
-
-    _check_run(model, corrupted_tokens, clean_cache)
-    (w_layer, w_head), readers = _k_path_heads(model, writer, readers, "patch_k_path")
+    _validate_run(model, corrupted_tokens, clean_cache)
+    (w_layer, w_head), readers = validate.k_path(model, writer, readers, "patch_k_path")
     z_name = f"blocks.{w_layer}.attn.hook_z"
     clean_out = head_output(clean_cache[z_name], model.W_O[w_layer], w_head)
     written = {}

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from .data import SyntheticLanguage, repeated_tokens
+from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
 from .icl_tasks import ICLTasks
 from .metrics import head_scores, induction_score, prev_token_score
-from .model import Config, Transformer, _check_model
+from .model import Config, Transformer
 from .train import TrainConfig, check_weights, list_checkpoints, load_model, read_safetensors, train
+from .validate import model as _check_model
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 
@@ -84,7 +85,6 @@ RECIPES["icl_tasks"] = Recipe(
 )
 
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
-EVAL_SEED = 10**9
 EVAL_BATCH = 256
 
 

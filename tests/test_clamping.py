@@ -27,13 +27,13 @@ def test_task_layout_and_determinism():
     assert len(first_label) == 3
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(n_classes=0), "n_classes must be a positive int"),
-    (dict(n_labels=1), "n_labels must be at least 2"),
-    (dict(n_pairs=2.5), "n_pairs must be a positive int"),
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(n_classes=0), ValueError, "n_classes must be a positive int"),
+    (dict(n_labels=1), ValueError, "n_labels must be at least 2"),
+    (dict(n_pairs=2.5), TypeError, "n_pairs must be a positive int"),
 ])
-def test_task_bad_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_task_bad_parameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
         ICLClassification(**kwargs)
 
 
@@ -76,11 +76,14 @@ def test_clamp_holds_the_pattern_and_only_that_head():
     assert torch.allclose(store["p"][:, 0], cache["blocks.0.attn.hook_pattern"][:, 0])
 
 
-@pytest.mark.parametrize("layer,head,message", [(0, 2, "head 2 does not exist in layer 0"),
-                                                (2, 0, "layer 2 does not exist"), (0, "0", "head '0' does not exist")])
-def test_clamping_a_head_that_does_not_exist(layer, head, message):
+@pytest.mark.parametrize("layer,head,error,message", [
+    (0, 2, ValueError, r"head must be an int in \[0, 1\] \(a layer has 2 heads\), got 2"),
+    (2, 0, ValueError, r"layer must be an int in \[0, 1\] \(the model has 2 layers\), got 2"),
+    (0, "0", TypeError, r"head must be an int in \[0, 1\] \(a layer has 2 heads\), got '0'"),
+])
+def test_clamping_a_head_that_does_not_exist(layer, head, error, message):
     model = Transformer(Config(d_vocab=12, n_ctx=10, d_model=16, n_heads=2))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         clamping.clamp_prev_token_hooks(model, layer, head)
 
 

@@ -60,5 +60,5 @@ def test_bad_language_settings(kwargs, message):
 def test_bad_repeated_tokens_arguments():
     with pytest.raises(ValueError, match="prefix_len must be a positive int"):
         repeated_tokens(2, 0, 10)
-    with pytest.raises(ValueError, match="batch must be a positive int"):
+    with pytest.raises(TypeError, match="batch must be a positive int, got 2.5"):
         repeated_tokens(2.5, 3, 10)

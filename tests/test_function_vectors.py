@@ -11,7 +11,8 @@ from course_utils import checks
 from course_utils import function_vectors as fv
 from course_utils.checks import ExerciseError
 from course_utils.icl_tasks import TASKS, ICLTasks
-from course_utils.model import Config, Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Config, Transformer
 
 
 # ---- the data ---------------------------------------------------------------------------------
@@ -140,25 +141,25 @@ def test_bad_input_is_named(small):
     data, model, _ = small
     p = data.prompts("copy", 2, 4)
     z = fv.mean_head_z(model, p.tokens)
-    with pytest.raises(ValueError, match="tokens must be a torch.long tensor"):
+    with pytest.raises(TypeError, match=r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"):
         fv.mean_head_outputs(model, p.tokens.float())
-    with pytest.raises(ValueError, match=r"tokens must be ids in \[0, 83\)"):
+    with pytest.raises(ValueError, match=r"tokens contains id \d+, outside the vocabulary \[0, 83\)"):
         fv.mean_head_outputs(model, p.tokens + 100)
-    with pytest.raises(ValueError, match=r"answers must be a tensor \[batch\] = \[4\]"):
+    with pytest.raises(ValueError, match=r"answers must have shape \[batch\] = \[4\]"):
         fv.indirect_effect(model, p.tokens, p.answers[:2], z, 0, 0)
     with pytest.raises(ValueError, match=r"layer must be an int in \[0, 1\].*got 2"):
         fv.indirect_effect(model, p.tokens, p.answers, z, 2, 0)
-    with pytest.raises(ValueError, match=r"head must be an int in \[0, 3\], got 4"):
+    with pytest.raises(ValueError, match=r"head must be an int in \[0, 3\] \(a layer has 4 heads\), got 4"):
         fv.indirect_effect(model, p.tokens, p.answers, z, 0, 4)
-    with pytest.raises(ValueError, match=r"mean_z must be a tensor of shape \(2, 4, 8\)"):
+    with pytest.raises(ValueError, match=r"mean_z must have shape \[layer, head_index, d_head\] = \[2, 4, 8\]"):
         fv.indirect_effect(model, p.tokens, p.answers, z[0], 0, 0)
-    with pytest.raises(ValueError, match=r"vector must be a tensor of shape \(32,\)"):
+    with pytest.raises(ValueError, match=r"vector must have shape \[d_model\] = \[32\]"):
         fv.accuracy_with_vector(model, p.tokens, p.answers, torch.zeros(31), 0)
     with pytest.raises(ValueError, match=r"layer must be an int in \[0, 1\].*got -1"):
         fv.logits_with_vector(model, p.tokens, torch.zeros(32), -1)
     with pytest.raises(ValueError, match=r"k must be an int in \[0, 4\]"):
         fv.top_heads(torch.zeros(2, 2), 5)
-    with pytest.raises(ValueError, match="no head 2.0"):
+    with pytest.raises(ValueError, match=r"heads: layer must be an int in \[0, 1\].*got 2"):
         fv.function_vector(torch.zeros(2, 2, 3), [(2, 0)])
 
 

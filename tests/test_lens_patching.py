@@ -5,7 +5,8 @@ import torch
 
 from course_utils import checks, lens, patching
 from course_utils.checks import ExerciseError
-from course_utils.model import Config, Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Config, Transformer
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_lens_bad_input(models, tokens):
         lens.logit_lens("gpt2", cache)
     with pytest.raises(ValueError, match="tokens has shape"):
         lens.direct_logit_attribution(model, cache, tokens[:, :5])
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(TypeError, match=r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"):
         lens.direct_logit_attribution(model, cache, tokens.float())
     with pytest.raises(ValueError, match="must be \\[layer, \\*final_logits.shape\\]"):
         lens.kl_to_final(logits, logits)
@@ -201,11 +202,11 @@ def test_patching_bad_input(models, patch_inputs):
     clean, corrupted = patch_inputs
     metric = patching.patching_metric(model, clean, corrupted, slice(6, 11))
     _, cache = run(model, clean)
-    with pytest.raises(ValueError, match="layer must be an int in \\[0, 2\\], got 3"):
+    with pytest.raises(ValueError, match=r"layer must be an int in \[0, 2\] \(the model has 3 layers\), got 3"):
         patching.patch_resid_pre(model, corrupted, cache, metric, 3, 0)
-    with pytest.raises(ValueError, match="pos must be an int in \\[0, 11\\], got 12"):
+    with pytest.raises(ValueError, match=r"pos must be an int in \[0, 11\] \(the tokens have 12 positions\), got 12"):
         patching.patch_resid_pre(model, corrupted, cache, metric, 0, 12)
-    with pytest.raises(ValueError, match="head must be an int in \\[0, 1\\], got 2"):
+    with pytest.raises(ValueError, match=r"head must be an int in \[0, 1\] \(a layer has 2 heads\), got 2"):
         patching.patch_head(model, corrupted, cache, metric, 0, 2)
     with pytest.raises(ValueError, match="activation must be one of"):
         patching.head_patching(model, corrupted, cache, metric, "result")
@@ -378,7 +379,7 @@ def test_patch_k_path_is_the_keys_of_a_run_with_the_writer_patched(patch_inputs)
     assert patching.patch_k_path(bridge, corrupted, b_cache, metric, (0, 0), (1, 1)).item() == pytest.approx(got.item(), abs=1e-5)
     with pytest.raises(ValueError, match="not in a later layer"):
         patching.patch_k_path(model, corrupted, cache, metric, (1, 0), [(1, 1)])
-    with pytest.raises(ValueError, match="writer: head 5 does not exist"):
+    with pytest.raises(ValueError, match=r"writer: head must be an int in \[0, 1\] \(a layer has 2 heads\), got 5"):
         patching.patch_k_path(model, corrupted, cache, metric, (0, 5), [(1, 1)])
     with pytest.raises(ValueError, match="same shape"):
         patching.patch_k_path(model, corrupted[:, :5], cache, metric, (0, 0), [(1, 1)])

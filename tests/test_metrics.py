@@ -4,7 +4,7 @@ import torch
 from course_utils import metrics, zoo
 from course_utils.data import repeated_tokens
 from course_utils.metrics import duplicate_token_score, head_scores, induction_score, prev_token_score
-from course_utils.model import to_bridge
+from course_utils.bridge import to_bridge
 
 
 def offset_pattern(seq: int, offset: int, heads: int = 2) -> torch.Tensor:
@@ -34,9 +34,13 @@ def test_scores_on_the_shipped_model_agree_with_the_bridge():
     assert torch.allclose(ours, theirs, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad", [torch.zeros(3, 4), torch.zeros(5), "pattern"])
-def test_bad_patterns(bad):
-    with pytest.raises(ValueError, match=r"pattern must be a tensor \[\.\.\., query_pos, key_pos\]"):
+@pytest.mark.parametrize("bad,error,message", [
+    (torch.zeros(3, 4), ValueError, r"pattern must be square, query_pos == key_pos, got shape \(3, 4\)"),
+    (torch.zeros(5), ValueError, r"pattern must have shape \[\.\.\., query_pos, key_pos\], got shape \(5,\)"),
+    ("pattern", TypeError, r"pattern must be a torch\.Tensor \[\.\.\., query_pos, key_pos\], got str"),
+])
+def test_bad_patterns(bad, error, message):
+    with pytest.raises(error, match=message):
         prev_token_score(bad)
 
 
@@ -50,9 +54,9 @@ def test_bad_periods():
 def test_bad_arguments_to_circuit_and_curve_functions():
     model = zoo.load("attn_only_2l")
     for fn in (metrics.full_ov_circuit, metrics.positional_qk_circuit, metrics.token_qk_circuit):
-        with pytest.raises(ValueError, match=r"no head 2\.0: layers are 0\.\.1, heads 0\.\.3"):
+        with pytest.raises(ValueError, match=r"layer must be an int in \[0, 1\] \(the model has 2 layers\), got 2"):
             fn(model, 2, 0)
-        with pytest.raises(ValueError, match=r"no head 0\.4"):
+        with pytest.raises(ValueError, match=r"head must be an int in \[0, 3\] \(a layer has 4 heads\), got 4"):
             fn(model, 0, 4)
     with pytest.raises(ValueError, match="mode must be 'Q', 'K' or 'V', got 'O'"):
         metrics.composition_scores(model, "O")
@@ -60,7 +64,7 @@ def test_bad_arguments_to_circuit_and_curve_functions():
         metrics.random_composition_baseline(model, "q")
     with pytest.raises(ValueError, match="square"):
         metrics.eigenvalue_copying_score(torch.zeros(3, 4))
-    with pytest.raises(ValueError, match="square"):
+    with pytest.raises(ValueError, match=r"full_ov must have shape \[d_vocab, d_vocab\], got shape \(5,\)"):
         metrics.copying_score(torch.zeros(5))
     with pytest.raises(ValueError, match="late must be a non-empty slice of the 10 predicted positions"):
         metrics.icl_score(torch.zeros(2, 10), slice(0, 3), slice(12, 15))

@@ -39,7 +39,7 @@ def test_the_course_needs_no_network():
     from course_utils import zoo
 
     model = zoo.load("attn_only_2l")
-    from course_utils.model import to_bridge
+    from course_utils.bridge import to_bridge
 
     bridge = to_bridge(model)
     assert bridge is not None

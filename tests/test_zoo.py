@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from course_utils import zoo
-from maintainer import zoo_build
-from course_utils.model import Transformer, to_bridge
+from course_utils.bridge import to_bridge
+from course_utils.model import Transformer
 from course_utils.train import read_safetensors
+from maintainer import zoo_build
 from zoo_compare import BITWISE, assert_bitwise, assert_within_seed_spread, comparison, params
 
 NAMES = zoo.names()

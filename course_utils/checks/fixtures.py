@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..model import Config, Transformer, to_bridge
+from ..bridge import to_bridge
+from ..model import Config, Transformer
 
 
 def generator(seed: int) -> torch.Generator:

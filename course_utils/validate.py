@@ -1,0 +1,175 @@
+"""Clear errors for bad arguments: one function per rule, one wording per rule, for all of course_utils.
+
+Every function here raises `TypeError` when an argument is the wrong kind of thing (a list where a
+tensor belongs, a float where an int belongs) and `ValueError` when it is the right kind with the
+wrong shape or value. Each message names the argument, shows what came and says what was expected,
+so that a learner can fix the call without reading a stack trace. Modules call them at their
+entrance, as `validate.tokens(tokens, model.cfg)`, the way nanoGPT asserts `t <= block_size`.
+
+Shapes are written as in the signatures (jaxtyping's axis names): `"batch pos d_model"`, with a
+leading `"..."` for any number of leading axes; messages show them as `[batch, pos, d_model]`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(shape: str) -> str:
+    return "[" + ", ".join(shape.split()) + "]"
+
+
+# ---- numbers --------------------------------------------------------------------------------------
+
+
+def integer(**named) -> None:
+    """Each argument must be an int (a seed, a step): TypeError otherwise. `integer(seed=seed)`."""
+    for name, value in named.items():
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+
+
+def positive(**named) -> None:
+    """Each argument must be an int >= 1 (a size, a count). `positive(batch=batch, d_vocab=d_vocab)`."""
+    for name, value in named.items():
+        if not _is_int(value) or value < 1:
+            raise (ValueError if _is_int(value) else TypeError)(f"{name} must be a positive int, got {value!r}")
+
+
+def int_in(value, low: int, high: int, name: str, meaning: str = "") -> None:
+    """`value` must be an int in [low, high]; `meaning` says what the range is, in a few words."""
+    if not _is_int(value) or not low <= value <= high:
+        why = f" ({meaning})" if meaning else ""
+        raise (ValueError if _is_int(value) else TypeError)(f"{name} must be an int in [{low}, {high}]{why}, got {value!r}")
+
+
+def at_least(value, low: int, name: str, meaning: str = "") -> None:
+    """`value` must be an int >= low; `meaning` says what it counts, in a few words."""
+    if not _is_int(value) or value < low:
+        why = f" ({meaning})" if meaning else ""
+        raise (ValueError if _is_int(value) else TypeError)(f"{name} must be an int >= {low}{why}, got {value!r}")
+
+
+# ---- objects --------------------------------------------------------------------------------------
+
+
+def instance(value, cls: type, name: str) -> None:
+    """`value` must be a `cls` (a Config, an ICLTasks, ...): TypeError otherwise."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__module__}.{cls.__qualname__}, got {type(value).__name__}")
+
+
+def model(value, name: str = "model") -> None:
+    """`value` must be a course Transformer or a TransformerBridge: a module with a `cfg` and hooks."""
+    if not (isinstance(value, nn.Module) and getattr(value, "cfg", None) is not None
+            and hasattr(value, "run_with_cache") and hasattr(value, "run_with_hooks")):
+        raise TypeError(f"{name} must be a course_utils Transformer or a TransformerBridge, got {type(value).__name__}")
+
+
+# ---- tensors ------------------------------------------------------------------------------------
+
+
+def tensor(value, name: str, shape: str, dtype: str | None = None) -> None:
+    """`value` must be a tensor with `shape`'s number of axes ("batch pos"; a leading "..." allows
+    more), of dtype "float" or "int" if given, holding data (not on the "meta" device)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {_shown(shape)}, got {type(value).__name__}")
+    axes = shape.split()
+    if value.ndim < len(axes) - 1 if axes[0] == "..." else value.ndim != len(axes):
+        raise ValueError(f"{name} must have shape {_shown(shape)}, got shape {tuple(value.shape)}")
+    if dtype == "float" and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if dtype == "int" and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {value.dtype}")
+    if value.is_meta:
+        raise ValueError(f"{name} must hold data (a CPU or GPU tensor), got a tensor on device 'meta'")
+
+
+def tokens(value, cfg, name: str = "tokens") -> None:
+    """`value` must be token ids [batch, pos] that a model with config `cfg` can read: at least one
+    sequence and position, at most cfg.n_ctx positions, ids in [0, cfg.d_vocab)."""
+    if isinstance(value, torch.Tensor) and value.ndim == 1:
+        raise ValueError(f"{name} must have shape [batch, pos], got shape {tuple(value.shape)} "
+                         f"(add a batch dimension: {name}[None])")
+    tensor(value, name, "batch pos", dtype="int")
+    if value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(value.shape)}, expected at least one sequence and position")
+    if value.shape[1] > cfg.n_ctx:
+        raise ValueError(f"{name} has {value.shape[1]} positions but the model's context is n_ctx={cfg.n_ctx}")
+    low, high = int(value.min()), int(value.max())
+    if low < 0 or high >= cfg.d_vocab:
+        raise ValueError(f"{name} contains id {low if low < 0 else high}, outside the vocabulary [0, {cfg.d_vocab})")
+
+
+def answers(value, tokens: torch.Tensor, name: str = "answers") -> None:
+    """`value` must hold one token id per prompt of `tokens`: [batch]."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [batch] = [{tokens.shape[0]}] (one answer per prompt), "
+                        f"got {type(value).__name__}")
+    if value.shape != tokens.shape[:1]:
+        raise ValueError(f"{name} must have shape [batch] = [{tokens.shape[0]}] (one answer per prompt), "
+                         f"got shape {tuple(value.shape)}")
+    tensor(value, name, "batch", dtype="int")
+
+
+def shape_is(value, name: str, shape: tuple[int, ...], meaning: str) -> None:
+    """`value` must be a tensor of exactly `shape` (`meaning` names the axes: "[layer, head, d_head]")."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {meaning} = {list(shape)}, got {type(value).__name__}")
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {meaning} = {list(shape)}, got shape {tuple(value.shape)}")
+
+
+# ---- layers and heads ------------------------------------------------------------------------------
+
+
+def layer(model_, value, name: str = "layer") -> None:
+    """`value` must be a layer of the model: an int in [0, n_layers - 1]."""
+    model(model_)
+    n_layers = model_.cfg.n_layers
+    int_in(value, 0, n_layers - 1, name, f"the model has {n_layers} layers")
+
+
+def head(model_, layer_, head_, name: str = "") -> None:
+    """(layer_, head_) must be a head of the model. `name` ("writer", "heads") says which argument
+    holds the pair, when it is not two arguments called layer and head."""
+    where = f"{name}: " if name else ""
+    layer(model_, layer_, f"{where}layer")
+    n_heads = model_.cfg.n_heads
+    int_in(head_, 0, n_heads - 1, f"{where}head", f"a layer has {n_heads} heads")
+
+
+def heads(model_, value, name: str = "heads") -> list[tuple[int, int]]:
+    """One (layer, head) pair or a list of them, each a head of the model, as a list of pairs."""
+    if isinstance(value, tuple) and len(value) == 2 and all(_is_int(x) for x in value):
+        value = [value]
+    try:
+        pairs = [tuple(pair) for pair in value]
+    except TypeError:
+        raise TypeError(f"{name} must be a (layer, head) pair or a list of them, got {value!r}") from None
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"{name} must be (layer, head) pairs, got {pair!r}")
+        head(model_, *pair, name=name)
+    return pairs
+
+
+def k_path(model_, writer, readers, caller: str) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """A K-path: a `writer` head and `readers` heads in later layers, in a model without LayerNorm
+    (where a key is linear in the residual stream). Returns (writer, readers) as int pairs."""
+    model(model_)
+    if model_.cfg.normalization_type is not None:
+        raise ValueError(f"{caller} needs a model without LayerNorm (normalization_type=None), got "
+                         f"{model_.cfg.normalization_type!r}: with LayerNorm a key is not linear in the residual stream")
+    (w_layer, w_head), = heads(model_, [writer], name="writer")
+    readers = heads(model_, readers, name="readers")
+    for r_layer, r_head in readers:
+        if r_layer <= w_layer:
+            raise ValueError(f"readers: head {r_layer}.{r_head} is not in a later layer than the writer "
+                             f"{w_layer}.{w_head}, so it cannot read its output")
+    return (w_layer, w_head), readers
