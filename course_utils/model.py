@@ -219,6 +219,9 @@ class Attention(nn.Module):
         self.W_V = nn.Parameter(torch.empty(cfg.n_heads, cfg.d_model, cfg.d_head))
         self.W_O = nn.Parameter(torch.empty(cfg.n_heads, cfg.d_head, cfg.d_model))
         self.b_Q = nn.Parameter(torch.zeros(cfg.n_heads, cfg.d_head))
+        # b_K adds q . b_K to every key's score for a query alike, which the softmax ignores: its gradient
+        # is rounding noise, which AdamW scales into full-sized steps. Kept, as TransformerLens keeps it;
+        # it is why b_K is the first weight to differ when training runs on other CPU kernels (numerics.py).
         self.b_K = nn.Parameter(torch.zeros(cfg.n_heads, cfg.d_head))
         self.b_V = nn.Parameter(torch.zeros(cfg.n_heads, cfg.d_head))
         self.b_O = nn.Parameter(torch.zeros(cfg.d_model))
