@@ -746,7 +746,7 @@ CASES: list[Case] = [
     C("clamping.study_points", "seed a float", lambda: clamping.study_points(seeds=(0.5,)), TypeError,
       r"seed must be an int, got 0\.5"),
     C("clamping.load_study", "missing file", lambda: clamping.load_study(files()["missing"]), FileNotFoundError,
-      r"no study at .*missing\.safetensors; compute it with `python -m course_utils\.clamping`"),
+      r"no study at .*missing\.safetensors; compute it with clamping\.run_study\(\), or `python -m maintainer\.clamping_study`"),
     C("clamping.find", "study without runs", lambda: clamping.find({}), ValueError,
       r"study must be the dict of load_study\(\) or run_study\(\), with a 'runs' list, got \{\}"),
     C("clamping.find", "unknown task parameter", lambda: clamping.find(study(), n_class=16), ValueError,
