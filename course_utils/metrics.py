@@ -163,6 +163,24 @@ def qk_circuit(X_query: torch.Tensor, X_key: torch.Tensor, W_Q: torch.Tensor, W_
     return (X_query @ W_Q) @ (X_key @ W_K).T / W_Q.shape[1] ** 0.5
 
 
+def key_scores_by_source(q: torch.Tensor, components: torch.Tensor, W_K: torch.Tensor) -> torch.Tensor:
+    """One head's attention scores split by where its keys come from: component c of the residual stream
+    (embedding, positional embedding, an earlier head's output, ...) read through W_K against the queries,
+    q . (components[c] W_K) / sqrt(d_head). The key bias is left out: it shifts every key of a query's row
+    by the same amount, which the softmax ignores. q [batch, query_pos, d_head], components
+    [component, batch, key_pos, d_model], W_K [d_model, d_head] -> [component, batch, query_pos, key_pos].
+    Summed over components (plus the key bias's term) they give the head's scores. Notebook 03."""
+    _check_tensor("q", q, "[batch, query_pos, d_head]", dtype="float")
+    _check_tensor("components", components, "[component, batch, key_pos, d_model]", dtype="float")
+    _check_tensor("W_K", W_K, "[d_model, d_head]", dtype="float")
+    if components.shape[1] != q.shape[0] or components.shape[-1] != W_K.shape[0] or q.shape[-1] != W_K.shape[1]:
+        raise ValueError(f"q [batch, query_pos, d_head], components [component, batch, key_pos, d_model] and W_K "
+                         f"[d_model, d_head] do not fit together: shapes {tuple(q.shape)}, {tuple(components.shape)}, "
+                         f"{tuple(W_K.shape)}")
+    keys = components @ W_K  # [component, batch, key_pos, d_head]
+    return q[None] @ keys.transpose(-2, -1) / W_K.shape[1] ** 0.5
+
+
 def ov_eigenvalue_score(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """sum(eigenvalues) / sum(|eigenvalues|) of the square product A B, computed as FactoredMatrix(A, B).eigenvalues
     (the non-zero eigenvalues of A B are those of the small B A). A [..., n, k], B [..., k, n] -> [...], real:

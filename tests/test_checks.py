@@ -266,6 +266,14 @@ def _excess(writers, readers, random_writers, random_readers, baseline="mean", o
     return out.T if rows == "reader" else out
 
 
+def _by_source(q, components, W_K, scale=True, keys_first=False, summed=False):
+    keys = einops.einsum(components, W_K, "c b k d, d e -> c b k e")
+    scores = einops.einsum(q, keys, "b q e, c b k e -> c b q k") / (W_K.shape[1] ** 0.5 if scale else 1)
+    if keys_first:
+        scores = scores.transpose(-1, -2)
+    return scores.sum(0) if summed else scores
+
+
 # ---- right answers: each check passes them (besides the reference) ---------------------------------------
 
 RIGHT = {
@@ -289,6 +297,8 @@ RIGHT = {
     "ov_eigenvalue_score": [_eig_score, lambda A, B: (lambda e: (e.sum(-1) / e.abs().sum(-1)).real)(torch.linalg.eigvals(A @ B))],
     "full_ov_top1_accuracy": [_top1, lambda E, V, O, U: ((E @ V @ O @ U).argmax(-1) == torch.arange(len(E))).float().mean(-1)],
     "composition_excess": [_excess],
+    "key_scores_by_source": [_by_source, lambda q, c, W_K: torch.stack([q @ (x @ W_K).transpose(-1, -2) for x in c])
+                             / W_K.shape[1] ** 0.5],
     "ablate_head": [_ablate],
     "keys_without": [_keys],
     "perfect_prev_token_pattern": [lambda n: torch.eye(n).roll(-1, dims=1).tril() + torch.eye(n) * (torch.arange(n) == 0)],
@@ -463,6 +473,16 @@ WRONG = {
         ("readers as rows", lambda *a: _excess(*a, rows="reader"), r"transposed|the same sizes in another order"),
         ("centred the table", lambda w, r, rw, rr: _excess(w, r, rw, rr, baseline="none")
          - _excess(w, r, rw, rr, baseline="none").mean(), "mean of the real scores"),
+    ],
+    "key_scores_by_source": [
+        ("no scale", lambda *a: _by_source(*a, scale=False), r"did not divide by sqrt\(d_head\)"),
+        ("keys as rows", lambda *a: _by_source(*a, keys_first=True), r"\[key_pos, query_pos\]"),
+        ("summed components", lambda *a: _by_source(*a, summed=True), "summed over the components"),
+        ("softmax per component", lambda *a: _by_source(*a).softmax(-1), "softmax is not linear"),
+        ("masked", lambda *a: _by_source(*a).masked_fill(torch.ones(a[0].shape[1], a[0].shape[1]).triu(1).bool(),
+                                                         float("-inf")), "masked the future"),
+        ("divided by sqrt(d_model)", lambda q, c, W_K: _by_source(q, c, W_K, scale=False) / W_K.shape[0] ** 0.5,
+         r"divided by sqrt\(d_model\)"),
     ],
     "ablate_head": [
         ("in place", lambda *a: _ablate(*a, where="in place"), "in place"),

@@ -1,6 +1,7 @@
 """Checks for notebook 03, "Finding induction heads": the previous-token, induction and
 duplicate-token scores of attention patterns; a head's QK circuit between two sets of inputs; the
-composition score of two heads, and of every pair against a random baseline; the eigenvalue score
+composition score of two heads, and of every pair against a random baseline; a head's attention
+scores split by the source of its keys; the eigenvalue score
 and the top-1 accuracy of full OV circuits."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ REFERENCES = {
     "composition_score": metrics.composition_score,
     "qk_circuit": metrics.qk_circuit,
     "composition_excess": metrics.composition_excess,
+    "key_scores_by_source": metrics.key_scores_by_source,
     "ov_eigenvalue_score": metrics.ov_eigenvalue_score,
     "full_ov_top1_accuracy": metrics.full_ov_top1_accuracy,
 }
@@ -284,3 +286,35 @@ def check_composition_excess(fn):
         }
         compare("composition_excess", got, expected, mistakes, atol=1e-4, axes="writer reader")
     done("composition_excess", len(cases))
+
+
+def check_key_scores_by_source(fn):
+    """fn(q [batch, query_pos, d_head], components [component, batch, key_pos, d_model], W_K [d_model, d_head])
+    -> [component, batch, query_pos, key_pos]."""
+    __tracebackhide__ = True
+    cases = [(4, 2, 6, 8, 3), (3, 3, 5, 6, 2), (5, 1, 7, 10, 4)]  # (component, batch, pos, d_model, d_head)
+    for seed, (n_c, batch, pos, d_model, d_head) in enumerate(cases):
+        g = fixtures.generator(seed)
+        q = torch.randn(batch, pos, d_head, generator=g)
+        components = torch.randn(n_c, batch, pos, d_model, generator=g) * torch.linspace(0.2, 2, n_c)[:, None, None, None]
+        W_K = torch.randn(d_model, d_head, generator=g)
+        expected = metrics.key_scores_by_source(q, components, W_K)
+        got = call("key_scores_by_source", fn, {"q": q, "components": components, "W_K": W_K})
+        raw = expected * d_head ** 0.5
+        future = torch.triu(torch.ones(pos, pos, dtype=torch.bool), diagonal=1)
+        mistakes = {
+            "you did not divide by sqrt(d_head): the model scales its attention scores by 1 / sqrt(d_head), and "
+            "the parts should add up to the scores it uses": raw,
+            "you divided by d_head: the scale is its square root, sqrt(d_head)": raw / d_head,
+            "you divided by sqrt(d_model): the scale is sqrt(d_head), the width of one head (W_K.shape[1])":
+                raw / components.shape[-1] ** 0.5,
+            "your last two axes are [key_pos, query_pos]: the query is the row, as in hook_attn_scores": expected.transpose(-2, -1),
+            "you summed over the components: keep one score table per component, [component, batch, query_pos, key_pos]":
+                expected.sum(0),
+            "you applied a softmax to each component: softmax is not linear, so softmaxed parts do not add up "
+            "to anything; return the scores": expected.softmax(-1),
+            "you masked the future: return every pair's score (the mask is applied later, to the total)":
+                expected.masked_fill(future, float("-inf")),
+        }
+        compare("key_scores_by_source", got, expected, mistakes, atol=1e-4, axes="component batch query key")
+    done("key_scores_by_source", len(cases))
