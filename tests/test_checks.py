@@ -444,6 +444,7 @@ WRONG = {
         ("keys as rows", lambda *a: _qk(*a, keys_first=True), r"transposed|expected shape \(5, 9\)"),
         ("W_Q and W_K swapped", lambda Xq, Xk, W_Q, W_K: _qk(Xq, Xk, W_K, W_Q), "swapped W_Q and W_K"),
         ("softmax", lambda *a: _qk(*a).softmax(-1), "applied a softmax"),
+        ("queries on both sides", lambda Xq, Xk, W_Q, W_K: _qk(Xq, Xq, W_Q, W_K), r"X_query on the key side|expected shape \(5, 9\)"),
         ("causal mask", lambda *a: _qk(*a).masked_fill(torch.ones_like(_qk(*a), dtype=torch.bool).triu(1), float("-inf")),
          "masked the future"),
     ],
@@ -460,6 +461,7 @@ WRONG = {
         ("argmax down the columns", lambda *w: _top1(*w, axis=-2), "down each column"),
         ("absolute value", lambda *w: _top1(*w, absolute=True), "absolute value"),
         ("a count", lambda *w: _top1(*w, count=True), "counted the tokens"),
+        ("a percentage", lambda *w: 100 * _top1(*w), "percentage"),
         ("diagonal above the row mean", lambda E, V, O, U: ((E @ V @ O @ U).diagonal(dim1=-2, dim2=-1)
                                                             > (E @ V @ O @ U).mean(-1)).float().mean(-1), "row's mean"),
         ("one head only", lambda E, V, O, U: _top1(E, V[0], O[0], U), r"expected shape"),

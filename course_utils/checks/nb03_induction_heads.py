@@ -159,6 +159,8 @@ def check_qk_circuit(fn):
             "you swapped W_Q and W_K: the query side reads through W_Q, the key side through W_K":
                 (X_q @ W_K) @ (X_k @ W_Q).T / d_head ** 0.5,
             "you applied a softmax: the QK circuit is the scores themselves, before any softmax": expected.softmax(-1),
+            "you used X_query on the key side too: the keys are the rows of X_key":
+                (X_q @ W_Q) @ (X_q @ W_K).T / d_head ** 0.5,
             "you masked the future: the circuit holds every pair's score; the causal mask belongs to the "
             "model's forward pass, not to the weights": expected.masked_fill(future, float("-inf")),
         }
@@ -235,6 +237,7 @@ def check_full_ov_top1_accuracy(fn):
                 (full.argmax(-2) == own).float().mean(-1),
             "you took the largest entry in absolute value: a large negative entry pushes that logit DOWN; "
             "the top-1 is the logit raised most, the plain argmax": (full.abs().argmax(-1) == own).float().mean(-1),
+            "you returned a percentage: return the fraction of tokens, from 0 to 1": expected * 100,
             "you counted the tokens: divide by d_vocab, so the accuracy is a fraction (0 to 1)":
                 (full.argmax(-1) == own).float().sum(-1),
             "you compared the diagonal entry with the row's mean: top-1 means larger than EVERY other entry "
