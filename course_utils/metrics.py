@@ -135,6 +135,92 @@ def token_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     return (W_E @ model.QK[layer, head] @ W_E.T).AB / model.cfg.d_head**0.5
 
 
+def qk_circuit(X_query: torch.Tensor, X_key: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor) -> torch.Tensor:
+    """(X_query W_Q)(X_key W_K)^T / sqrt(d_head): [n_query, n_key] attention scores of one head between
+    rows of X_query (queries) and rows of X_key (keys), e.g. W_pos and W_pos for the positional part of a
+    QK circuit, W_E and W_E for its token part. X_* [n, d_model], W_Q, W_K [d_model, d_head]. Notebook 03."""
+    for name, value, shape in (("X_query", X_query, "[n_query, d_model]"), ("X_key", X_key, "[n_key, d_model]"),
+                               ("W_Q", W_Q, "[d_model, d_head]"), ("W_K", W_K, "[d_model, d_head]")):
+        _check_tensor(name, value, shape, dtype="float")
+    if not X_query.shape[1] == X_key.shape[1] == W_Q.shape[0] == W_K.shape[0] or W_Q.shape != W_K.shape:
+        raise ValueError(f"X_query, X_key [n, d_model] and W_Q, W_K [d_model, d_head] must share d_model and d_head, got "
+                         f"shapes {tuple(X_query.shape)}, {tuple(X_key.shape)}, {tuple(W_Q.shape)}, {tuple(W_K.shape)}")
+    return (X_query @ W_Q) @ (X_key @ W_K).T / W_Q.shape[1] ** 0.5
+
+
+def key_scores_by_source(q: torch.Tensor, components: torch.Tensor, W_K: torch.Tensor) -> torch.Tensor:
+    """One head's attention scores split by where its keys come from: component c of the residual stream
+    (embedding, positional embedding, an earlier head's output, ...) read through W_K against the queries,
+    q . (components[c] W_K) / sqrt(d_head). The key bias is left out: it shifts every key of a query's row
+    by the same amount, which the softmax ignores. q [batch, query_pos, d_head], components
+    [component, batch, key_pos, d_model], W_K [d_model, d_head] -> [component, batch, query_pos, key_pos].
+    Summed over components (plus the key bias's term) they give the head's scores. Notebook 03."""
+    _check_tensor("q", q, "[batch, query_pos, d_head]", dtype="float")
+    _check_tensor("components", components, "[component, batch, key_pos, d_model]", dtype="float")
+    _check_tensor("W_K", W_K, "[d_model, d_head]", dtype="float")
+    if components.shape[1] != q.shape[0] or components.shape[-1] != W_K.shape[0] or q.shape[-1] != W_K.shape[1]:
+        raise ValueError(f"q [batch, query_pos, d_head], components [component, batch, key_pos, d_model] and W_K "
+                         f"[d_model, d_head] do not fit together: shapes {tuple(q.shape)}, {tuple(components.shape)}, "
+                         f"{tuple(W_K.shape)}")
+    keys = components @ W_K  # [component, batch, key_pos, d_head]
+    return q[None] @ keys.transpose(-2, -1) / W_K.shape[1] ** 0.5
+
+
+def ov_eigenvalue_score(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """sum(eigenvalues) / sum(|eigenvalues|) of the square product A B, computed as FactoredMatrix(A, B).eigenvalues
+    (the non-zero eigenvalues of A B are those of the small B A). A [..., n, k], B [..., k, n] -> [...], real:
+    +1 when every eigenvalue is positive (copying), -1 when all are negative. Notebook 03."""
+    from transformer_lens import FactoredMatrix
+
+    _check_tensor("A", A, "[..., n, k]", dtype="float")
+    _check_tensor("B", B, "[..., k, n]", dtype="float")
+    if A.shape[-1] != B.shape[-2] or A.shape[-2] != B.shape[-1]:
+        raise ValueError(f"A [..., n, k] and B [..., k, n] must make a square product, got shapes {tuple(A.shape)} "
+                         f"and {tuple(B.shape)}")
+    eig = FactoredMatrix(A, B).eigenvalues
+    return (eig.sum(-1) / eig.abs().sum(-1)).real
+
+
+def full_ov_top1_accuracy(W_E: torch.Tensor, W_V: torch.Tensor, W_O: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
+    """Per head, the fraction of tokens t for which attending to t raises t's own logit more than any
+    other: row t of the full OV circuit W_E W_V W_O W_U peaks at column t. W_E [d_vocab, d_model],
+    W_V [..., d_model, d_head], W_O [..., d_head, d_model], W_U [d_model, d_vocab] -> [...]. Notebook 03."""
+    from transformer_lens import FactoredMatrix
+
+    _check_tensor("W_E", W_E, "[d_vocab, d_model]", dtype="float")
+    _check_tensor("W_V", W_V, "[..., d_model, d_head]", dtype="float")
+    _check_tensor("W_O", W_O, "[..., d_head, d_model]", dtype="float")
+    _check_tensor("W_U", W_U, "[d_model, d_vocab]", dtype="float")
+    if not (W_E.shape[1] == W_V.shape[-2] == W_O.shape[-1] == W_U.shape[0] and W_V.shape[-1] == W_O.shape[-2]
+            and W_E.shape[0] == W_U.shape[1]):
+        raise ValueError(f"W_E [d_vocab, d_model], W_V [..., d_model, d_head], W_O [..., d_head, d_model], W_U [d_model, "
+                         f"d_vocab] do not fit together: shapes {tuple(W_E.shape)}, {tuple(W_V.shape)}, "
+                         f"{tuple(W_O.shape)}, {tuple(W_U.shape)}")
+    full_ov = FactoredMatrix(W_E @ W_V, W_O @ W_U).AB  # [..., d_vocab (attended token), d_vocab (logit)]
+    own = torch.arange(W_E.shape[0], device=W_E.device)
+    return (full_ov.argmax(-1) == own).to(W_E.dtype).mean(-1)
+
+
+def composition_excess(writers: torch.Tensor, readers: torch.Tensor, random_writers: torch.Tensor,
+                       random_readers: torch.Tensor) -> torch.Tensor:
+    """Composition score of every (writer, reader) pair minus a baseline: the mean score over every pair of
+    random matrices. writers [n_writer, d, m], readers [n_reader, m, e], random_writers [s, d, m],
+    random_readers [t, m, e] -> [n_writer, n_reader]. Notebook 03."""
+    for name, value in (("writers", writers), ("readers", readers), ("random_writers", random_writers),
+                        ("random_readers", random_readers)):
+        _check_tensor(name, value, "[n, rows, columns]", dtype="float")
+    if writers.shape[1:] != random_writers.shape[1:] or readers.shape[1:] != random_readers.shape[1:] \
+            or writers.shape[2] != readers.shape[1]:
+        raise ValueError(f"writers [n, d, m] and readers [n, m, e] must fit together, and the random ones have their "
+                         f"shapes, got {tuple(writers.shape)}, {tuple(readers.shape)}, {tuple(random_writers.shape)}, "
+                         f"{tuple(random_readers.shape)}")
+
+    def scores(A, B):  # [n_A, n_B]
+        return (A[:, None] @ B[None]).norm(dim=(-2, -1)) / (A.norm(dim=(-2, -1))[:, None] * B.norm(dim=(-2, -1))[None])
+
+    return scores(writers, readers) - scores(random_writers, random_readers).mean()
+
+
 def eigenvalue_copying_score(matrix) -> float:
     """sum(eigenvalues) / sum(|eigenvalues|) of a square (Factored)Matrix: +1 when every eigenvalue
     is positive (the map sends each token towards itself: copying), -1 when all are negative."""

@@ -17,6 +17,7 @@ import nbformat
 import pytest
 import torch
 import torch.nn.functional as F
+from transformer_lens import FactoredMatrix
 
 from course_utils import checks
 from course_utils import model as reference
@@ -218,6 +219,61 @@ def _with_vector(model, tokens, vector, layer, where="attn_out", positions=-1, l
     return logits[:, -1] if last else logits
 
 
+def _qk(Xq, Xk, W_Q, W_K, scale="sqrt d_head", keys_first=False):
+    scores = (Xk @ W_K) @ (Xq @ W_Q).T if keys_first else (Xq @ W_Q) @ (Xk @ W_K).T
+    return scores / {"sqrt d_head": W_Q.shape[1] ** 0.5, "d_head": W_Q.shape[1], "none": 1,
+                     "sqrt d_model": W_Q.shape[0] ** 0.5}[scale]
+
+
+def _eig_score(A, B, how="eig"):
+    if how == "svd":
+        s = FactoredMatrix(A, B).S
+        return s.sum(-1) / s.abs().sum(-1)
+    eig = FactoredMatrix(A, B).eigenvalues
+    if how == "abs on top":
+        return (eig.abs().sum(-1) / eig.abs().sum(-1)).real
+    if how == "count positive":
+        return (eig.real > 0).float().mean(-1)
+    if how == "complex":
+        return eig.sum(-1) / eig.abs().sum(-1)
+    if how == "real parts":
+        return eig.real.sum(-1) / eig.real.abs().sum(-1)
+    return (eig.sum(-1) / eig.abs().sum(-1)).real
+
+
+def _top1(W_E, W_V, W_O, W_U, axis=-1, absolute=False, count=False):
+    full = FactoredMatrix(W_E @ W_V, W_O @ W_U).AB
+    if absolute:
+        full = full.abs()
+    hits = (full.argmax(axis) == torch.arange(W_E.shape[0])).float()
+    return hits.sum(-1) if count else hits.mean(-1)
+
+
+def _excess(writers, readers, random_writers, random_readers, baseline="mean", order="writer first", rows="writer"):
+    def score(A, B):
+        return (A @ B if order == "writer first" else B @ A).norm() / (A.norm() * B.norm())
+
+    real = torch.stack([torch.stack([score(w, r) for r in readers]) for w in writers])
+    random = torch.stack([torch.stack([score(w, r) for r in random_readers]) for w in random_writers])
+    if baseline == "none":
+        out = real
+    elif baseline == "matched":
+        out = real - torch.stack([score(w, r) for w, r in zip(random_writers, random_readers)]).mean()
+    elif baseline == "ratio":
+        out = real / random.mean()
+    else:
+        out = real - random.mean()
+    return out.T if rows == "reader" else out
+
+
+def _by_source(q, components, W_K, scale=True, keys_first=False, summed=False):
+    keys = einops.einsum(components, W_K, "c b k d, d e -> c b k e")
+    scores = einops.einsum(q, keys, "b q e, c b k e -> c b q k") / (W_K.shape[1] ** 0.5 if scale else 1)
+    if keys_first:
+        scores = scores.transpose(-1, -2)
+    return scores.sum(0) if summed else scores
+
+
 # ---- right answers: each check passes them (besides the reference) ---------------------------------------
 
 RIGHT = {
@@ -237,6 +293,12 @@ RIGHT = {
     "duplicate_token_score": [lambda p, period: p.diagonal(offset=-period, dim1=-2, dim2=-1).mean((0, -1))],
     "composition_score": [lambda A, B: (A @ B).norm() / (A.norm() * B.norm()),
                           lambda A, B: torch.linalg.matrix_norm(A @ B) / (torch.linalg.matrix_norm(A) * torch.linalg.matrix_norm(B))],
+    "qk_circuit": [_qk, lambda Xq, Xk, W_Q, W_K: einops.einsum(Xq @ W_Q, Xk @ W_K, "q h, k h -> q k") / W_Q.shape[-1] ** 0.5],
+    "ov_eigenvalue_score": [_eig_score, lambda A, B: (lambda e: (e.sum(-1) / e.abs().sum(-1)).real)(torch.linalg.eigvals(A @ B))],
+    "full_ov_top1_accuracy": [_top1, lambda E, V, O, U: ((E @ V @ O @ U).argmax(-1) == torch.arange(len(E))).float().mean(-1)],
+    "composition_excess": [_excess],
+    "key_scores_by_source": [_by_source, lambda q, c, W_K: torch.stack([q @ (x @ W_K).transpose(-1, -2) for x in c])
+                             / W_K.shape[1] ** 0.5],
     "ablate_head": [_ablate],
     "keys_without": [_keys],
     "perfect_prev_token_pattern": [lambda n: torch.eye(n).roll(-1, dims=1).tril() + torch.eye(n) * (torch.arange(n) == 0)],
@@ -374,6 +436,55 @@ WRONG = {
         ("squared norms", lambda A, B: (A @ B).norm() / (A.norm() ** 2 * B.norm() ** 2), "squared norms"),
         ("added norms", lambda A, B: (A @ B).norm() / (A.norm() + B.norm()), "added the norms"),
         ("a Python float", lambda A, B: float((A @ B).norm() / (A.norm() * B.norm())), "got a Python float"),
+    ],
+    "qk_circuit": [
+        ("no scale", lambda *a: _qk(*a, scale="none"), r"did not divide by sqrt\(d_head\)"),
+        ("divided by d_head", lambda *a: _qk(*a, scale="d_head"), r"divided by d_head"),
+        ("divided by sqrt(d_model)", lambda *a: _qk(*a, scale="sqrt d_model"), r"divided by sqrt\(d_model\)"),
+        ("keys as rows", lambda *a: _qk(*a, keys_first=True), r"transposed|expected shape \(5, 9\)"),
+        ("W_Q and W_K swapped", lambda Xq, Xk, W_Q, W_K: _qk(Xq, Xk, W_K, W_Q), "swapped W_Q and W_K"),
+        ("softmax", lambda *a: _qk(*a).softmax(-1), "applied a softmax"),
+        ("queries on both sides", lambda Xq, Xk, W_Q, W_K: _qk(Xq, Xq, W_Q, W_K), r"X_query on the key side|expected shape \(5, 9\)"),
+        ("causal mask", lambda *a: _qk(*a).masked_fill(torch.ones_like(_qk(*a), dtype=torch.bool).triu(1), float("-inf")),
+         "masked the future"),
+    ],
+    "ov_eigenvalue_score": [
+        ("singular values", lambda A, B: _eig_score(A, B, how="svd"), "either you used singular values"),
+        ("abs on top", lambda A, B: _eig_score(A, B, how="abs on top"), "or you took absolute values in the numerator"),
+        ("counted positive", lambda A, B: _eig_score(A, B, how="count positive"), "counted the positive eigenvalues"),
+        ("|real parts|", lambda A, B: _eig_score(A, B, how="real parts"), r"sum of \|real parts\|"),
+        ("complex answer", lambda A, B: _eig_score(A, B, how="complex"), r"got torch.complex64: complex numbers"),
+        ("diagonal", lambda A, B: (A @ B).diagonal(dim1=-2, dim2=-1).sum(-1) / (A @ B).diagonal(dim1=-2, dim2=-1).abs().sum(-1),
+         "diagonal entries"),
+    ],
+    "full_ov_top1_accuracy": [
+        ("argmax down the columns", lambda *w: _top1(*w, axis=-2), "down each column"),
+        ("absolute value", lambda *w: _top1(*w, absolute=True), "absolute value"),
+        ("a count", lambda *w: _top1(*w, count=True), "counted the tokens"),
+        ("a percentage", lambda *w: 100 * _top1(*w), "percentage"),
+        ("diagonal above the row mean", lambda E, V, O, U: ((E @ V @ O @ U).diagonal(dim1=-2, dim2=-1)
+                                                            > (E @ V @ O @ U).mean(-1)).float().mean(-1), "row's mean"),
+        ("one head only", lambda E, V, O, U: _top1(E, V[0], O[0], U), r"expected shape"),
+        ("bool answer", lambda E, V, O, U: _top1(E, V, O, U) > 0.5, r"expected dtype torch.float32, got torch.bool"),
+    ],
+    "composition_excess": [
+        ("no baseline", lambda *a: _excess(*a, baseline="none"), "did not subtract the baseline"),
+        ("ratio", lambda *a: _excess(*a, baseline="ratio"), "divided by the baseline"),
+        ("matched random pairs", lambda *a: _excess(*a, baseline="matched"), "only with random_readers"),
+        ("reader first", lambda *a: _excess(*a, order="reader first"), r"wrong order|raised RuntimeError"),
+        ("readers as rows", lambda *a: _excess(*a, rows="reader"), r"transposed|the same sizes in another order"),
+        ("centred the table", lambda w, r, rw, rr: _excess(w, r, rw, rr, baseline="none")
+         - _excess(w, r, rw, rr, baseline="none").mean(), "mean of the real scores"),
+    ],
+    "key_scores_by_source": [
+        ("no scale", lambda *a: _by_source(*a, scale=False), r"did not divide by sqrt\(d_head\)"),
+        ("keys as rows", lambda *a: _by_source(*a, keys_first=True), r"\[key_pos, query_pos\]"),
+        ("summed components", lambda *a: _by_source(*a, summed=True), "summed over the components"),
+        ("softmax per component", lambda *a: _by_source(*a).softmax(-1), "softmax is not linear"),
+        ("masked", lambda *a: _by_source(*a).masked_fill(torch.ones(a[0].shape[1], a[0].shape[1]).triu(1).bool(),
+                                                         float("-inf")), "masked the future"),
+        ("divided by sqrt(d_model)", lambda q, c, W_K: _by_source(q, c, W_K, scale=False) / W_K.shape[0] ** 0.5,
+         r"divided by sqrt\(d_model\)"),
     ],
     "ablate_head": [
         ("in place", lambda *a: _ablate(*a, where="in place"), "in place"),

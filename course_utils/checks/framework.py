@@ -195,6 +195,9 @@ def _check_dtype(name: str, got: torch.Tensor, expected: torch.Tensor) -> None:
     if got.dtype == torch.float64:
         why = (": float64 usually comes from numpy, from torch.tensor(...) of Python floats with dtype=torch.float64, "
                "or from mixing in a float64 tensor; compute with the float32 tensors you were given")
+    elif got.is_complex() and not expected.is_complex():
+        why = (": complex numbers (eigenvalues often are) where the answer is real; take the real part, "
+               ".real, of the finished result")
     elif not got.is_floating_point() and expected.is_floating_point():
         why = (": an integer or bool tensor cannot hold these values; build it with floats "
                "(torch.ones, torch.zeros, ...), or call .float()")
