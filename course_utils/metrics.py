@@ -139,9 +139,9 @@ def qk_circuit(X_query: torch.Tensor, X_key: torch.Tensor, W_Q: torch.Tensor, W_
     """(X_query W_Q)(X_key W_K)^T / sqrt(d_head): [n_query, n_key] attention scores of one head between
     rows of X_query (queries) and rows of X_key (keys), e.g. W_pos and W_pos for the positional part of a
     QK circuit, W_E and W_E for its token part. X_* [n, d_model], W_Q, W_K [d_model, d_head]. Notebook 03."""
-    for name, value, shape in (("X_query", X_query, "[n_query, d_model]"), ("X_key", X_key, "[n_key, d_model]"),
-                               ("W_Q", W_Q, "[d_model, d_head]"), ("W_K", W_K, "[d_model, d_head]")):
-        _check_tensor(name, value, shape, dtype="float")
+    for name, value, shape in (("X_query", X_query, "n_query d_model"), ("X_key", X_key, "n_key d_model"),
+                               ("W_Q", W_Q, "d_model d_head"), ("W_K", W_K, "d_model d_head")):
+        validate.tensor(value, name, shape, dtype="float")
     if not X_query.shape[1] == X_key.shape[1] == W_Q.shape[0] == W_K.shape[0] or W_Q.shape != W_K.shape:
         raise ValueError(f"X_query, X_key [n, d_model] and W_Q, W_K [d_model, d_head] must share d_model and d_head, got "
                          f"shapes {tuple(X_query.shape)}, {tuple(X_key.shape)}, {tuple(W_Q.shape)}, {tuple(W_K.shape)}")
@@ -155,9 +155,9 @@ def key_scores_by_source(q: torch.Tensor, components: torch.Tensor, W_K: torch.T
     by the same amount, which the softmax ignores. q [batch, query_pos, d_head], components
     [component, batch, key_pos, d_model], W_K [d_model, d_head] -> [component, batch, query_pos, key_pos].
     Summed over components (plus the key bias's term) they give the head's scores. Notebook 03."""
-    _check_tensor("q", q, "[batch, query_pos, d_head]", dtype="float")
-    _check_tensor("components", components, "[component, batch, key_pos, d_model]", dtype="float")
-    _check_tensor("W_K", W_K, "[d_model, d_head]", dtype="float")
+    validate.tensor(q, "q", "batch query_pos d_head", dtype="float")
+    validate.tensor(components, "components", "component batch key_pos d_model", dtype="float")
+    validate.tensor(W_K, "W_K", "d_model d_head", dtype="float")
     if components.shape[1] != q.shape[0] or components.shape[-1] != W_K.shape[0] or q.shape[-1] != W_K.shape[1]:
         raise ValueError(f"q [batch, query_pos, d_head], components [component, batch, key_pos, d_model] and W_K "
                          f"[d_model, d_head] do not fit together: shapes {tuple(q.shape)}, {tuple(components.shape)}, "
@@ -170,10 +170,8 @@ def ov_eigenvalue_score(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """sum(eigenvalues) / sum(|eigenvalues|) of the square product A B, computed as FactoredMatrix(A, B).eigenvalues
     (the non-zero eigenvalues of A B are those of the small B A). A [..., n, k], B [..., k, n] -> [...], real:
     +1 when every eigenvalue is positive (copying), -1 when all are negative. Notebook 03."""
-    from transformer_lens import FactoredMatrix
-
-    _check_tensor("A", A, "[..., n, k]", dtype="float")
-    _check_tensor("B", B, "[..., k, n]", dtype="float")
+    validate.tensor(A, "A", "... n k", dtype="float")
+    validate.tensor(B, "B", "... k n", dtype="float")
     if A.shape[-1] != B.shape[-2] or A.shape[-2] != B.shape[-1]:
         raise ValueError(f"A [..., n, k] and B [..., k, n] must make a square product, got shapes {tuple(A.shape)} "
                          f"and {tuple(B.shape)}")
@@ -185,12 +183,10 @@ def full_ov_top1_accuracy(W_E: torch.Tensor, W_V: torch.Tensor, W_O: torch.Tenso
     """Per head, the fraction of tokens t for which attending to t raises t's own logit more than any
     other: row t of the full OV circuit W_E W_V W_O W_U peaks at column t. W_E [d_vocab, d_model],
     W_V [..., d_model, d_head], W_O [..., d_head, d_model], W_U [d_model, d_vocab] -> [...]. Notebook 03."""
-    from transformer_lens import FactoredMatrix
-
-    _check_tensor("W_E", W_E, "[d_vocab, d_model]", dtype="float")
-    _check_tensor("W_V", W_V, "[..., d_model, d_head]", dtype="float")
-    _check_tensor("W_O", W_O, "[..., d_head, d_model]", dtype="float")
-    _check_tensor("W_U", W_U, "[d_model, d_vocab]", dtype="float")
+    validate.tensor(W_E, "W_E", "d_vocab d_model", dtype="float")
+    validate.tensor(W_V, "W_V", "... d_model d_head", dtype="float")
+    validate.tensor(W_O, "W_O", "... d_head d_model", dtype="float")
+    validate.tensor(W_U, "W_U", "d_model d_vocab", dtype="float")
     if not (W_E.shape[1] == W_V.shape[-2] == W_O.shape[-1] == W_U.shape[0] and W_V.shape[-1] == W_O.shape[-2]
             and W_E.shape[0] == W_U.shape[1]):
         raise ValueError(f"W_E [d_vocab, d_model], W_V [..., d_model, d_head], W_O [..., d_head, d_model], W_U [d_model, "
@@ -208,7 +204,7 @@ def composition_excess(writers: torch.Tensor, readers: torch.Tensor, random_writ
     random_readers [t, m, e] -> [n_writer, n_reader]. Notebook 03."""
     for name, value in (("writers", writers), ("readers", readers), ("random_writers", random_writers),
                         ("random_readers", random_readers)):
-        _check_tensor(name, value, "[n, rows, columns]", dtype="float")
+        validate.tensor(value, name, "n rows columns", dtype="float")
     if writers.shape[1:] != random_writers.shape[1:] or readers.shape[1:] != random_readers.shape[1:] \
             or writers.shape[2] != readers.shape[1]:
         raise ValueError(f"writers [n, d, m] and readers [n, m, e] must fit together, and the random ones have their "
