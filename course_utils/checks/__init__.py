@@ -21,7 +21,8 @@ from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward,
                                        check_multi_head_attention, check_pos_embed, check_unembed)
-from .nb02_training import check_icl_score, check_per_token_loss
+from .nb02_training import (check_attention_by_offset, check_icl_score, check_loss_on_copies,
+                            check_per_token_loss, check_prev_and_induction_scores, check_window_shares)
 from .nb03_induction_heads import (check_composition_score, check_duplicate_token_score, check_induction_score,
                                    check_prev_token_score)
 from .nb04_ablation_and_clamping import check_ablate_head, check_keys_without, check_perfect_prev_token_pattern
@@ -58,7 +59,8 @@ __all__ = [
     "ExerciseError", "REFERENCES", "carry_on",
     "check_embed", "check_pos_embed", "check_attention_pattern", "check_multi_head_attention", "check_unembed",
     "check_forward",
-    "check_per_token_loss", "check_icl_score",
+    "check_per_token_loss", "check_icl_score", "check_loss_on_copies", "check_prev_and_induction_scores",
+    "check_attention_by_offset", "check_window_shares",
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",
     "check_ablate_head", "check_keys_without", "check_perfect_prev_token_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
