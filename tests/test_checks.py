@@ -425,7 +425,12 @@ WRONG = {
         ("kept the batch", lambda p: _by_offset(p, keep_batch=True), "kept the batch axis"),
         ("attention per key", lambda p: p.mean(-2).mean(0), "each KEY POSITION"),
         ("offsets reversed", lambda p: _by_offset(p).flip(-1), "run backwards"),
-        ("offset 0 left out", lambda p: _by_offset(p)[:, 1:], r"axis 1 \(offset\) has \d+ entries, expected"),
+        ("offset 0 left out", lambda p: _by_offset(p)[:, 1:], r"started at offset 1"),
+        ("last offset left out", lambda p: torch.stack([p.diagonal(-d, -2, -1).mean((0, -1)) for d in range(p.shape[-1] - 1)], -1),
+         r"left out the last offset"),
+        ("offsets past the end", lambda p: torch.stack([p.diagonal(-d, -2, -1).mean((0, -1)) if d < p.shape[-1]
+                                                        else p.new_zeros(p.shape[1]) for d in range(p.shape[-1] + 1)], -1),
+         r"axis 1 \(offset\) has \d+ entries, expected"),
     ],
     "window_shares": [
         ("transposed", lambda s, v, w: _window_shares(s, v, w).T, "windows run backwards"),
@@ -438,6 +443,9 @@ WRONG = {
         ("start minus end", lambda s, v, w: -_window_shares(s, v, w), "wrong sign"),
         ("float64 steps", lambda s, v, w: _window_shares(s.double(), v.double(), w), "expected dtype torch.float32"),
         ("no width", lambda s, v, w: _window_shares(s, v, float("inf")), "however long"),
+        ("percentages", lambda s, v, w: 100 * _window_shares(s, v, w), "percentages"),
+        ("NaN for windows not allowed", lambda s, v, w: _window_shares(s, v, w).masked_fill(
+            ~(((s[None] - s[:, None]) > 0) & ((s[None] - s[:, None]) <= w)), float("nan")), r"NaN in \d+ of .* gets a share of 0"),
     ],
     "prev_token_score": [
         ("next token", lambda p: _diag(p, 1), "NEXT"),

@@ -184,6 +184,10 @@ def check_attention_by_offset(fn):
             "your offsets run backwards: entry d is the attention d positions back (d = 0: the token itself)":
                 lambda: expected.flip(-1),
             "you averaged over the heads: keep one row per head": lambda: expected.mean(0, keepdim=True).expand_as(expected),
+            "you started at offset 1: offset 0, the query attending to itself, comes first (offsets 0 .. pos - 1)":
+                lambda: expected[:, 1:],
+            "you left out the last offset, pos - 1 (the last query attending to the first key): offsets run "
+            "0 .. pos - 1": lambda: expected[:, :-1],
         }
         compare("attention_by_offset", got, expected, mistakes, axes="head offset")
     done("attention_by_offset", len(shapes))
@@ -230,6 +234,9 @@ def check_window_shares(fn):
                 lambda: shares(length.abs() <= width),
             "you kept every window, however long: keep only those at most `width` steps long":
                 lambda: shares(length > 0),
+            "you gave percentages: a share is a fraction of the total change (1 is all of it)": lambda: 100 * expected,
         }
-        compare("window_shares", got, expected, mistakes, axes="start end")
+        compare("window_shares", got, expected, mistakes, axes="start end",
+                nan_hint="a pair that is not an allowed window (too long, or not ending after it starts) gets "
+                         "a share of 0, not NaN or infinity")
     done("window_shares", len(cases))
