@@ -60,6 +60,36 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
     return torch.stack([score(cache[name], **kwargs) for name in names])
 
 
+def attention_by_offset(pattern: torch.Tensor) -> torch.Tensor:
+    """Mean attention from each query to the key `offset` positions before it, for every offset:
+    [batch, head, query_pos, key_pos] -> [head, offset] (offset 0 .. pos - 1; each entry averages
+    over the batch and over the queries that have a key that far back).
+
+    Offset 1 is the previous-token score; on a sequence repeating with period p, offset p - 1 is where
+    an induction head looks and offset p where a duplicate-token head looks. Notebook 02 builds it.
+    """
+    _validate_pattern(pattern)
+    if pattern.ndim < 3:
+        raise ValueError(f"pattern must be [batch, head, query_pos, key_pos], got shape {tuple(pattern.shape)}")
+    n = pattern.shape[-1]
+    by_offset = [pattern.diagonal(offset=-offset, dim1=-2, dim2=-1).mean(-1) for offset in range(n)]
+    return torch.stack(by_offset, dim=-1).mean(0)
+
+
+def prev_and_induction_scores(model, tokens: torch.Tensor, period: int) -> torch.Tensor:
+    """The previous-token and the induction score of every head, from one cached run on `tokens`
+    (a sequence repeating with `period`): [2, n_layers, n_heads], [0] previous-token, [1] induction.
+    Notebook 02 builds it to follow both scores over training."""
+    validate.model(model)
+    validate.tokens(tokens, model.cfg)
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    prev = torch.stack([prev_token_score(cache[name]) for name in names])
+    induction = torch.stack([induction_score(cache[name], period) for name in names])
+    return torch.stack([prev, induction])
+
+
 # ---- losses by position, and in-context learning ------------------------------------------------
 
 
@@ -81,6 +111,24 @@ def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.T
         if not isinstance(s, slice) or len(range(n)[s]) == 0:
             raise ValueError(f"{name} must be a non-empty slice of the {n} predicted positions, got {s!r}")
     return loss_by_token[..., late].mean() - loss_by_token[..., early].mean()
+
+
+def loss_on_copies(loss_by_token: torch.Tensor, copied: torch.Tensor) -> torch.Tensor:
+    """Mean loss on copied tokens and on all other tokens: [2] (copied, other).
+
+    loss_by_token [batch, pos - 1] (entry t predicts token t + 1); copied [batch, pos], a bool mask of
+    the TOKENS that are copies induction can predict (`SyntheticLanguage.sample(...).copied`). Each
+    mean is over all such predictions at once, whatever sequence they are in. Notebook 02 builds it.
+    """
+    validate.tensor(loss_by_token, "loss_by_token", "batch predicted_pos", dtype="float")
+    if not isinstance(copied, torch.Tensor) or copied.dtype != torch.bool:
+        got = copied.dtype if isinstance(copied, torch.Tensor) else type(copied).__name__
+        raise TypeError(f"copied must be a bool tensor [batch, pos], got {got}")
+    if copied.ndim != 2 or copied.shape != (loss_by_token.shape[0], loss_by_token.shape[1] + 1):
+        raise ValueError(f"copied must be [batch, pos] with pos one more than the losses' "
+                         f"{tuple(loss_by_token.shape)}, got {tuple(copied.shape)}")
+    predicted_copy = copied[:, 1:]  # loss[:, t] is the prediction of token t + 1
+    return torch.stack([loss_by_token[predicted_copy].mean(), loss_by_token[~predicted_copy].mean()])
 
 
 def phase_window(steps, values, width: float) -> tuple[int, int, float]:
@@ -107,6 +155,29 @@ def phase_window(steps, values, width: float) -> tuple[int, int, float]:
             if share > best[2]:
                 best = (start, steps[j], share)
     return best
+
+
+def window_shares(steps: torch.Tensor, values: torch.Tensor, width: float) -> torch.Tensor:
+    """For every window of checkpoints, the share of the total change of `values` made inside it:
+    [start, end], entry (i, j) = (values[j] - values[i]) / (values[-1] - values[0]) for each window
+    that ends after it starts and is at most `width` training steps long (steps[j] - steps[i]), 0 for
+    the others. The largest entry is `phase_window`'s window. Notebook 02 builds it.
+
+    steps [n_checkpoints] (int or float); values [n_checkpoints] float.
+    """
+    validate.tensor(steps, "steps", "n_checkpoints")
+    validate.tensor(values, "values", "n_checkpoints", dtype="float")
+    if steps.shape != values.shape or len(steps) < 2:
+        raise ValueError(f"steps and values must have one entry per checkpoint (at least 2), got shapes "
+                         f"{tuple(steps.shape)} and {tuple(values.shape)}")
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
+        raise ValueError(f"width must be a number of training steps > 0, got {width!r}")
+    if values[-1] == values[0]:
+        raise ValueError("values end where they start: there is no total change to share out")
+    change = values[None, :] - values[:, None]  # [start, end]: values[end] - values[start]
+    length = steps[None, :] - steps[:, None]
+    inside = (length > 0) & (length <= width)
+    return torch.where(inside, change / (values[-1] - values[0]), torch.zeros_like(change))
 
 
 # ---- weight-level circuits (Elhage et al. 2021) -----------------------------------------------------

@@ -274,6 +274,45 @@ def _by_source(q, components, W_K, scale=True, keys_first=False, summed=False):
     return scores.sum(0) if summed else scores
 
 
+def _prev_and_induction(model, tokens, period, layers=None, order=(0, 1), dup=False, leave_hook=False):
+    if leave_hook:
+        model.add_hook("blocks.0.attn.hook_pattern", lambda pattern, hook: pattern)
+    _, cache = model.run_with_cache(tokens)
+    scores = [[], []]
+    for layer in range(model.cfg.n_layers) if layers is None else layers:
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]
+        scores[0].append(pattern.diagonal(-1, -2, -1).mean((0, -1)))
+        back = period if dup else period - 1
+        scores[1].append(pattern.diagonal(-back, -2, -1)[..., 0 if dup else 1:].mean((0, -1)))
+    return torch.stack([torch.stack(scores[i]) for i in order])
+
+
+def _by_offset(pattern, mean=True, above=False, keep_batch=False):
+    rows = []
+    for d in range(pattern.shape[-1]):
+        diagonal = pattern.diagonal(d if above else -d, -2, -1)
+        rows.append(diagonal.mean(-1) if mean else diagonal.sum(-1) / pattern.shape[-1])
+    out = torch.stack(rows, -1)
+    return out if keep_batch else out.mean(0)
+
+
+def _window_shares(steps, values, width, loop=False, norm="total", strict=False, checkpoints=False, both_ways=False):
+    n = len(steps)
+    total = {"total": values[-1] - values[0], "range": values.max() - values.min(), "none": 1.0}[norm]
+    out = torch.zeros(n, n)
+    for i in range(n):
+        for j in range(n):
+            length = (j - i) if checkpoints else int(steps[j] - steps[i])
+            ok = (length != 0 if both_ways else length > 0) and (abs(length) < width if strict else abs(length) <= width)
+            if ok:
+                out[i, j] = (values[j] - values[i]) / total
+    if loop:
+        return out
+    change = values[None, :] - values[:, None]
+    length = steps[None, :] - steps[:, None]
+    return torch.where((length > 0) & (length <= width), change / total, torch.zeros_like(change))
+
+
 # ---- right answers: each check passes them (besides the reference) ---------------------------------------
 
 RIGHT = {
@@ -288,6 +327,12 @@ RIGHT = {
     "per_token_loss": [lambda l, t: -l[:, :-1].log_softmax(-1).gather(-1, t[:, 1:, None])[..., 0],
                        lambda l, t: F.cross_entropy(l[:, :-1].transpose(1, 2), t[:, 1:], reduction="none")],
     "icl_score": [lambda loss, early, late: loss[..., late].mean() - loss[..., early].mean()],
+    "loss_on_copies": [lambda loss, c: torch.stack([loss[c[:, 1:]].mean(), loss[~c[:, 1:]].mean()]),
+                       lambda loss, c: torch.stack([(loss * m).sum() / m.sum() for m in (c[:, 1:], ~c[:, 1:])])],
+    "prev_and_induction_scores": [_prev_and_induction],
+    "attention_by_offset": [_by_offset, lambda p: torch.stack([p.diagonal(-d, -2, -1).mean((0, -1))
+                                                               for d in range(p.shape[-1])]).T],
+    "window_shares": [_window_shares, lambda s, v, w: _window_shares(s, v, w, loop=True)],
     "prev_token_score": [lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).mean((0, -1))],
     "induction_score": [lambda p, period: p.diagonal(offset=1 - period, dim1=-2, dim2=-1)[..., 1:].mean((0, -1))],
     "duplicate_token_score": [lambda p, period: p.diagonal(offset=-period, dim1=-2, dim2=-1).mean((0, -1))],
@@ -407,6 +452,62 @@ WRONG = {
         ("one per sequence", lambda loss, e, l: loss[..., l].mean(-1) - loss[..., e].mean(-1), "one score per sequence"),
         ("a Python float", lambda loss, e, l: (loss[..., l].mean() - loss[..., e].mean()).item(), "got a Python float"),
         ("sliced the second axis", lambda loss, e, l: loss[:, l].mean() - loss[:, e].mean(), r"positions are the LAST axis"),
+    ],
+    "loss_on_copies": [
+        ("mask not shifted", lambda loss, c: torch.stack([loss[c[:, :-1]].mean(), loss[~c[:, :-1]].mean()]),
+         "lined the mask up with the wrong tokens"),
+        ("other first", lambda loss, c: torch.stack([loss[~c[:, 1:]].mean(), loss[c[:, 1:]].mean()]), "wrong way round"),
+        ("mean of sequence means", lambda loss, c: torch.stack([((loss * m).sum(1) / m.sum(1)).mean()
+                                                                for m in (c[:, 1:], ~c[:, 1:])]), "averaged each sequence first"),
+        ("mean of loss * mask", lambda loss, c: torch.stack([(loss * c[:, 1:]).mean(), (loss * ~c[:, 1:]).mean()]),
+         "divided by the number of ALL predictions"),
+        ("against all tokens", lambda loss, c: torch.stack([loss[c[:, 1:]].mean(), loss.mean()]), "NOT copied"),
+        ("a tuple of floats", lambda loss, c: (loss[c[:, 1:]].mean().item(), loss[~c[:, 1:]].mean().item()),
+         "got a tuple"),
+        ("the mask's last column dropped", lambda loss, c: torch.stack([loss[:, :-1][c[:, 1:-1]].mean(),
+                                                                         loss[~c[:, 1:]].mean()]),
+         r"right shape, wrong values: 1 of 2 entries differ.*copied_or_other 0"),
+    ],
+    "prev_and_induction_scores": [
+        ("swapped", lambda m, t, p: _prev_and_induction(m, t, p, order=(1, 0)), "wrong way round"),
+        ("duplicate-token offset", lambda m, t, p: _prev_and_induction(m, t, p, dup=True), "duplicate-token score"),
+        ("[layer, score, head]", lambda m, t, p: _prev_and_induction(m, t, p).transpose(0, 1),
+         "stacked along the wrong axis"),
+        ("two layers hard-coded", lambda m, t, p: _prev_and_induction(m, t, p, layers=[0, 1]),
+         r"expected shape \(2, 3, 3\) \[score, layer, head\], got \(2, 2, 3\): axis 1 \(layer\) has 2"),
+        ("left a hook", lambda m, t, p: _prev_and_induction(m, t, p, leave_hook=True), "left a hook on the model"),
+        ("induction from the first layer only", lambda m, t, p: torch.stack([_prev_and_induction(m, t, p)[0],
+                                                                              _prev_and_induction(m, t, p)[1, :1].expand(
+                                                                                  m.cfg.n_layers, -1)]),
+         r"Wrong only at score 1; layer 1, 2"),
+    ],
+    "attention_by_offset": [
+        ("above the diagonal", lambda p: _by_offset(p, above=True), "ABOVE the main one"),
+        ("divided by pos", lambda p: _by_offset(p, mean=False), "number of positions"),
+        ("kept the batch", lambda p: _by_offset(p, keep_batch=True), "kept the batch axis"),
+        ("attention per key", lambda p: p.mean(-2).mean(0), "each KEY POSITION"),
+        ("offsets reversed", lambda p: _by_offset(p).flip(-1), "run backwards"),
+        ("offset 0 left out", lambda p: _by_offset(p)[:, 1:], r"started at offset 1"),
+        ("last offset left out", lambda p: torch.stack([p.diagonal(-d, -2, -1).mean((0, -1)) for d in range(p.shape[-1] - 1)], -1),
+         r"left out the last offset"),
+        ("offsets past the end", lambda p: torch.stack([p.diagonal(-d, -2, -1).mean((0, -1)) if d < p.shape[-1]
+                                                        else p.new_zeros(p.shape[1]) for d in range(p.shape[-1] + 1)], -1),
+         r"axis 1 \(offset\) has \d+ entries, expected"),
+    ],
+    "window_shares": [
+        ("transposed", lambda s, v, w: _window_shares(s, v, w).T, "windows run backwards"),
+        ("not divided", lambda s, v, w: _window_shares(s, v, w, loop=True, norm="none"), "did not divide by the total"),
+        ("divided by the range", lambda s, v, w: _window_shares(s, v, w, loop=True, norm="range"), "divided by the range"),
+        ("width in checkpoints", lambda s, v, w: _window_shares(s, v, w, loop=True, checkpoints=True), "in checkpoints"),
+        ("strict width", lambda s, v, w: _window_shares(s, v, w, loop=True, strict=True), r"<="),
+        ("both directions", lambda s, v, w: _window_shares(s, v, w, loop=True, both_ways=True), "end before they start"),
+        ("absolute change", lambda s, v, w: _window_shares(s, v, w).abs(), "keep its sign"),
+        ("start minus end", lambda s, v, w: -_window_shares(s, v, w), "wrong sign"),
+        ("float64 steps", lambda s, v, w: _window_shares(s.double(), v.double(), w), "expected dtype torch.float32"),
+        ("no width", lambda s, v, w: _window_shares(s, v, float("inf")), "however long"),
+        ("percentages", lambda s, v, w: 100 * _window_shares(s, v, w), "percentages"),
+        ("NaN for windows not allowed", lambda s, v, w: _window_shares(s, v, w).masked_fill(
+            ~(((s[None] - s[:, None]) > 0) & ((s[None] - s[:, None]) <= w)), float("nan")), r"NaN in \d+ of .* gets a share of 0"),
     ],
     "prev_token_score": [
         ("next token", lambda p: _diag(p, 1), "NEXT"),

@@ -21,11 +21,11 @@ from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward,
                                        check_multi_head_attention, check_pos_embed, check_unembed)
-from .nb02_training import check_icl_score, check_per_token_loss
+from .nb02_training import (check_attention_by_offset, check_icl_score, check_loss_on_copies,
+                            check_per_token_loss, check_prev_and_induction_scores, check_window_shares)
 from .nb03_induction_heads import (check_composition_excess, check_composition_score, check_duplicate_token_score,
                                    check_full_ov_top1_accuracy, check_induction_score, check_key_scores_by_source,
-                                   check_ov_eigenvalue_score,
-                                   check_prev_token_score, check_qk_circuit)
+                                   check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit)
 from .nb04_ablation_and_clamping import check_ablate_head, check_keys_without, check_perfect_prev_token_pattern
 from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
 from .nb06_activation_patching import check_normalized_metric, check_patch_resid_pre
@@ -60,7 +60,8 @@ __all__ = [
     "ExerciseError", "REFERENCES", "carry_on",
     "check_embed", "check_pos_embed", "check_attention_pattern", "check_multi_head_attention", "check_unembed",
     "check_forward",
-    "check_per_token_loss", "check_icl_score",
+    "check_per_token_loss", "check_icl_score", "check_loss_on_copies", "check_prev_and_induction_scores",
+    "check_attention_by_offset", "check_window_shares",
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",
     "check_qk_circuit", "check_composition_excess", "check_ov_eigenvalue_score", "check_full_ov_top1_accuracy",
     "check_key_scores_by_source",
