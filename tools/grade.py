@@ -31,11 +31,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import hashlib
 import importlib.util
+import inspect
+import io
 import json
 import multiprocessing
+import os
 import re
 import shutil
+import site
+import subprocess
 import sys
 import tempfile
 import time
@@ -180,14 +187,9 @@ def _receive(conn) -> list:
     return answer
 
 
-def _run_check(checks, copy: str, name: str, payload: bytes) -> tuple[str, str]:
-    import contextlib
-    import inspect
-    import io
-
-    import dill
-
-    import site
+def _run_check(checks, copy: str, name: str, payload: bytes) -> list[str]:
+    """[status, message] of the course's check on the learner's function (runs the learner's code)."""
+    import dill  # only here, where the learner's code runs anyway
 
     # The course's own answer, wrapped to notice when the learner's code (anything outside the course's
     # code, the libraries and the standard library) is on the stack that calls it.
@@ -216,7 +218,7 @@ def _run_check(checks, copy: str, name: str, payload: bytes) -> tuple[str, str]:
     except Exception as err:
         return ["error", f"the grader could not load your function: {type(err).__name__}: {err}"]
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             getattr(checks, f"check_{name}")(fn, *args)
         answer = ["pass", ""]
     except NotImplementedError:
@@ -231,7 +233,8 @@ def _run_check(checks, copy: str, name: str, payload: bytes) -> tuple[str, str]:
 
 
 class CheckServer:
-    """The check process; started before any notebook runs, restarted if a check kills it."""
+    """The check process: started at the first check, from the snapshot of the course's code taken
+    before any notebook ran; started again if a learner's function kills it."""
 
     def __init__(self, snapshot: dict[str, bytes]):
         self.snapshot, self.conn, self.process = snapshot, None, None
@@ -246,7 +249,7 @@ class CheckServer:
             raise RuntimeError(f"the grader could not isolate the course's checks: {message}")
 
     def check(self, name: str, payload: bytes, timeout: float) -> tuple[str, str]:
-        for attempt in (1, 2):
+        for _ in range(2):
             if self.process is None or not self.process.is_alive():
                 self._start()
             try:
@@ -342,7 +345,7 @@ def run_notebook(nb, path: Path, exercises: dict[str, Exercise], budget: float, 
                 if cell.cell_type != "code":
                     continue
                 if time.monotonic() >= deadline:
-                    raise CellTimeoutError(f"the time budget ({budget:.0f} s) ran out before cell {index}")
+                    raise CellTimeoutError(f"the time budget ran out before cell {index}")
                 client.execute_cell(cell, index)
                 captured.update(json.loads(_user_expression(
                     client, f"__import__('_course_grader').capture(globals(), {wanted})", deadline - time.monotonic())))
@@ -350,8 +353,8 @@ def run_notebook(nb, path: Path, exercises: dict[str, Exercise], budget: float, 
             captured.update(json.loads(_user_expression(
                 client, f"__import__('_course_grader').capture(globals(), {wanted}, final=True)", 60)))
     except CellTimeoutError:
-        graded.run = (f"stopped: cell {index} was still running when the notebook's time budget ({budget:.0f} s) "
-                      f"ran out; the cells after it did not run")
+        graded.run = (f"stopped: cell {index} was running when the notebook's time budget ({budget:.0f} s) ran out; "
+                      f"the cells after it did not run")
     except DeadKernelError:
         graded.run = f"stopped: the kernel died in cell {index}; the cells after it did not run"
     except Exception as err:  # the kernel misbehaved in some other way: grade what was captured
@@ -407,13 +410,33 @@ def report(graded: Graded) -> str:
     return "\n".join(lines)
 
 
-def as_json(batch: list[Graded], budget: float, check_timeout: float) -> dict:
+def as_json(batch: list[Graded], budget: float, check_timeout: float, course_code_sha256: str,
+            warnings: list[str]) -> dict:
     return {
         "grader": "tools/grade.py", "budget_s": budget, "check_timeout_s": check_timeout,
+        "course_code_sha256": course_code_sha256, "warnings": warnings,
         "notebooks": [{**asdict(g), "results": [{**asdict(r), "passed": r.passed} for r in g.results],
                        "passed": g.passed, "failed": len(g.results) - g.passed} for g in batch],
         "passed": sum(g.passed for g in batch), "failed": sum(len(g.results) - g.passed for g in batch),
     }
+
+
+def _write(path: Path, text: str) -> None:
+    """Write atomically: a report is either the old one or the complete new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _modified_in_git(installed: Path) -> list[str]:
+    """A warning if course_utils's code differs from the git checkout's (a killed grading run?)."""
+    try:
+        status = subprocess.run(["git", "-C", str(installed), "status", "--porcelain", "--", "."],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    changed = [line for line in status.stdout.splitlines() if line.endswith(".py")]
+    return [f"course_utils's code differs from git ({'; '.join(changed)}): grading with it"] if changed else []
 
 
 def main(argv=None) -> int:
@@ -429,6 +452,9 @@ def main(argv=None) -> int:
         return 2
     course, installed = course_exercises(), package_dir()
     snapshot = code_files(installed)  # before any notebook runs
+    warnings = _modified_in_git(installed)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     server = CheckServer(snapshot)
     batch, text = [], []
     try:
@@ -446,9 +472,11 @@ def main(argv=None) -> int:
             print(text[-1], flush=True)
     finally:
         server.close()
+    fingerprint = hashlib.sha256(json.dumps({k: v.hex() for k, v in snapshot.items()}).encode()).hexdigest()
+    summary = as_json(batch, args.budget, args.check_timeout, fingerprint, warnings)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.txt").write_text("\n".join(text) + "\n")
-    (args.out / "report.json").write_text(json.dumps(as_json(batch, args.budget, args.check_timeout), indent=1))
+    _write(args.out / "report.txt", "\n".join(text) + "\n")
+    _write(args.out / "report.json", json.dumps(summary, indent=1))
     print(f"reports: {args.out / 'report.txt'}, {args.out / 'report.json'}", file=sys.stderr)
     ok = all(g.results and g.passed == len(g.results) for g in batch)
     return 0 if ok else 1
