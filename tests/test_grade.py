@@ -214,6 +214,11 @@ def test_grade_survives_a_dead_kernel_and_a_cell_that_never_ends(tmp_path):
 
 def test_grade_finds_the_course_notebook_and_its_exercises(tmp_path):
     course = grade.course_exercises()
+    # Every exercise of the course (a stub in notebooks/) is graded: its check call is understood.
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        stubs = [name for name, _ in grade.STUB.findall(code)]
+        assert stubs and sorted(course[path.stem]) == sorted(stubs), path.name
     assert list(course["03_finding_induction_heads"]) == list(RIGHT)
     assert course["01_build_a_two_layer_transformer"]["forward"].args == ["model"]  # check_forward(forward, model)
     assert course["03_finding_induction_heads"]["induction_score"].hint.startswith("the diagonal at offset")

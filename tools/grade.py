@@ -30,6 +30,7 @@ classroom", says what it defends against and what not).
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import contextlib
 import hashlib
@@ -52,7 +53,6 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECK_CALL = re.compile(r"\bchecks\.check_(\w+)\(\s*\w+\s*((?:,\s*\w+\s*)*)\)")  # checks.check_forward(forward, model)
 STUB = re.compile(r"""raise NotImplementedError\("Exercise '(\w+)': (.*)"\)""")  # tools/make_exercises.py's stub
 NOT_THEIRS = ("ExerciseError", "NotImplementedError")  # a check cell failing as meant: reported per exercise
 STATUSES = ("pass", "fail", "not done", "error")  # what the check process answers
@@ -61,7 +61,7 @@ STATUSES = ("pass", "fail", "not done", "error")  # what the check process answe
 @dataclass
 class Exercise:
     name: str
-    args: list[str]  # the check's arguments after the function, as the course notebook passes them
+    args: list[str]  # the check's other arguments, named as in the course notebook: check_forward(forward, model)
     hint: str = ""
 
 
@@ -95,13 +95,20 @@ class Graded:
 
 
 def course_exercises(notebooks_dir: Path = ROOT / "notebooks") -> dict[str, dict[str, Exercise]]:
-    """{course notebook: {exercise: Exercise}} from the course's exercise notebooks."""
+    """{course notebook: {exercise: Exercise}}: each `checks.check_NAME(NAME, other, ...)` call of the
+    course's exercise notebooks, whose arguments are all names."""
     course = {}
     for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
-        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-        hints = dict(STUB.findall(code))
-        course[path.stem] = {name: Exercise(name, re.findall(r"\w+", args), hints.get(name, ""))
-                             for name, args in CHECK_CALL.findall(code)}
+        cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        hints = dict(STUB.findall("\n".join(cells)))
+        course[path.stem] = {}
+        for call in (node for source in cells for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)):
+            func, args = call.func, call.args
+            if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "checks"
+                    and func.attr.startswith("check_") and args and all(isinstance(a, ast.Name) for a in args)
+                    and not call.keywords):
+                name = func.attr[len("check_"):]
+                course[path.stem][name] = Exercise(name, [a.id for a in args[1:]], hints.get(name, ""))
     return course
 
 
@@ -317,8 +324,6 @@ def _user_expression(client, expression: str, timeout: float) -> str:
     value = reply["content"].get("user_expressions", {}).get("x", {})
     if value.get("status") != "ok":
         raise RuntimeError(f"{value.get('ename', 'error')}: {value.get('evalue', '')}")
-    import ast
-
     return ast.literal_eval(value["data"]["text/plain"])
 
 
