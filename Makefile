@@ -50,7 +50,9 @@ chromium:
 	  { test "$$(id -u)" = 0 || { echo "make: the browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; }; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Run a learner's notebook and print, per exercise, pass or the check's hint:
+# Run a learner's notebook, check each exercise's function with the course's own check, and print
+# PASS or the check's message; build/grade/report.txt and report.json hold the same (README, "In a
+# classroom", says what a PASS proves). A class: python tools/grade.py class/*.ipynb --out results/
 #   make grade NOTEBOOK=path/to/their_notebook.ipynb
 grade: $(STAMP)
 	@test -n "$(NOTEBOOK)" || { echo "usage: make grade NOTEBOOK=path/to/notebook.ipynb" >&2; exit 2; }

@@ -3,11 +3,15 @@
 - Deterministic: the weights start from `model.cfg.seed`, and the batch at step t is `batches(t)`,
   a function of the step alone, so a run resumed from a checkpoint sees exactly the data it would
   have seen, and ends with exactly the same weights.
-- Checkpoints (`step_000100.safetensors`) hold the weights, the optimizer state and the losses so
-  far. They are written to a temporary file and then renamed, so a crash never leaves half a file.
-  They are the training history that notebooks 02 and 04 study.
+- Checkpoints (`step_000100.safetensors`) hold the weights, the optimizer state, the losses so far
+  and the settings. Every file is written to a temporary file and then renamed, so a crash never
+  leaves half a file. They are the training history that notebooks 02 and 04 study.
 - Interrupt it (Ctrl-C, or kill the process) and call `train` again with the same `checkpoint_dir`:
-  it carries on from the last checkpoint. Ctrl-C first saves a checkpoint, so nothing is lost.
+  it carries on from the last checkpoint, to exactly the weights of an uninterrupted run. Ctrl-C
+  first saves a checkpoint, so nothing is lost; it is held back while AdamW updates the weights (one
+  tensor at a time) and while a checkpoint is written, so only a complete step is ever saved.
+- Resuming refuses settings that differ from the saved ones (they would mix two runs). Only `steps`
+  may grow, to train a finished run further, and `device` may change.
 - CPU unless you ask for a device; `device="auto"` takes CUDA or MPS when there is one.
 """
 
@@ -15,13 +19,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
 from .model import Config, Transformer
@@ -110,7 +118,11 @@ def train(
 ) -> TrainResult:
     """Train `model` in place for `cfg.steps` steps on `batches(step)` ([batch, pos] tokens).
 
-    checkpoint_dir: where checkpoints go; if it already holds some, training resumes from the last.
+    checkpoint_dir: where checkpoints go; if it already holds some, training resumes from the last,
+        provided the model config (seed included) and the TrainConfig are the ones it was saved with
+        (`steps` may grow, `device` may change). `batches` and `fwd_hooks` cannot be compared: pass
+        the same ones. A directory whose run is already past `steps` (or `stop_at`) is refused:
+        load an earlier checkpoint with `load_model`, or train into a new directory.
     fwd_hooks: [(hook_name, fn)] attached for the whole run (e.g. to clamp or ablate a head).
     stop_at: stop after this many steps (as if interrupted), saving a checkpoint first.
     """
@@ -121,6 +133,7 @@ def train(
     _check_train_config(cfg)
     if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 0):
         raise ValueError(f"stop_at must be None or an int >= 0, got {stop_at!r}")
+    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     device = pick_device(cfg.device)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
@@ -130,10 +143,12 @@ def train(
     saved: list[Path] = []
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        existing = list_checkpoints(ckpt_dir)
-        if existing:
-            start, losses = load_checkpoint(existing[-1], model, optimizer)
-            saved = existing
+        for leftover in ckpt_dir.glob("step_*.safetensors.tmp"):  # a save cut short by a kill
+            leftover.unlink()
+        saved = list_checkpoints(ckpt_dir)
+        if saved:
+            _check_resumable(saved[-1], model, cfg, end)
+            start, losses = load_checkpoint(saved[-1], model, optimizer)
 
     def save(step: int):
         if ckpt_dir is not None:
@@ -142,9 +157,7 @@ def train(
             if path not in saved:
                 saved.append(path)
 
-    end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="training", disable=not progress)
-    step = start
     try:
         with model.hooks(fwd_hooks=fwd_hooks or []):
             for step in bar:
@@ -153,24 +166,68 @@ def train(
                 loss = model(batches(step).to(device), return_type="loss")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-                    save(step + 1)
+                # Up to here an interrupt leaves the weights as they were after the last step. From
+                # here on they change, one tensor at a time: Ctrl-C waits until the step is complete.
+                with _ctrl_c_deferred():
+                    optimizer.step()
+                    losses.append(loss.item())
+                    if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == end:
+                        save(step + 1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{losses[-1]:.3f}")
     except KeyboardInterrupt:
-        save(len(losses))
+        with _ctrl_c_deferred():  # a second Ctrl-C waits for this save
+            save(len(losses))
         bar.close()
         raise KeyboardInterrupt(
             f"training interrupted after step {len(losses)}; a checkpoint is saved in {ckpt_dir}, and "
             f"calling train again with the same checkpoint_dir resumes from it"
             if ckpt_dir is not None else f"training interrupted after step {len(losses)}"
         ) from None
-    if stop_at is not None and len(losses) < cfg.steps:
-        save(len(losses))
     bar.close()
     return TrainResult(losses=losses, checkpoints=saved)
+
+
+@contextmanager
+def _ctrl_c_deferred():
+    """Hold back Ctrl-C (SIGINT) until the block is done, then deliver it. Signals only ever reach
+    the main thread, so anywhere else there is nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # now handled as usual: a KeyboardInterrupt, by default
+
+
+# Settings a resumed run must share with the saved one: each changes the weights or the history.
+RESUME_SETTINGS = ("batch_size", "lr", "weight_decay", "warmup_steps", "checkpoint_every")
+
+
+def _check_resumable(path: Path, model: Transformer, cfg: TrainConfig, end: int) -> None:
+    """Refuse, before touching the model, to resume from a checkpoint of another run."""
+    metadata = read_safetensors(path)[1]
+    if "step" not in metadata or "train_config" not in metadata or "model_config" not in metadata:
+        raise ValueError(f"{path} is not a training checkpoint (no step or settings in its metadata): "
+                         f"checkpoint_dir must hold only this run's checkpoints")
+    saved_model, saved_train = json.loads(metadata["model_config"]), json.loads(metadata["train_config"])
+    asked_model, asked_train = model.cfg.to_dict(), cfg.to_dict()
+    changed = [f"model {k}={saved_model.get(k)!r}, not {v!r}" for k, v in asked_model.items() if saved_model.get(k) != v]
+    changed += [f"{k}={saved_train.get(k)!r}, not {asked_train[k]!r}" for k in RESUME_SETTINGS
+                if saved_train.get(k) != asked_train[k]]
+    if changed:
+        raise ValueError(f"cannot resume from {path}: it was saved with {'; '.join(changed)} as asked now. "
+                         f"Resuming would mix two runs: use the saved settings, or a new checkpoint_dir.")
+    if int(metadata["step"]) > end:
+        raise ValueError(
+            f"{path.parent} already holds a run trained to step {metadata['step']}, past the {end} steps asked "
+            f"for: load the model at an earlier step with load_model(path) (the files are "
+            f"step_NNNNNN.safetensors), or train into a new checkpoint_dir.")
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------
@@ -183,23 +240,35 @@ def list_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     return sorted(Path(checkpoint_dir).glob("step_*.safetensors"))
 
 
-def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file so that `path` is either the old file or the complete new one."""
-    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
-        raise TypeError(f"tensors must be a dict {{name: torch.Tensor}}, got {type(tensors).__name__}")
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise TypeError(f"metadata must be a dict {{str: str}}, got {metadata!r:.80}")
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write `data` so that `path` is always either the old file or the complete new one: into a
+    temporary file beside it, flushed to disk, then renamed over it (a rename is atomic)."""
+    if not isinstance(data, bytes):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"path must be in an existing directory, got {str(path)!r}")
     tmp = path.with_name(path.name + ".tmp")
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        with open(tmp, "rb") as f:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # only left if something failed: never a half-written file
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically (see `atomic_write`)."""
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise TypeError(f"tensors must be a dict {{name: torch.Tensor}}, got {type(tensors).__name__}")
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise TypeError(f"metadata must be a dict {{str: str}}, got {metadata!r:.80}")
+    if not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"path must be in an existing directory, got {str(path)!r}")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, safetensors_bytes(tensors, metadata=metadata))
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

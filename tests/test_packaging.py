@@ -46,9 +46,13 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_nothing_unpickles():
-    """Weights load from safetensors; any torch.load must pass weights_only=True."""
+    """Weights load from safetensors; any torch.load must pass weights_only=True. The grader is the one
+    exception: it pickles a learner's functions in the learner's kernel and unpickles them in the
+    process that runs the learner's code anyway (tools/grade.py says why)."""
     offenders = []
     for path in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("benchmarks/*.py")]:
+        if path == ROOT / "tools" / "grade.py":
+            continue
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"\bpickle\b|\bdill\b", line) and not line.lstrip().startswith("#"):
                 offenders.append(f"{path.name}:{lineno}")

@@ -71,12 +71,10 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_partial_one(tmp_path, mo
     atomic_save({"x": torch.ones(3)}, path, {"step": "1"})
     good = path.read_bytes()
 
-    def dies_half_way(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"half a file")
+    def dies_before_the_rename(fd):  # the new file is written but not yet safe on disk
         raise OSError("disk full")
 
-    monkeypatch.setattr(train_module, "save_file", dies_half_way)
+    monkeypatch.setattr(train_module.os, "fsync", dies_before_the_rename)
     with pytest.raises(OSError, match="disk full"):
         atomic_save({"x": torch.zeros(3)}, path, {"step": "2"})
     assert path.read_bytes() == good
