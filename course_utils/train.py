@@ -159,7 +159,8 @@ def train(
 
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="training", disable=not progress)
     try:
-        with model.hooks(fwd_hooks=fwd_hooks or []):
+        # enable_grad: a notebook that turned gradients off for its analysis can still train
+        with model.hooks(fwd_hooks=fwd_hooks or []), torch.enable_grad():
             for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, cfg)

@@ -305,3 +305,13 @@ def test_ctrl_c_from_another_thread_at_random_times_resumes_to_the_same_weights(
         assert same_weights(resumed, reference), f"run {n} differs after an interrupt"
         assert result.losses == ref_result.losses
     assert interrupted >= 5
+
+
+def test_training_works_where_gradients_were_turned_off(tmp_path):
+    """Notebook 04 turns gradients off for its ablation half, then retrains (RETRAIN = True)."""
+    torch.set_grad_enabled(False)
+    try:
+        model, result = trained(tmp_path)
+    finally:
+        torch.set_grad_enabled(True)
+    assert len(result.losses) == TCFG.steps and result.losses[-1] < result.losses[0]
