@@ -23,7 +23,7 @@ import torch
 
 from course_utils import numerics, zoo
 from course_utils.icl_tasks import ICLTasks
-from course_utils.train import atomic_save, list_checkpoints, load_model
+from course_utils.train import atomic_save, atomic_write, list_checkpoints, load_model
 from course_utils.zoo import (
     RECIPES,
     Recipe,
@@ -44,18 +44,10 @@ def _check_recipe(name: str) -> None:
 
 
 def write_json(path: Path, data: dict, indent: int | None = 1) -> None:
-    """Write a JSON file atomically: `path` is either the old file or the complete new one.
-    indent=None writes it compact (the clamping study: 80 runs)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"path must be in an existing directory, got {str(path)!r}")
-    text = json.dumps(data, indent=indent, separators=None if indent else (",", ":")) + "\n"  # a TypeError here names what cannot be written
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write a JSON file atomically (`train.atomic_write`). indent=None writes it compact (the
+    clamping study: 80 runs)."""
+    text = json.dumps(data, indent=indent, separators=None if indent else (",", ":")) + "\n"  # a TypeError names what cannot be written
+    atomic_write(path, text.encode())
 
 
 def _write_model_files(name: str, info: dict, model, hist: dict | None) -> dict:
