@@ -152,10 +152,21 @@ def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
     return per_token_loss(logits, tokens)
 
 
+def ablated_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
+                 reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token next-token loss [batch, pos - 1] on `tokens` with `heads` ((layer, head) or a list
+    of them) ablated together by `method` (notebook 04's exercise `ablated_loss`).
+
+    For "mean" and "resample" the heads' outputs come from a run on `reference_tokens`; "zero"
+    ignores them.
+    """
+    return loss_with_hooks(model, tokens, ablation_hooks(model, heads, method, reference_tokens))
+
+
 def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero",
                      reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """[n_layers, n_heads]: how much ablating each head alone raises the mean loss at `positions`
-    (a slice or boolean mask [batch, pos - 1] of the per-token loss)."""
+    (a slice or boolean mask [batch, pos - 1] of the per-token loss). Notebook 04's all-head sweep."""
     clean = loss_with_hooks(model, tokens, [])[..., positions].mean()
     effects = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     reference_z = None
@@ -166,6 +177,28 @@ def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero
             hooks = ablation_hooks(model, (layer, head), method, reference_tokens, reference_z)
             effects[layer, head] = loss_with_hooks(model, tokens, hooks)[..., positions].mean() - clean
     return effects
+
+
+def combination_costs(model, tokens: torch.Tensor, heads, positions, method: str = "zero",
+                      reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """[2 ** len(heads)]: entry m is how much ablating together the heads whose bit is set in m
+    (bit i: heads[i]) raises the mean loss at `positions`; entry 0 (no head ablated) is 0.
+    Notebook 04 uses it for redundancy: does a set of heads cost the sum of its members' costs?"""
+    heads = _heads(model, heads)
+    if not heads:
+        raise ValueError(f"heads must name at least one (layer, head), got {heads!r}")
+    if len(heads) > 10:
+        raise ValueError(f"heads: {len(heads)} heads make 2 ** {len(heads)} runs; take at most 10")
+    clean = loss_with_hooks(model, tokens, [])[..., positions].mean()
+    reference_z = None
+    if method != "zero" and isinstance(reference_tokens, torch.Tensor):  # one reference run for every subset
+        reference_z = _all_z(model, reference_tokens, {layer for layer, _ in heads})
+    costs = torch.zeros(2 ** len(heads))
+    for mask in range(1, 2 ** len(heads)):
+        subset = [lh for i, lh in enumerate(heads) if mask >> i & 1]
+        hooks = ablation_hooks(model, subset, method, reference_tokens, reference_z)
+        costs[mask] = loss_with_hooks(model, tokens, hooks)[..., positions].mean() - clean
+    return costs
 
 
 # ---- K-path ablation: remove a head's output from another head's keys only ----------------------
