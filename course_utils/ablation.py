@@ -317,6 +317,33 @@ def freeze_pattern_hooks(model, patterns: dict[int, torch.Tensor], heads) -> lis
     return hooks
 
 
+def clamp_head_pattern(pattern: torch.Tensor, head: int, target: torch.Tensor) -> torch.Tensor:
+    """pattern [batch, head, query_pos, key_pos] with head `head`'s pattern replaced by `target`
+    [n_ctx, n_ctx] cut to the run's length (its first query_pos rows and key_pos columns): what a
+    clamping hook on `blocks.L.attn.hook_pattern` returns (notebook 04's exercise `clamp_head_pattern`).
+    Returns a new tensor; `pattern` is left unchanged."""
+    if not isinstance(pattern, torch.Tensor) or pattern.ndim != 4:
+        shape = tuple(pattern.shape) if isinstance(pattern, torch.Tensor) else type(pattern).__name__
+        raise ValueError(f"pattern must be a tensor [batch, head, query_pos, key_pos] (hook_pattern), got {shape}")
+    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < pattern.shape[1]):
+        raise ValueError(f"head {head!r} does not exist: pattern has {pattern.shape[1]} heads")
+    queries, keys = pattern.shape[-2:]
+    if not isinstance(target, torch.Tensor) or target.ndim != 2 or target.shape[0] < queries or target.shape[1] < keys:
+        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise ValueError(f"target must be a [n_ctx, n_ctx] pattern at least as long as the run's "
+                         f"[query_pos, key_pos] = {[queries, keys]}, got {shape}")
+    pattern = pattern.clone()
+    pattern[:, head] = target[:queries, :keys].to(pattern.device, pattern.dtype)
+    return pattern
+
+
+def pattern_preserving_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
+                            reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token loss [batch, pos - 1] with `heads` ablated and every head of every later layer held at
+    its clean attention pattern on `tokens` (notebook 04's exercise `pattern_preserving_loss`)."""
+    return loss_with_hooks(model, tokens, pattern_preserving_ablation_hooks(model, tokens, heads, method, reference_tokens))
+
+
 def pattern_preserving_ablation_hooks(model, tokens: torch.Tensor, heads, method: str = "zero",
                                       reference_tokens: torch.Tensor | None = None) -> list:
     """Ablate `heads`, but hold every head of every later layer at its clean attention pattern on

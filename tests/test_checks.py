@@ -183,6 +183,47 @@ def _costs(model, tokens, heads, positions, method="zero", reference_tokens=None
     return torch.stack([cost(s) if s else torch.zeros(()) for s in subsets])
 
 
+def _preserving(model, tokens, heads, method="zero", reference_tokens=None, layers="later", patterns_from="tokens",
+                ablate=True, freeze=True, leave_hook=False):
+    """Pattern-preserving ablation written as a learner would: clean patterns cached, then held by hooks."""
+    first = min(layer for layer, _ in heads)
+    later = {"later": range(first + 1, model.cfg.n_layers), "next": [first + 1]}[layers]
+    _, clean = model.run_with_cache(tokens if patterns_from == "tokens" else reference_tokens)
+    _, ref = model.run_with_cache(reference_tokens)
+    hooks = []
+    if ablate:
+        for layer, head in heads:
+            z_ref = ref[f"blocks.{layer}.attn.hook_z"][:, :, head]
+            replacement = {"zero": torch.zeros(()), "mean": z_ref.mean(0), "resample": z_ref}[method]
+            hooks.append((f"blocks.{layer}.attn.hook_z",
+                          lambda z, hook, head=head, r=replacement: _ablate(z, head, r)))
+    if freeze:
+        for layer in later:
+            name = f"blocks.{layer}.attn.hook_pattern"
+            hooks.append((name, lambda pattern, hook, name=name: clean[name]))
+    if leave_hook:
+        for name, hook in hooks:
+            model.add_hook(name, hook)
+        logits = model(tokens)
+    else:
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+
+
+def _clamp(pattern, head, target, where="head", mode="set", cut="start", transpose=False):
+    pattern = pattern.clone()
+    n = pattern.shape[-1]
+    piece = target[:n, :n] if cut == "start" else target[-n:, -n:] if cut == "end" else target
+    if transpose:
+        piece = piece.T
+    index = {"head": (slice(None), head), "every": (slice(None),), "batch": (head,)}[where]
+    if mode == "add":
+        pattern[index] += piece
+    else:
+        pattern[index] = piece
+    return pattern
+
+
 def _stack(cache, n_layers, kinds=("attn_out", "mlp_out"), pos=True, layers=None):
     parts = [cache["hook_embed"]] + ([cache["hook_pos_embed"]] if pos else [])
     for layer in range(n_layers if layers is None else layers):
@@ -310,6 +351,9 @@ RIGHT = {
     "ablation_effects": [_effects],
     "combination_costs": [_costs],
     "keys_without": [_keys],
+    "pattern_preserving_loss": [_preserving],
+    "clamp_head_pattern": [_clamp, lambda p, h, t: torch.cat([p[:, :h], t[None, None, :p.shape[-2], :p.shape[-1]].expand(
+        p.shape[0], 1, -1, -1), p[:, h + 1:]], 1)],
     "perfect_prev_token_pattern": [lambda n: torch.eye(n).roll(-1, dims=1).tril() + torch.eye(n) * (torch.arange(n) == 0)],
     "decompose_resid": [_stack, lambda cache, n: cache.decompose_resid()],
     "unembed_resid": [lambda r, w, b, W_U, b_U, eps: _ln(r, w, b, eps) @ W_U + b_U,
@@ -488,6 +532,22 @@ WRONG = {
         ("hooks in a dict by name", lambda *a: _costs(*a, hooks_by_name=True), "only one head per layer"),
         ("itertools order", lambda *a: _costs(*a, order="combinations"), "order of itertools.combinations"),
         ("no empty subset", lambda *a: _costs(*a)[1:], r"expected shape \(8,\) \[subset\], got \(7,\)"),
+    ],
+    "pattern_preserving_loss": [
+        ("patterns of the ablated run", lambda *a: _preserving(*a, freeze=False), "plain ablation's"),
+        ("froze but did not ablate", lambda *a: _preserving(*a, ablate=False), "did not ablate the heads"),
+        ("only the next layer", lambda *a: _preserving(*a, layers="next"), "only the next layer's patterns"),
+        ("patterns from the reference tokens", lambda *a: _preserving(*a, patterns_from="reference"),
+         "patterns of the run on `reference_tokens`"),
+        ("left the hooks on", lambda *a: _preserving(*a, leave_hook=True), r"left a hook on the model \(at blocks\.0\.attn\.hook_z"),
+    ],
+    "clamp_head_pattern": [
+        ("every head", lambda *a: _clamp(*a, where="every"), "clamped every head"),
+        ("added", lambda *a: _clamp(*a, mode="add"), "REPLACES"),
+        ("cut from the end", lambda *a: _clamp(*a, cut="end"), r"target\[-n:, -n:\]"),
+        ("batch axis", lambda *a: _clamp(*a, where="batch"), "the head axis is the second"),
+        ("transposed", lambda *a: _clamp(*a, transpose=True), "transposed"),
+        ("not cut", lambda *a: _clamp(*a, cut="none"), r"your function raised RuntimeError"),
     ],
     "perfect_prev_token_pattern": [
         ("next token", lambda n: torch.diag(torch.ones(n - 1), diagonal=1), "NEXT token"),

@@ -20,7 +20,9 @@ REFERENCES = {
     "ablation_effects": ablation.ablation_effects,
     "combination_costs": ablation.combination_costs,
     "keys_without": ablation.keys_without,
+    "pattern_preserving_loss": ablation.pattern_preserving_loss,
     "perfect_prev_token_pattern": clamping.perfect_prev_token_pattern,
+    "clamp_head_pattern": ablation.clamp_head_pattern,
 }
 
 
@@ -292,3 +294,75 @@ def check_perfect_prev_token_pattern(fn):
         }
         compare("perfect_prev_token_pattern", got, expected, mistakes, axes="query_pos key_pos")
     done("perfect_prev_token_pattern", len(sizes))
+
+
+def check_pattern_preserving_loss(fn):
+    """fn(model, tokens, heads, method, reference_tokens) -> per-token loss [batch, pos - 1] with the heads
+    ablated and every head of every later layer held at its clean attention pattern."""
+    __tracebackhide__ = True
+    cases = [("zero", [(0, 1)], False), ("resample", [(0, 2), (1, 0)], False), ("mean", [(1, 2)], True),
+             ("zero", [(0, 0)], True)]
+    for seed, (method, heads, on_bridge) in enumerate(cases):
+        model = (fixtures.bridge if on_bridge else fixtures.model)(seed, n_layers=3, n_heads=3)
+        g = fixtures.generator(seed)
+        batch, seq = 2 + seed % 2, 6 + seed
+        tokens = fixtures.tokens(g, batch, seq, model.cfg.d_vocab)
+        reference_tokens = fixtures.tokens(g, batch, seq, model.cfg.d_vocab)
+        expected = ablation.pattern_preserving_loss(model, tokens.clone(), list(heads), method, reference_tokens.clone())
+        got = call("pattern_preserving_loss", fn, {"model": model, "tokens": tokens, "heads": list(heads),
+                                                   "method": method, "reference_tokens": reference_tokens})
+        first = min(layer for layer, _ in heads)
+
+        def frozen(layers, patterns_from=tokens):
+            later = [(layer, h) for layer in layers for h in range(model.cfg.n_heads)]
+            hooks = ablation.ablation_hooks(model, heads, method, reference_tokens)
+            if later:
+                hooks += ablation.freeze_pattern_hooks(model, ablation.clean_patterns(model, patterns_from), later)
+            return ablation.loss_with_hooks(model, tokens, hooks)
+
+        mistakes = {
+            "your loss is the plain ablation's: the later layers' patterns moved. Hold them at their CLEAN values, "
+            "cached from a run on `tokens` without any ablation, not at the patterns of the ablated run":
+                lambda: ablation.ablated_loss(model, tokens, heads, method, reference_tokens),
+            "your loss is the clean loss: you held the patterns but did not ablate the heads":
+                lambda: ablation.loss_with_hooks(model, tokens, []),
+            "you froze only the next layer's patterns: hold EVERY later layer's, since a change in layer L+1 "
+            "moves layer L+2's attention too": (lambda: frozen([first + 1])) if first + 2 < model.cfg.n_layers else None,
+            "you froze the patterns of the run on `reference_tokens`: the clean patterns come from `tokens`, the "
+            "input whose loss you measure": lambda: frozen(range(first + 1, model.cfg.n_layers), reference_tokens),
+        }
+        compare("pattern_preserving_loss", got, expected, _unless_right(got, expected, mistakes, 1e-4), atol=1e-4,
+                axes="batch pos")
+    done("pattern_preserving_loss", len(cases))
+
+
+def check_clamp_head_pattern(fn):
+    """fn(pattern [batch, head, query_pos, key_pos], head, target [n_ctx, n_ctx]) -> pattern with that head's
+    attention replaced by the target, cut to the run's length."""
+    __tracebackhide__ = True
+    cases = [(2, 3, 5, 8, 1), (1, 4, 6, 6, 3), (3, 2, 4, 9, 0)]  # (batch, heads, seq, n_ctx, head)
+    for seed, (batch, heads, seq, n_ctx, head) in enumerate(cases):
+        pattern = fixtures.causal_patterns(seed, batch, heads, seq)
+        target = fixtures.causal_patterns(seed + 10, 1, 1, n_ctx)[0, 0]
+        expected = ablation.clamp_head_pattern(pattern.clone(), head, target.clone())
+        got = call("clamp_head_pattern", fn, {"pattern": pattern, "head": head, "target": target})
+
+        def edited(edit):
+            copy = pattern.clone()
+            edit(copy)
+            return copy
+
+        mistakes = {
+            "you clamped every head: only pattern[:, head] changes (the head axis is the second)":
+                edited(lambda c: c.copy_(target[:seq, :seq].expand_as(c))),
+            "you added the target to the head's pattern: clamping REPLACES it (and rows must still sum to 1)":
+                edited(lambda c: c[:, head].add_(target[:seq, :seq])),
+            "you cut the target from its end (target[-n:, -n:]): the run's positions are the FIRST n of n_ctx":
+                edited(lambda c: c[:, head].copy_(target[-seq:, -seq:].expand_as(c[:, head]))),
+            "you indexed the first axis, the batch: the head axis is the second, pattern[:, head]":
+                lambda: edited(lambda c: c[head].copy_(target[:seq, :seq].expand_as(c[head]))),
+            "your clamped head's pattern is transposed: rows are queries, columns are keys":
+                edited(lambda c: c[:, head].copy_(target[:seq, :seq].T.expand_as(c[:, head]))),
+        }
+        compare("clamp_head_pattern", got, expected, mistakes, axes="batch head query_pos key_pos")
+    done("clamp_head_pattern", len(cases))
