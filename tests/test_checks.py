@@ -524,6 +524,7 @@ WRONG = {
         ("every position", lambda *a: _effects(*a, every=True), "over every position"),
         ("summed", lambda *a: _effects(*a, reduce="sum"), "you summed the losses"),
         ("sign flipped", lambda *a: -_effects(*a), "sign is flipped"),
+        ("zero whatever the method", lambda m, t, p, method, r: _effects(m, t, p, "zero", r), "you zero-ablated every head"),
         ("transposed", lambda *a: _effects(*a).T, r"expected shape \(3, 4\) \[layer, head\], got \(4, 3\): the same sizes"),
     ],
     "combination_costs": [
@@ -531,6 +532,7 @@ WRONG = {
         ("sum of singles", lambda *a: _costs(*a, measure=False), "added up the single heads' costs"),
         ("hooks in a dict by name", lambda *a: _costs(*a, hooks_by_name=True), "only one head per layer"),
         ("itertools order", lambda *a: _costs(*a, order="combinations"), "order of itertools.combinations"),
+        ("zero whatever the method", lambda m, t, h, p, method, r: _costs(m, t, h, p, "zero", r), "you zero-ablated although"),
         ("no empty subset", lambda *a: _costs(*a)[1:], r"expected shape \(8,\) \[subset\], got \(7,\)"),
     ],
     "pattern_preserving_loss": [

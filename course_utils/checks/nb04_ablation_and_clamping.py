@@ -180,6 +180,9 @@ def check_ablation_effects(fn):
             "you divided the ablated loss by the clean one: the effect is their difference, in nats": at(ablated) / at(clean),
             "you summed the losses at `positions`: average them (.mean()), so that the effect does not grow "
             "with the number of positions": at(ablated, torch.sum) - at(clean, torch.sum),
+            f"you zero-ablated every head although method={method!r}: pass `method` (and `reference_tokens`) "
+            f"on to each ablation": (lambda: ablation.ablation_effects(model, tokens, positions, "zero"))
+            if method != "zero" else None,
         }
         compare("ablation_effects", got, expected, mistakes, atol=1e-4, axes="layer head")
     done("ablation_effects", len(cases))
@@ -234,6 +237,9 @@ def check_combination_costs(fn):
                 lambda: torch.stack([cost(c) for c in by_size]),
             "you returned the ablated losses: each cost is the ablated loss MINUS the clean loss, and entry 0 "
             "(nothing ablated) is 0": lambda: torch.stack([cost(subset(m)) + clean for m in range(2 ** n)]),
+            f"you zero-ablated although method={method!r}: pass `method` (and `reference_tokens`) on to each "
+            f"ablation": (lambda: ablation.combination_costs(model, tokens, heads, positions, "zero"))
+            if method != "zero" else None,
         }
         compare("combination_costs", got, expected, _unless_right(got, expected, mistakes, 1e-4), atol=1e-4,
                 axes="subset")
