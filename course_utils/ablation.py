@@ -112,10 +112,21 @@ def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
     return per_token_loss(logits, tokens)
 
 
+def ablated_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
+                 reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token next-token loss [batch, pos - 1] on `tokens` with `heads` ((layer, head) or a list
+    of them) ablated together by `method` (notebook 04's exercise `ablated_loss`).
+
+    For "mean" and "resample" the heads' outputs come from a run on `reference_tokens`; "zero"
+    ignores them.
+    """
+    return loss_with_hooks(model, tokens, ablation_hooks(model, heads, method, reference_tokens))
+
+
 def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero",
                      reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """[n_layers, n_heads]: how much ablating each head alone raises the mean loss at `positions`
-    (a slice or boolean mask [batch, pos - 1] of the per-token loss)."""
+    (a slice or boolean mask [batch, pos - 1] of the per-token loss). Notebook 04's all-head sweep."""
     clean = loss_with_hooks(model, tokens, [])[..., positions].mean()
     effects = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     reference_z = None
@@ -126,6 +137,28 @@ def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero
             hooks = ablation_hooks(model, (layer, head), method, reference_tokens, reference_z)
             effects[layer, head] = loss_with_hooks(model, tokens, hooks)[..., positions].mean() - clean
     return effects
+
+
+def combination_costs(model, tokens: torch.Tensor, heads, positions, method: str = "zero",
+                      reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """[2 ** len(heads)]: entry m is how much ablating together the heads whose bit is set in m
+    (bit i: heads[i]) raises the mean loss at `positions`; entry 0 (no head ablated) is 0.
+    Notebook 04 uses it for redundancy: does a set of heads cost the sum of its members' costs?"""
+    heads = validate.heads(model, heads)
+    if not heads:
+        raise ValueError(f"heads must name at least one (layer, head), got {heads!r}")
+    if len(heads) > 10:
+        raise ValueError(f"heads: {len(heads)} heads make 2 ** {len(heads)} runs; take at most 10")
+    clean = loss_with_hooks(model, tokens, [])[..., positions].mean()
+    reference_z = None
+    if method != "zero" and isinstance(reference_tokens, torch.Tensor):  # one reference run for every subset
+        reference_z = _all_z(model, reference_tokens, {layer for layer, _ in heads})
+    costs = torch.zeros(2 ** len(heads))
+    for mask in range(1, 2 ** len(heads)):
+        subset = [lh for i, lh in enumerate(heads) if mask >> i & 1]
+        hooks = ablation_hooks(model, subset, method, reference_tokens, reference_z)
+        costs[mask] = loss_with_hooks(model, tokens, hooks)[..., positions].mean() - clean
+    return costs
 
 
 # ---- K-path ablation: remove a head's output from another head's keys only ----------------------
@@ -227,6 +260,33 @@ def freeze_pattern_hooks(model, patterns: dict[int, torch.Tensor], heads) -> lis
 
         hooks.append((f"blocks.{layer}.attn.hook_pattern", hook))
     return hooks
+
+
+def clamp_head_pattern(pattern: torch.Tensor, head: int, target: torch.Tensor) -> torch.Tensor:
+    """pattern [batch, head, query_pos, key_pos] with head `head`'s pattern replaced by `target`
+    [n_ctx, n_ctx] cut to the run's length (its first query_pos rows and key_pos columns): what a
+    clamping hook on `blocks.L.attn.hook_pattern` returns (notebook 04's exercise `clamp_head_pattern`).
+    Returns a new tensor; `pattern` is left unchanged."""
+    if not isinstance(pattern, torch.Tensor) or pattern.ndim != 4:
+        shape = tuple(pattern.shape) if isinstance(pattern, torch.Tensor) else type(pattern).__name__
+        raise ValueError(f"pattern must be a tensor [batch, head, query_pos, key_pos] (hook_pattern), got {shape}")
+    if not (isinstance(head, int) and not isinstance(head, bool) and 0 <= head < pattern.shape[1]):
+        raise ValueError(f"head {head!r} does not exist: pattern has {pattern.shape[1]} heads")
+    queries, keys = pattern.shape[-2:]
+    if not isinstance(target, torch.Tensor) or target.ndim != 2 or target.shape[0] < queries or target.shape[1] < keys:
+        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
+        raise ValueError(f"target must be a [n_ctx, n_ctx] pattern at least as long as the run's "
+                         f"[query_pos, key_pos] = {[queries, keys]}, got {shape}")
+    pattern = pattern.clone()
+    pattern[:, head] = target[:queries, :keys].to(pattern.device, pattern.dtype)
+    return pattern
+
+
+def pattern_preserving_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
+                            reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token loss [batch, pos - 1] with `heads` ablated and every head of every later layer held at
+    its clean attention pattern on `tokens` (notebook 04's exercise `pattern_preserving_loss`)."""
+    return loss_with_hooks(model, tokens, pattern_preserving_ablation_hooks(model, tokens, heads, method, reference_tokens))
 
 
 def pattern_preserving_ablation_hooks(model, tokens: torch.Tensor, heads, method: str = "zero",

@@ -215,3 +215,48 @@ def test_check_keys_without():
 def test_carry_on_finds_the_ablation_references():
     checks._passed.pop("keys_without", None)
     assert checks.carry_on("keys_without", lambda *a: None) is ablation.keys_without
+
+
+# ---- the references of notebook 04's newer exercises ----------------------------------------------
+
+
+def test_ablated_loss_is_the_loss_with_the_ablation_hooks(model, tokens, reference):
+    for method in ablation.METHODS:
+        heads = [(0, 1), (1, 0)]
+        hooks = ablation.ablation_hooks(model, heads, method, reference)
+        assert torch.equal(ablation.ablated_loss(model, tokens, heads, method, reference),
+                           ablation.loss_with_hooks(model, tokens, hooks))
+    assert torch.equal(ablation.ablated_loss(model, tokens, []), ablation.loss_with_hooks(model, tokens, []))
+
+
+def test_combination_costs_of_single_heads_are_the_sweep(model, tokens, reference):
+    repeat = slice(PERIOD, None)
+    heads = [(0, 1), (1, 0), (1, 1)]
+    costs = ablation.combination_costs(model, tokens, heads, repeat, "resample", reference)
+    effects = ablation.ablation_effects(model, tokens, repeat, "resample", reference)
+    assert costs.shape == (8,) and costs[0] == 0
+    for i, (layer, head) in enumerate(heads):
+        assert torch.allclose(costs[1 << i], effects[layer, head], atol=1e-5)
+    clean = ablation.loss_with_hooks(model, tokens, [])[:, repeat].mean()
+    both = ablation.ablated_loss(model, tokens, heads[1:], "resample", reference)[:, repeat].mean() - clean
+    assert torch.allclose(costs[0b110], both, atol=1e-5)  # bits 1 and 2: heads[1] and heads[2] together
+    bridge = ablation.combination_costs(to_bridge(model), tokens, heads, repeat, "resample", reference)
+    assert torch.allclose(bridge, costs, atol=1e-4)
+
+
+def test_pattern_preserving_loss_is_its_hooks(model, tokens):
+    expected = ablation.loss_with_hooks(model, tokens, ablation.pattern_preserving_ablation_hooks(model, tokens, (0, 0)))
+    assert torch.equal(ablation.pattern_preserving_loss(model, tokens, [(0, 0)]), expected)
+    assert not torch.allclose(expected, ablation.ablated_loss(model, tokens, [(0, 0)]))
+
+
+def test_clamp_head_pattern_cuts_the_target_to_the_run():
+    pattern, target = torch.rand(2, 3, 4, 4), torch.rand(6, 6)
+    before = pattern.clone()
+    out = ablation.clamp_head_pattern(pattern, 1, target)
+    assert torch.equal(pattern, before), "the input is left unchanged"
+    assert torch.equal(out[:, 1], target[:4, :4].expand(2, 4, 4))
+    assert torch.equal(out[:, 0], pattern[:, 0]) and torch.equal(out[:, 2], pattern[:, 2])
+    assert ablation.clamp_head_pattern(pattern.double(), 0, target).dtype == torch.float64
+    with pytest.raises(ValueError, match="at least as long as the run"):
+        ablation.clamp_head_pattern(pattern, 0, torch.rand(3, 3))

@@ -9,6 +9,7 @@ where a tensor is needed, None, an extra axis, a crash.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -114,6 +115,114 @@ def _keys(k, removed, W_K, head, sign=-1, every=False, in_place=False, zero=Fals
     else:
         k[:, :, head] += sign * (removed @ W_K[head])
     return k[:, :, head] if only else k
+
+
+def _ablated(model, tokens, heads, method="zero", reference_tokens=None, source="reference", reduce=(0,),
+             late_binding=False, leave_hook=False, hooked=True):
+    """Heads ablated by hooks, written as a learner would: one hook per head on its layer's hook_z."""
+    from_tokens = tokens if source == "tokens" else reference_tokens
+    _, cache = model.run_with_cache(from_tokens)
+    hooks = []
+    for layer, head in heads:
+        z_ref = cache[f"blocks.{layer}.attn.hook_z"][:, :, head]
+        if method == "zero":
+            replacement = torch.zeros_like(z_ref)
+        elif method == "mean":
+            replacement = z_ref.mean(reduce, keepdim=True).expand_as(z_ref)
+        else:
+            replacement = z_ref
+        if late_binding:
+            def hook(z, hook):
+                z = z.clone()
+                z[:, :, head] = replacement  # noqa: B023 (the learner's late-binding mistake)
+                return z
+        else:
+            def hook(z, hook, head=head, replacement=replacement):
+                z = z.clone()
+                z[:, :, head] = replacement
+                if not hooked:
+                    return None
+                return z
+        hooks.append((f"blocks.{layer}.attn.hook_z", hook))
+    if leave_hook:
+        for name, hook in hooks:
+            model.add_hook(name, hook)
+        logits = model(tokens)
+    else:
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+
+
+def _effects(model, tokens, positions, method="zero", reference_tokens=None, subtract=True, every=False, reduce="mean"):
+    clean = _ablated(model, tokens, [], reference_tokens=reference_tokens)
+    where = slice(None) if every else positions
+    pick = (lambda loss: loss[..., where].sum()) if reduce == "sum" else (lambda loss: loss[..., where].mean())
+    out = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            ablated = pick(_ablated(model, tokens, [(layer, head)], method, reference_tokens))
+            out[layer, head] = ablated - pick(clean) if subtract else ablated
+    return out
+
+
+def _costs(model, tokens, heads, positions, method="zero", reference_tokens=None, order="bits", measure=True,
+           hooks_by_name=False):
+    def cost(subset):
+        if hooks_by_name:  # {hook name: head}: one head per layer survives
+            subset = list({layer: (layer, head) for layer, head in subset}.values())
+        return (_ablated(model, tokens, subset, method, reference_tokens)[..., positions].mean()
+                - _ablated(model, tokens, [], method, reference_tokens)[..., positions].mean())
+    n = len(heads)
+    if order == "combinations":
+        subsets = [[]] + [list(c) for k in range(1, n + 1) for c in itertools.combinations(heads, k)]
+    else:
+        ordered = heads[::-1] if order == "reversed" else heads
+        subsets = [[lh for i, lh in enumerate(ordered) if m >> i & 1] for m in range(2 ** n)]
+    if not measure:
+        singles = [cost([lh]) for lh in heads]
+        return torch.stack([sum((singles[i] for i in range(n) if m >> i & 1), torch.zeros(())) for m in range(2 ** n)])
+    return torch.stack([cost(s) if s else torch.zeros(()) for s in subsets])
+
+
+def _preserving(model, tokens, heads, method="zero", reference_tokens=None, layers="later", patterns_from="tokens",
+                ablate=True, freeze=True, leave_hook=False):
+    """Pattern-preserving ablation written as a learner would: clean patterns cached, then held by hooks."""
+    first = min(layer for layer, _ in heads)
+    later = {"later": range(first + 1, model.cfg.n_layers), "next": [first + 1]}[layers]
+    _, clean = model.run_with_cache(tokens if patterns_from == "tokens" else reference_tokens)
+    _, ref = model.run_with_cache(reference_tokens)
+    hooks = []
+    if ablate:
+        for layer, head in heads:
+            z_ref = ref[f"blocks.{layer}.attn.hook_z"][:, :, head]
+            replacement = {"zero": torch.zeros(()), "mean": z_ref.mean(0), "resample": z_ref}[method]
+            hooks.append((f"blocks.{layer}.attn.hook_z",
+                          lambda z, hook, head=head, r=replacement: _ablate(z, head, r)))
+    if freeze:
+        for layer in later:
+            name = f"blocks.{layer}.attn.hook_pattern"
+            hooks.append((name, lambda pattern, hook, name=name: clean[name]))
+    if leave_hook:
+        for name, hook in hooks:
+            model.add_hook(name, hook)
+        logits = model(tokens)
+    else:
+        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+
+
+def _clamp(pattern, head, target, where="head", mode="set", cut="start", transpose=False):
+    pattern = pattern.clone()
+    n = pattern.shape[-1]
+    piece = target[:n, :n] if cut == "start" else target[-n:, -n:] if cut == "end" else target
+    if transpose:
+        piece = piece.T
+    index = {"head": (slice(None), head), "every": (slice(None),), "batch": (head,)}[where]
+    if mode == "add":
+        pattern[index] += piece
+    else:
+        pattern[index] = piece
+    return pattern
 
 
 def _stack(cache, n_layers, kinds=("attn_out", "mlp_out"), pos=True, layers=None):
@@ -345,7 +454,13 @@ RIGHT = {
     "key_scores_by_source": [_by_source, lambda q, c, W_K: torch.stack([q @ (x @ W_K).transpose(-1, -2) for x in c])
                              / W_K.shape[1] ** 0.5],
     "ablate_head": [_ablate],
+    "ablated_loss": [_ablated],
+    "ablation_effects": [_effects],
+    "combination_costs": [_costs],
     "keys_without": [_keys],
+    "pattern_preserving_loss": [_preserving],
+    "clamp_head_pattern": [_clamp, lambda p, h, t: torch.cat([p[:, :h], t[None, None, :p.shape[-2], :p.shape[-1]].expand(
+        p.shape[0], 1, -1, -1), p[:, h + 1:]], 1)],
     "perfect_prev_token_pattern": [lambda n: torch.eye(n).roll(-1, dims=1).tril() + torch.eye(n) * (torch.arange(n) == 0)],
     "decompose_resid": [_stack, lambda cache, n: cache.decompose_resid()],
     "unembed_resid": [lambda r, w, b, W_U, b_U, eps: _ln(r, w, b, eps) @ W_U + b_U,
@@ -600,6 +715,53 @@ WRONG = {
         ("every head", lambda *a: _keys(*a, every=True), "every head"),
         ("zeroed", lambda *a: _keys(*a, zero=True), "zeroed the head's keys"),
         ("only that head", lambda *a: _keys(*a, only=True), "returned only the head's keys"),
+    ],
+    "ablated_loss": [
+        ("zero whatever the method", lambda m, t, heads, method, r: _ablated(m, t, heads, "zero", r), "you zero-ablated although"),
+        ("replacement from the tokens", lambda *a: _ablated(*a, source="tokens"), "from `tokens` itself"),
+        ("mean over batch and positions", lambda *a: _ablated(*a, reduce=(0, 1)), "over the positions too"),
+        ("mean over positions", lambda *a: _ablated(*a, reduce=(1,)), "over the positions, not the batch"),
+        ("late binding in a loop", lambda *a: _ablated(*a, late_binding=True),
+         r"only one head per layer was ablated.*def hook\(z, hook, head=head"),
+        ("hooks in a dict by name", lambda m, t, heads, method, r: _ablated(m, t, list(dict(heads).items()), method, r),
+         "only one head per layer was ablated"),
+        ("hook returns nothing", lambda *a: _ablated(*a, hooked=False), "your loss is the clean loss"),
+        ("left the hooks on", lambda *a: _ablated(*a, leave_hook=True), r"left a hook on the model \(at blocks\.1\.attn\.hook_z"),
+        ("mean loss", lambda *a: _ablated(*a).mean(), r"expected shape \(3, 6\) \[batch, pos\], got \(\): 2 axes missing"),
+        ("hooks only on the course model's names", lambda m, *a: _ablated(m, *a) if isinstance(m, Transformer)
+         else F.cross_entropy(m(a[0])[:, :-1].transpose(1, 2), a[0][:, 1:], reduction="none"), "clean loss"),
+    ],
+    "ablation_effects": [
+        ("no clean loss subtracted", lambda *a: _effects(*a, subtract=False), "MINUS the clean loss"),
+        ("every position", lambda *a: _effects(*a, every=True), "over every position"),
+        ("summed", lambda *a: _effects(*a, reduce="sum"), "you summed the losses"),
+        ("sign flipped", lambda *a: -_effects(*a), "sign is flipped"),
+        ("zero whatever the method", lambda m, t, p, method, r: _effects(m, t, p, "zero", r), "you zero-ablated every head"),
+        ("transposed", lambda *a: _effects(*a).T, r"expected shape \(3, 4\) \[layer, head\], got \(4, 3\): the same sizes"),
+    ],
+    "combination_costs": [
+        ("bits reversed", lambda *a: _costs(*a, order="reversed"), "bits run the other way"),
+        ("sum of singles", lambda *a: _costs(*a, measure=False), "added up the single heads' costs"),
+        ("hooks in a dict by name", lambda *a: _costs(*a, hooks_by_name=True), "only one head per layer"),
+        ("itertools order", lambda *a: _costs(*a, order="combinations"), "order of itertools.combinations"),
+        ("zero whatever the method", lambda m, t, h, p, method, r: _costs(m, t, h, p, "zero", r), "you zero-ablated although"),
+        ("no empty subset", lambda *a: _costs(*a)[1:], r"expected shape \(8,\) \[subset\], got \(7,\)"),
+    ],
+    "pattern_preserving_loss": [
+        ("patterns of the ablated run", lambda *a: _preserving(*a, freeze=False), "plain ablation's"),
+        ("froze but did not ablate", lambda *a: _preserving(*a, ablate=False), "did not ablate the heads"),
+        ("only the next layer", lambda *a: _preserving(*a, layers="next"), "only the next layer's patterns"),
+        ("patterns from the reference tokens", lambda *a: _preserving(*a, patterns_from="reference"),
+         "patterns of the run on `reference_tokens`"),
+        ("left the hooks on", lambda *a: _preserving(*a, leave_hook=True), r"left a hook on the model \(at blocks\.0\.attn\.hook_z"),
+    ],
+    "clamp_head_pattern": [
+        ("every head", lambda *a: _clamp(*a, where="every"), "clamped every head"),
+        ("added", lambda *a: _clamp(*a, mode="add"), "REPLACES"),
+        ("cut from the end", lambda *a: _clamp(*a, cut="end"), r"target\[-n:, -n:\]"),
+        ("batch axis", lambda *a: _clamp(*a, where="batch"), "the head axis is the second"),
+        ("transposed", lambda *a: _clamp(*a, transpose=True), "transposed"),
+        ("not cut", lambda *a: _clamp(*a, cut="none"), r"your function raised RuntimeError"),
     ],
     "perfect_prev_token_pattern": [
         ("next token", lambda n: torch.diag(torch.ones(n - 1), diagonal=1), "NEXT token"),

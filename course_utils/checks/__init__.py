@@ -26,7 +26,9 @@ from .nb02_training import (check_attention_by_offset, check_icl_score, check_lo
 from .nb03_induction_heads import (check_composition_excess, check_composition_score, check_duplicate_token_score,
                                    check_full_ov_top1_accuracy, check_induction_score, check_key_scores_by_source,
                                    check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit)
-from .nb04_ablation_and_clamping import check_ablate_head, check_keys_without, check_perfect_prev_token_pattern
+from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, check_ablation_effects,
+                                         check_clamp_head_pattern, check_combination_costs, check_keys_without,
+                                         check_pattern_preserving_loss, check_perfect_prev_token_pattern)
 from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
 from .nb06_activation_patching import check_normalized_metric, check_patch_resid_pre
 from .nb07_function_vectors import check_indirect_effect, check_logits_with_vector, check_mean_head_outputs
@@ -65,7 +67,9 @@ __all__ = [
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",
     "check_qk_circuit", "check_composition_excess", "check_ov_eigenvalue_score", "check_full_ov_top1_accuracy",
     "check_key_scores_by_source",
-    "check_ablate_head", "check_keys_without", "check_perfect_prev_token_pattern",
+    "check_ablate_head", "check_ablated_loss", "check_ablation_effects", "check_combination_costs",
+    "check_keys_without", "check_pattern_preserving_loss", "check_perfect_prev_token_pattern",
+    "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
     "check_normalized_metric", "check_patch_resid_pre",
     "check_mean_head_outputs", "check_indirect_effect", "check_logits_with_vector",
