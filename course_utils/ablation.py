@@ -44,6 +44,7 @@ def ablate_head(z: torch.Tensor, head: int, replacement) -> torch.Tensor:
     _validate_z(z, head)
     batch, pos, _, d_head = z.shape
     replacement = torch.as_tensor(replacement, dtype=z.dtype, device=z.device)
+    validate.finite(replacement, "replacement")
     try:
         replacement = replacement.expand(batch, pos, d_head)
     except RuntimeError:
@@ -107,6 +108,7 @@ def _replace_hook(head: int, replacement: torch.Tensor, method: str):
 def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
     """Per-token next-token loss [batch, pos - 1] with `hooks` attached (none: the clean loss)."""
     validate.model(model)
+    validate.tokens(tokens, model.cfg)
     with torch.no_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return per_token_loss(logits, tokens)
@@ -127,7 +129,9 @@ def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero
                      reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """[n_layers, n_heads]: how much ablating each head alone raises the mean loss at `positions`
     (a slice or boolean mask [batch, pos - 1] of the per-token loss). Notebook 04's all-head sweep."""
-    clean = loss_with_hooks(model, tokens, [])[..., positions].mean()
+    clean = loss_with_hooks(model, tokens, [])[..., positions]
+    validate.selects(clean, positions, tokens.shape[1] - 1)
+    clean = clean.mean()
     effects = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
     reference_z = None
     if method != "zero" and isinstance(reference_tokens, torch.Tensor):  # one reference run for all heads
@@ -174,6 +178,7 @@ def head_output(z: torch.Tensor, W_O: torch.Tensor, head: int) -> torch.Tensor:
     if W_O.ndim != 3 or W_O.shape[0] != z.shape[2] or W_O.shape[1] != z.shape[3]:
         raise ValueError(f"W_O must be [head, d_head, d_model] = [{z.shape[2]}, {z.shape[3]}, d_model], "
                          f"got {tuple(W_O.shape)}")
+    validate.finite(W_O, "W_O")
     return z[:, :, head] @ W_O[head]
 
 
@@ -192,6 +197,8 @@ def keys_without(k: torch.Tensor, removed: torch.Tensor, W_K: torch.Tensor, head
     if W_K.ndim != 3 or W_K.shape[0] != k.shape[2] or W_K.shape[1] != removed.shape[2]:
         raise ValueError(f"W_K must be [head, d_model, d_head] = [{k.shape[2]}, {removed.shape[2]}, "
                          f"{k.shape[3]}], got {tuple(W_K.shape)}")
+    validate.finite(removed, "removed")
+    validate.finite(W_K, "W_K")
     k = k.clone()
     k[:, :, head] = k[:, :, head] - removed @ W_K[head]
     return k
@@ -230,6 +237,7 @@ def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
 def clean_patterns(model, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """{layer: hook_pattern [batch, head, query_pos, key_pos]} from a clean run on `tokens`."""
     validate.model(model)
+    validate.tokens(tokens, model.cfg)
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)

@@ -69,8 +69,7 @@ class SyntheticLanguage:
         validate.integer(seed=self.seed)
         if self.successors > self.d_vocab:
             raise ValueError(f"successors={self.successors} cannot exceed d_vocab={self.d_vocab}")
-        if not 0.0 <= self.p_repeat <= 1.0:
-            raise ValueError(f"p_repeat must be in [0, 1], got {self.p_repeat}")
+        validate.fraction(self.p_repeat, "p_repeat")
         if not self.min_span <= self.max_span or 2 * self.max_span + 2 > self.n_ctx:
             raise ValueError(
                 f"need min_span <= max_span and 2 * max_span + 2 <= n_ctx (the span and its copy "

@@ -29,7 +29,7 @@ def _validate_prompts(model, tokens, answers=None) -> None:
     validate.model(model)
     validate.tokens(tokens, model.cfg)
     if answers is not None:
-        validate.answers(answers, tokens)
+        validate.answers(answers, tokens, d_vocab=model.cfg.d_vocab)
 
 
 def _validate_per_task(data, per_task=None, name=None) -> None:
@@ -44,10 +44,12 @@ def _validate_per_task(data, per_task=None, name=None) -> None:
 def _validate_mean_z(model, mean_z) -> None:
     cfg = model.cfg
     validate.shape_is(mean_z, "mean_z", (cfg.n_layers, cfg.n_heads, cfg.d_head), "[layer, head_index, d_head]")
+    validate.finite(mean_z, "mean_z")
 
 
 def _validate_vector(model, vector, name="vector") -> None:
     validate.shape_is(vector, name, (model.cfg.d_model,), "[d_model]")
+    validate.finite(vector, name)
 
 
 def mean_head_z(model, tokens: torch.Tensor) -> torch.Tensor:
@@ -108,6 +110,7 @@ def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
     """The k heads with the largest average indirect effect, as (layer, head), largest first."""
     validate.tensor(aie, "aie", "layer head_index", dtype="float")
     validate.int_in(k, 0, aie.numel(), "k", "how many heads to take")
+    validate.finite(aie, "aie")  # argsort ranks NaN first
     order = aie.flatten().argsort(descending=True)[:k]
     return [(int(i) // aie.shape[1], int(i) % aie.shape[1]) for i in order]
 
@@ -115,6 +118,7 @@ def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
 def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) -> torch.Tensor:
     """The sum of the mean outputs [layer, head, d_model] of the given heads: [d_model]."""
     validate.tensor(mean_outputs, "mean_outputs", "layer head_index d_model", dtype="float")
+    validate.finite(mean_outputs, "mean_outputs")
     n_layers, n_heads, _ = mean_outputs.shape
     if not all(isinstance(h, (tuple, list)) and len(h) == 2 for h in heads):
         raise ValueError(f"heads must be a list of (layer, head) pairs, got {heads!r}")
@@ -134,6 +138,7 @@ def add_vector_hook(vector: torch.Tensor, layer: int):
     Not `hook_resid_mid`: on a TransformerBridge that hook is the input of the MLP's LayerNorm, and
     what it changes does not reach the residual stream, while the attention output does on both."""
     validate.tensor(vector, "vector", "d_model", dtype="float")
+    validate.finite(vector, "vector")
     validate.at_least(layer, 0, "layer", "the vector goes into blocks.layer.hook_attn_out")
 
     def hook(attn_out, hook):  # [batch, pos, d_model]

@@ -69,6 +69,7 @@ class ICLClassification:
     def sample(self, size: int, seed: int) -> torch.Tensor:
         """`size` sequences [size, n_ctx] drawn with generator seed `seed`."""
         validate.positive(size=size)
+        validate.integer(seed=seed)
         gen = generator(self.seed, 3, seed)
         label_of = torch.randint(0, self.n_labels, (size, self.n_classes), generator=gen)  # per sequence
         exemplars = torch.randint(0, self.n_classes, (size, self.n_pairs), generator=gen)
@@ -80,6 +81,7 @@ class ICLClassification:
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         """The training batch for `step`: depends only on (seed, step, size)."""
+        validate.integer(step=step)
         return self.sample(size, seed=step)
 
 

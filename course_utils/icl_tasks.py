@@ -124,7 +124,10 @@ class ICLTasks:
 
     def apply(self, task: str, x: torch.Tensor) -> torch.Tensor:
         """f_task(x) (answer tokens) for a tensor of items x."""
-        return _table(self.n_items, self.tasks, self.seed)[self.task_index(task)][x]
+        table = _table(self.n_items, self.tasks, self.seed)[self.task_index(task)]
+        validate.tensor(x, "x", "...", dtype="int")
+        validate.ids(x, self.n_items, "x", "the items")
+        return table[x]
 
     def token_names(self) -> list[str]:
         items = [str(i) for i in range(self.n_items)]
@@ -134,6 +137,8 @@ class ICLTasks:
     def to_str(self, tokens: torch.Tensor) -> str:
         """One prompt [pos] as text, e.g. '<bos> 3 -> successor:4 , 17 -> successor:18 , 9 ->'."""
         names = self.token_names()
+        validate.tensor(tokens, "tokens", "pos", dtype="int")
+        validate.ids(tokens, len(names), "tokens")
         return " ".join(names[int(t)] for t in tokens)
 
     def _random_answers(self, shape, gen: torch.Generator) -> torch.Tensor:
@@ -163,6 +168,7 @@ class ICLTasks:
     def batch(self, step: int, size: int) -> torch.Tensor:
         """The training batch for `step`: [size, 4 * max_shots]. Depends only on (seed, step, size)."""
         validate.positive(size=size)
+        validate.integer(step=step)
         gen = generator(self.seed, 7, step)
         task_ids = torch.randint(0, len(self.tasks), (size,), generator=gen)
         return self._sequences(task_ids, self.max_shots, gen, noise=self.p_noise)[0]
@@ -180,6 +186,8 @@ class ICLTasks:
         validate.positive(size=size)
         validate.int_in(shots, 0, self.max_shots - 1, "shots",
                         "the model saw at most max_shots - 1 demonstrations before an answer")
+        validate.integer(seed=seed)
+        validate.boolean(shuffle_labels=shuffle_labels, random_labels=random_labels)
         if shuffle_labels and shots < 2:
             raise ValueError(f"shuffle_labels needs at least 2 demonstrations to shuffle, got shots={shots}")
         if shuffle_labels and random_labels:

@@ -18,16 +18,11 @@ from . import validate
 
 
 def _validate_cache(model, cache) -> None:
-    if not hasattr(cache, "decompose_resid"):
-        raise TypeError(f"cache must be the ActivationCache from model.run_with_cache(tokens), got {type(cache).__name__}")
-    validate.model(model)
-    missing = [n for n in ("hook_embed", f"blocks.{model.cfg.n_layers - 1}.hook_resid_post") if n not in cache]
-    if missing:
-        raise ValueError(f"cache lacks {missing}: run model.run_with_cache(tokens) without a names_filter")
+    validate.cache(cache, model)
 
 
-def _validate_tokens(tokens, cache) -> torch.Tensor:
-    validate.tokens(tokens, cache.model.cfg)
+def _validate_tokens(tokens, model, cache) -> torch.Tensor:
+    validate.tokens(tokens, model.cfg)
     expected = tuple(cache["hook_embed"].shape[:2])
     if tuple(tokens.shape) != expected:
         raise ValueError(f"tokens has shape {tuple(tokens.shape)} but the cache was made from tokens of shape {expected}")
@@ -100,6 +95,12 @@ def unembed_resid(resid: torch.Tensor, w: torch.Tensor, b: torch.Tensor, W_U: to
     if not resid.shape[-1] == w.shape[-1] == b.shape[-1] == W_U.shape[0]:
         raise ValueError(f"resid [..., d_model], w and b [d_model] and W_U [d_model, d_vocab] must agree on d_model, "
                          f"got shapes {tuple(resid.shape)}, {tuple(w.shape)}, {tuple(b.shape)} and {tuple(W_U.shape)}")
+    validate.tensor(W_U, "W_U", "d_model d_vocab", dtype="float")
+    d_model, d_vocab = W_U.shape
+    for name, t, shape, axes in (("w", w, d_model, "[d_model]"), ("b", b, d_model, "[d_model]"), ("b_U", b_U, d_vocab, "[d_vocab]")):
+        validate.shape_is(t, name, (shape,), axes)  # a [batch, d_model] or [1] bias would broadcast silently
+    for name, t in (("resid", resid), ("w", w), ("b", b), ("W_U", W_U), ("b_U", b_U)):
+        validate.finite(t, name)
     x = resid - resid.mean(-1, keepdim=True)
     x = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
     return (x * w + b) @ W_U + b_U
@@ -126,6 +127,8 @@ def kl_to_final(lens_logits: torch.Tensor, final_logits: torch.Tensor) -> torch.
     if lens_logits.shape[1:] != final_logits.shape:
         raise ValueError(f"lens_logits {tuple(lens_logits.shape)} must be [layer, *final_logits.shape]; "
                          f"final_logits is {tuple(final_logits.shape)}")
+    validate.finite(lens_logits, "lens_logits")
+    validate.finite(final_logits, "final_logits")
     final = final_logits.log_softmax(-1)
     lens = lens_logits.log_softmax(-1)
     return (final.exp() * (final - lens)).sum(-1).flatten(1).mean(-1)
@@ -137,6 +140,8 @@ def rank_of(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
     if logits.shape[:-1] != token.shape:
         raise ValueError(f"logits [..., d_vocab] and token [...] must agree, got shapes {tuple(logits.shape)} "
                          f"and {tuple(token.shape)}")
+    validate.ids(token, logits.shape[-1], "token")
+    validate.finite(logits, "logits")
     chosen = logits.gather(-1, token[..., None])
     return (logits > chosen).sum(-1)
 
@@ -157,6 +162,9 @@ def logit_attribution(stack: torch.Tensor, W_U: torch.Tensor, tokens: torch.Tens
     if stack.shape[1:3] != tokens.shape or stack.shape[3] != W_U.shape[0]:
         raise ValueError(f"stack [component, batch, pos, d_model], W_U [d_model, d_vocab] and tokens [batch, pos] must "
                          f"agree, got shapes {tuple(stack.shape)}, {tuple(W_U.shape)} and {tuple(tokens.shape)}")
+    validate.ids(tokens, W_U.shape[1], "tokens")
+    validate.finite(stack, "stack")
+    validate.finite(W_U, "W_U")
     directions = W_U.T[tokens[:, 1:]]  # [batch, pos - 1, d_model]: the unembedding of each next token
     return (stack[:, :, :-1] * directions).sum(-1)
 
@@ -170,7 +178,7 @@ def direct_logit_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.
     attributions plus the constant `b @ W_U + b_U` add up to the model's logit of the correct token.
     """
     _validate_cache(model, cache)
-    tokens = _validate_tokens(tokens, cache)
+    tokens = _validate_tokens(tokens, model, cache)
     stack, labels = resid_components(model, cache)
     normed = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
     w, _, _ = ln_final_params(model)
@@ -188,7 +196,7 @@ def layer_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor,
     """Direct logit attribution of the embeddings and of each layer's attention and MLP outputs:
     ([component, batch, pos - 1], labels as in `decompose_labels`)."""
     _validate_cache(model, cache)
-    tokens = _validate_tokens(tokens, cache)
+    tokens = _validate_tokens(tokens, model, cache)
     stack = decompose_resid(cache, model.cfg.n_layers)
     normed = cache.apply_ln_to_stack(stack, layer=model.cfg.n_layers)
     w, _, _ = ln_final_params(model)
@@ -213,6 +221,7 @@ class TunedLens(nn.Module):
         """resid_stack [layer, batch, pos, d_model] (unnormalised) -> logits [layer, batch, pos, d_vocab]."""
         if resid_stack.shape[0] != self.A.shape[0]:
             raise ValueError(f"resid_stack has {resid_stack.shape[0]} rows; this lens has {self.A.shape[0]}")
+        validate.finite(resid_stack, "resid_stack")
         translated = torch.einsum("l...d,lde->l...e", resid_stack, self.A) + self.c[:, None, None]
         w, b, eps = ln_final_params(model)
         return unembed_resid(translated, w, b, model.W_U, model.b_U, eps)
@@ -232,6 +241,8 @@ def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: i
     summed over layers. `batches(step)` gives token batches [batch, pos]. Returns (lens, losses)."""
     validate.model(model)
     validate.positive(steps=steps)
+    validate.positive_number(lr=lr)
+    validate.integer(seed=seed)
     if not callable(batches):
         raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
     torch.manual_seed(seed)

@@ -20,6 +20,8 @@ def _validate_pattern(pattern: torch.Tensor, period: int | None = None) -> None:
     validate.tensor(pattern, "pattern", "... query_pos key_pos", dtype="float")
     if pattern.shape[-1] != pattern.shape[-2]:
         raise ValueError(f"pattern must be square, query_pos == key_pos, got shape {tuple(pattern.shape)}")
+    validate.positions_at_least(pattern, 2, "pattern", "a score of attention to earlier positions")
+    validate.finite(pattern, "pattern")
     if period is not None:
         seq_len = pattern.shape[-1]
         validate.int_in(period, 1, seq_len - 2, "period", f"sequences have length {seq_len}")
@@ -96,6 +98,8 @@ def prev_and_induction_scores(model, tokens: torch.Tensor, period: int) -> torch
 def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """logits [batch, pos, d_vocab], tokens [batch, pos] -> the loss of predicting each next token,
     [batch, pos - 1] (entry t is the loss of predicting tokens[:, t + 1] from logits[:, t])."""
+    validate.tensor(logits, "logits", "batch pos d_vocab", dtype="float")
+    validate.finite(logits, "logits")
     return next_token_loss(logits, tokens, per_token=True)
 
 
@@ -106,6 +110,7 @@ def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.T
     loss_by_token [..., pos - 1]; early, late: slices of predicted positions.
     """
     validate.tensor(loss_by_token, "loss_by_token", "... predicted_pos", dtype="float")
+    validate.finite(loss_by_token, "loss_by_token")
     n = loss_by_token.shape[-1]
     for name, s in (("early", early), ("late", late)):
         if not isinstance(s, slice) or len(range(n)[s]) == 0:
@@ -292,14 +297,18 @@ def eigenvalue_copying_score(matrix) -> float:
     """sum(eigenvalues) / sum(|eigenvalues|) of a square (Factored)Matrix: +1 when every eigenvalue
     is positive (the map sends each token towards itself: copying), -1 when all are negative."""
     if isinstance(matrix, FactoredMatrix):
+        validate.finite(matrix.A, "matrix.A")
+        validate.finite(matrix.B, "matrix.B")
         with torch.no_grad():
             eig = matrix.eigenvalues
     elif isinstance(matrix, torch.Tensor) and matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1]:
+        validate.finite(matrix, "matrix")
         eig = torch.linalg.eigvals(matrix.detach())
     else:
         error = ValueError if isinstance(matrix, torch.Tensor) else TypeError
         got = f"shape {tuple(matrix.shape)}" if isinstance(matrix, torch.Tensor) else type(matrix).__name__
         raise error(f"matrix must be a square FactoredMatrix or a square 2-d tensor, got {got}")
+    validate.nonzero(eig, "matrix", "its copying score sum(eigenvalues) / sum(|eigenvalues|)")
     return float((eig.sum() / eig.abs().sum()).real)
 
 
@@ -311,6 +320,7 @@ def copying_score(full_ov) -> float:
     validate.tensor(full_ov, "full_ov", "d_vocab d_vocab")
     if full_ov.shape[0] != full_ov.shape[1]:
         raise ValueError(f"full_ov must be square, [d_vocab, d_vocab], got shape {tuple(full_ov.shape)}")
+    validate.finite(full_ov, "full_ov")
     return float((full_ov.argmax(-1) == torch.arange(full_ov.shape[0], device=full_ov.device)).float().mean())
 
 
@@ -320,6 +330,9 @@ def composition_score(W_A: torch.Tensor, W_B: torch.Tensor) -> torch.Tensor:
     validate.tensor(W_B, "W_B", "... m e", dtype="float")
     if W_A.shape[-1] != W_B.shape[-2]:
         raise ValueError(f"W_A [d, m] and W_B [m, e] must share m, got shapes {tuple(W_A.shape)} and {tuple(W_B.shape)}")
+    for name, W in (("W_A", W_A), ("W_B", W_B)):
+        validate.finite(W, name)
+        validate.nonzero(W, name, "the composition score ||W_A W_B|| / (||W_A|| ||W_B||)")
     return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
 
 
@@ -334,6 +347,8 @@ def composition_scores(model, mode: str) -> torch.Tensor:
     readers = {"Q": lambda: model.QK, "K": lambda: model.QK.T, "V": lambda: model.OV}
     if mode not in readers:
         raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        validate.head_weights(getattr(model, name), f"model.{name}", "a composition score")
     return tl_composition_scores(model.OV, readers[mode]())
 
 
@@ -344,6 +359,7 @@ def random_composition_baseline(model, mode: str, samples: int = 20, seed: int =
         raise ValueError(f"mode must be 'Q', 'K' or 'V', got {mode!r}")
     validate.model(model)
     validate.positive(samples=samples)
+    validate.integer(seed=seed)
     d_model, d_head = model.cfg.d_model, model.cfg.d_head
     g = torch.Generator().manual_seed(seed)
     scores = []

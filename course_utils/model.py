@@ -59,6 +59,10 @@ class Config:
         validate.positive(**{f"Config.{name}": getattr(self, name)
                              for name in ("d_vocab", "n_ctx", "d_model", "n_heads", "n_layers")})
         validate.integer(**{"Config.seed": self.seed})
+        validate.boolean(**{"Config.attn_only": self.attn_only})
+        validate.positive_number(**{"Config.eps": self.eps})
+        if self.init_range is not None:
+            validate.positive_number(**{"Config.init_range": self.init_range})
         if self.d_model % self.n_heads:
             raise ValueError(f"Config.d_model={self.d_model} is not divisible by n_heads={self.n_heads}: each head "
                              f"gets d_model // n_heads dimensions, so choose n_heads among the divisors of {self.d_model}.")
@@ -98,6 +102,7 @@ def embed(tokens: Int[Tensor, "batch pos"], W_E: Float[Tensor, "d_vocab d_model"
     """Each token's vector is row `token` of W_E (notebook 01)."""
     validate.tensor(tokens, "tokens", "batch pos", dtype="int")
     validate.tensor(W_E, "W_E", "d_vocab d_model", dtype="float")
+    validate.finite(W_E, "W_E")
     try:
         return F.embedding(tokens, W_E)  # W_E[tokens], but a negative id is an error, not a row from the end
     except IndexError:  # checked only when it fails, so that the check costs nothing
@@ -109,6 +114,7 @@ def pos_embed(tokens: Int[Tensor, "batch pos"], W_pos: Float[Tensor, "n_ctx d_mo
     """Rows 0, 1, ..., pos - 1 of W_pos, for every sequence of the batch (notebook 01)."""
     validate.tensor(tokens, "tokens", "batch pos", dtype="int")
     validate.tensor(W_pos, "W_pos", "n_ctx d_model", dtype="float")
+    validate.finite(W_pos, "W_pos")
     batch, seq_len = tokens.shape
     if seq_len > len(W_pos):
         raise ValueError(f"tokens has {seq_len} positions but W_pos has only n_ctx={len(W_pos)} rows")
@@ -123,6 +129,8 @@ def attention_pattern(q: Float[Tensor, "... pos d_head"], k: Float[Tensor, "... 
     validate.tensor(k, "k", "... pos d_head", dtype="float")
     if q.shape != k.shape:
         raise ValueError(f"q and k must have the same shape, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+    validate.finite(q, "q")
+    validate.finite(k, "k")
     seq_len, d_head = q.shape[-2], q.shape[-1]
     scores = q @ k.transpose(-2, -1) / d_head**0.5
     future = torch.triu(torch.ones(seq_len, seq_len, dtype=torch.bool, device=q.device), diagonal=1)
@@ -144,6 +152,13 @@ def multi_head_attention(
     validate.tensor(W_O, "W_O", "head_index d_head d_model", dtype="float")
     if W_Q.shape[1] != x.shape[-1]:
         raise ValueError(f"x has d_model={x.shape[-1]} but W_Q expects d_model={W_Q.shape[1]}")
+    n_heads, d_model, d_head = W_Q.shape
+    for name, b in (("b_Q", b_Q), ("b_K", b_K), ("b_V", b_V)):  # a [1, d_head] bias would broadcast silently
+        validate.shape_is(b, name, (n_heads, d_head), "[head_index, d_head]")
+    validate.shape_is(b_O, "b_O", (d_model,), "[d_model]")
+    for name, t in (("x", x), ("W_Q", W_Q), ("b_Q", b_Q), ("W_K", W_K), ("b_K", b_K), ("W_V", W_V), ("b_V", b_V),
+                    ("W_O", W_O), ("b_O", b_O)):
+        validate.finite(t, name)
     project = "batch pos d_model, head_index d_model d_head -> batch head_index pos d_head"
     q = einops.einsum(x, W_Q, project) + b_Q[:, None]
     k = einops.einsum(x, W_K, project) + b_K[:, None]
@@ -161,6 +176,8 @@ def unembed(resid: Float[Tensor, "batch pos d_model"], W_U: Float[Tensor, "d_mod
     if resid.shape[-1] != W_U.shape[0] or W_U.shape[1] != b_U.shape[0]:
         raise ValueError(f"resid [.., d_model], W_U [d_model, d_vocab] and b_U [d_vocab] must agree, got "
                          f"shapes {tuple(resid.shape)}, {tuple(W_U.shape)} and {tuple(b_U.shape)}")
+    for name, t in (("resid", resid), ("W_U", W_U), ("b_U", b_U)):
+        validate.finite(t, name)
     return resid @ W_U + b_U
 
 
@@ -359,6 +376,7 @@ class Transformer(HookedRootModule):
         if return_type not in ("logits", "loss", "both", None):
             raise ValueError(f"return_type must be 'logits', 'loss', 'both' or None, got {return_type!r}")
         validate.tokens(tokens, self.cfg)
+        validate.boolean(loss_per_token=loss_per_token)
         tokens = tokens.to(self.W_E.device)
         resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
         for block in self.blocks:
@@ -410,6 +428,9 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits [batch, pos, d_vocab] and tokens [batch, pos] must agree, got shapes "
                          f"{tuple(logits.shape)} and {tuple(tokens.shape)}")
+    validate.positions_at_least(tokens, 2, "tokens", "a next-token loss (one to predict from, one to predict)")
+    validate.ids(tokens, logits.shape[-1], "tokens")
+    validate.boolean(per_token=per_token)
     predictions, targets = logits[:, :-1], tokens[:, 1:]
     loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            reduction="none" if per_token else "mean")

@@ -29,9 +29,7 @@ HEAD_ACTIVATIONS = ("z", "q", "k", "v", "pattern")
 def _validate_run(model, corrupted_tokens, clean_cache) -> None:
     validate.model(model)
     validate.tokens(corrupted_tokens, model.cfg, "corrupted_tokens")
-    if not hasattr(clean_cache, "accumulated_resid"):
-        raise TypeError(f"clean_cache must be the ActivationCache from model.run_with_cache(clean_tokens), "
-                        f"got {type(clean_cache).__name__}")
+    validate.cache(clean_cache, model, "clean_cache", "clean_tokens")
     shape = tuple(clean_cache["hook_embed"].shape[:2])
     if tuple(corrupted_tokens.shape) != shape:
         raise ValueError(f"corrupted_tokens has shape {tuple(corrupted_tokens.shape)}, the clean cache {shape}: "
@@ -61,15 +59,18 @@ def correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: slice
     validate.tensor(tokens, "tokens", "batch pos", dtype="int")
     if logits.shape[:2] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must agree on [batch, pos]")
+    validate.ids(tokens, logits.shape[-1], "tokens")
+    validate.finite(logits, "logits")
     logprobs = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]  # [batch, pos - 1]
     chosen = logprobs[:, positions]
-    if chosen.numel() == 0:
-        raise ValueError(f"positions {positions!r} selects none of the {logprobs.shape[1]} predicted positions")
+    validate.selects(chosen, positions, logprobs.shape[1])
     return chosen.mean()
 
 
 def normalized_metric(value: torch.Tensor, clean_value: torch.Tensor, corrupted_value: torch.Tensor) -> torch.Tensor:
     """0 when `value` equals the corrupted run's, 1 when it equals the clean run's."""
+    for name, v in (("value", value), ("clean_value", clean_value), ("corrupted_value", corrupted_value)):
+        validate.finite(torch.as_tensor(v), name)
     gap = clean_value - corrupted_value
     if torch.as_tensor(gap).abs() < 1e-6:
         raise ValueError(f"clean_value ({float(clean_value):.4g}) and corrupted_value ({float(corrupted_value):.4g}) "
@@ -197,10 +198,10 @@ def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_pos
     validate.tokens(tokens, model.cfg)
     seq_len = tokens.shape[1]
     noise_positions = list(noise_positions)
-    if not noise_positions or not all(isinstance(p, int) and 0 <= p < seq_len for p in noise_positions):
+    if not noise_positions or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < seq_len for p in noise_positions):
         raise ValueError(f"noise_positions must be a non-empty list of positions in [0, {seq_len - 1}], got {noise_positions!r}")
-    if not noise_scale > 0:
-        raise ValueError(f"noise_scale must be > 0, got {noise_scale!r}")
+    validate.positive_number(noise_scale=noise_scale)
+    validate.integer(seed=seed)
     std = model.W_E.std().item()
     noise = torch.randn(tokens.shape[0], len(noise_positions), model.cfg.d_model, generator=generator(seed, 11))
     noise = (noise * noise_scale * std).to(model.W_E.device)

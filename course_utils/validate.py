@@ -12,6 +12,9 @@ leading `"..."` for any number of leading axes; messages show them as `[batch, p
 
 from __future__ import annotations
 
+import math
+import re
+
 import torch
 import torch.nn as nn
 
@@ -39,6 +42,28 @@ def positive(**named) -> None:
     for name, value in named.items():
         if not _is_int(value) or value < 1:
             raise (ValueError if _is_int(value) else TypeError)(f"{name} must be a positive int, got {value!r}")
+
+
+def boolean(**named) -> None:
+    """Each argument must be True or False (a flag): TypeError otherwise, so "False" is not read as true."""
+    for name, value in named.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def positive_number(**named) -> None:
+    """Each argument must be a finite number > 0 (a learning rate, a scale, an epsilon)."""
+    for name, value in named.items():
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or not 0 < value < math.inf:
+            raise (ValueError if is_number else TypeError)(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def fraction(value, name: str) -> None:
+    """`value` must be a number in [0, 1] (a probability)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or not 0 <= value <= 1:
+        raise (ValueError if is_number else TypeError)(f"{name} must be in [0, 1], got {value!r}")
 
 
 def int_in(value, low: int, high: int, name: str, meaning: str = "") -> None:
@@ -84,10 +109,54 @@ def tensor(value, name: str, shape: str, dtype: str | None = None) -> None:
         raise ValueError(f"{name} must have shape {_shown(shape)}, got shape {tuple(value.shape)}")
     if dtype == "float" and not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if dtype == "int" and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
-        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {value.dtype}")
+    if dtype == "int" and value.dtype != torch.long:  # one integer dtype everywhere: int32 breaks the loss, uint8 indexes as a mask
+        hint = f" (convert with {name}.long())" if not (value.is_floating_point() or value.dtype == torch.bool) else ""
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {value.dtype}{hint}")
     if value.is_meta:
         raise ValueError(f"{name} must hold data (a CPU or GPU tensor), got a tensor on device 'meta'")
+
+
+def finite(value: torch.Tensor, name: str) -> None:
+    """`value` must hold no NaN or inf: a weight, a vector or a score that a result is computed from."""
+    bad = ~torch.isfinite(value.detach())
+    if bad.any():
+        raise ValueError(f"{name} contains NaN or inf ({int(bad.sum())} of {value.numel()} entries): "
+                         "expected finite numbers, or the result is undefined")
+
+
+def nonzero(value: torch.Tensor, name: str, why: str) -> None:
+    """`value` must not be all zeros (`why`: what would divide by its norm)."""
+    if not value.detach().abs().sum() > 0:
+        raise ValueError(f"{name} is all zeros: {why} is 0 / 0, undefined")
+
+
+def head_weights(value: torch.Tensor, name: str, why: str) -> None:
+    """Weights [layer, head_index, ...]: finite, and no head all zeros (`why`: what divides by a head's norm)."""
+    finite(value, name)
+    zero = (value.detach().flatten(2).abs().sum(-1) == 0).nonzero().tolist()
+    if zero:
+        raise ValueError(f"{name} is all zeros for heads (layer, head) {[tuple(h) for h in zero]}: {why} is 0 / 0, undefined")
+
+
+def positions_at_least(value: torch.Tensor, n: int, name: str, why: str) -> None:
+    """`value`'s position axis (-1) must have at least n entries (`why`: what needs them)."""
+    if value.shape[-1] < n:
+        raise ValueError(f"{name} has {value.shape[-1]} position(s), but {why} needs at least {n}, got shape {tuple(value.shape)}")
+
+
+def selects(chosen: torch.Tensor, positions, n: int, name: str = "positions") -> None:
+    """`chosen` (what `positions` picked out of n predicted positions) must not be empty."""
+    if chosen.numel() == 0:
+        raise ValueError(f"{name} {positions!r} selects none of the {n} predicted positions")
+
+
+def ids(value: torch.Tensor, d_vocab: int, name: str = "tokens", what: str = "the vocabulary") -> None:
+    """Integer ids in [0, d_vocab): a negative id would silently index from the end."""
+    if value.numel() == 0:
+        return
+    low, high = int(value.min()), int(value.max())
+    if low < 0 or high >= d_vocab:
+        raise ValueError(f"{name} contains id {low if low < 0 else high}, outside {what} [0, {d_vocab})")
 
 
 def tokens(value, cfg, name: str = "tokens") -> None:
@@ -101,13 +170,11 @@ def tokens(value, cfg, name: str = "tokens") -> None:
         raise ValueError(f"{name} is empty: shape {tuple(value.shape)}, expected at least one sequence and position")
     if value.shape[1] > cfg.n_ctx:
         raise ValueError(f"{name} has {value.shape[1]} positions but the model's context is n_ctx={cfg.n_ctx}")
-    low, high = int(value.min()), int(value.max())
-    if low < 0 or high >= cfg.d_vocab:
-        raise ValueError(f"{name} contains id {low if low < 0 else high}, outside the vocabulary [0, {cfg.d_vocab})")
+    ids(value, cfg.d_vocab, name)
 
 
-def answers(value, tokens: torch.Tensor, name: str = "answers") -> None:
-    """`value` must hold one token id per prompt of `tokens`: [batch]."""
+def answers(value, tokens: torch.Tensor, name: str = "answers", d_vocab: int | None = None) -> None:
+    """`value` must hold one token id per prompt of `tokens`: [batch], ids in [0, d_vocab) if given."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor [batch] = [{tokens.shape[0]}] (one answer per prompt), "
                         f"got {type(value).__name__}")
@@ -115,6 +182,8 @@ def answers(value, tokens: torch.Tensor, name: str = "answers") -> None:
         raise ValueError(f"{name} must have shape [batch] = [{tokens.shape[0]}] (one answer per prompt), "
                          f"got shape {tuple(value.shape)}")
     tensor(value, name, "batch", dtype="int")
+    if d_vocab is not None:
+        ids(value, d_vocab, name)
 
 
 def shape_is(value, name: str, shape: tuple[int, ...], meaning: str) -> None:
@@ -123,6 +192,31 @@ def shape_is(value, name: str, shape: tuple[int, ...], meaning: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor {meaning} = {list(shape)}, got {type(value).__name__}")
     if tuple(value.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {meaning} = {list(shape)}, got shape {tuple(value.shape)}")
+
+
+def cache(value, model_, name: str = "cache", made_from: str = "tokens") -> None:
+    """`value` must be a full ActivationCache of `model_` (from `model_.run_with_cache(made_from)`): its
+    layers, d_model, n_heads and d_head must be the model's, or patching and lenses mix two models."""
+    if not hasattr(value, "accumulated_resid"):
+        raise TypeError(f"{name} must be the ActivationCache from model.run_with_cache({made_from}), got {type(value).__name__}")
+    model(model_)
+    cfg = model_.cfg
+    missing = [n for n in ("hook_embed", f"blocks.{cfg.n_layers - 1}.hook_resid_post") if n not in value]
+    if missing:
+        raise ValueError(f"{name} lacks {missing}: run model.run_with_cache({made_from}) without a names_filter")
+    heads = (cfg.n_heads, cfg.d_model // cfg.n_heads)
+    for key in value.keys():
+        layer_ = re.match(r"blocks\.(\d+)\.", key)
+        shape = tuple(value[key].shape)
+        if layer_ and int(layer_.group(1)) >= cfg.n_layers:
+            wrong = f"it has {key} but the model has n_layers={cfg.n_layers}"
+        elif key.endswith(("hook_embed", "hook_resid_pre", "hook_resid_post")) and shape[-1] != cfg.d_model:
+            wrong = f"{key} has shape {shape} but the model has d_model={cfg.d_model}"
+        elif key.endswith(("attn.hook_z", "attn.hook_q", "attn.hook_k", "attn.hook_v")) and len(shape) == 4 and shape[2:] != heads:
+            wrong = f"{key} has shape {shape} but the model has [n_heads, d_head] = {list(heads)}"
+        else:
+            continue
+        raise ValueError(f"{name} comes from another model: {wrong}")
 
 
 # ---- layers and heads ------------------------------------------------------------------------------

@@ -158,6 +158,76 @@ def per_task(*shape) -> dict:
     return {t: floats(*shape) for t in icl().tasks}
 
 
+# ---- issue 16: caches of other models, weights with NaN, inf or a zero head ---------------------------
+
+
+def _cache_of(**changes):
+    return Transformer(Config(**{**TINY, **changes})).run_with_cache(tokens(2, 4))[1]
+
+
+LN = dict(attn_only=False, d_mlp=32, normalization_type="LN")
+
+
+@cache
+def wide_cache():  # d_model 32: 4 heads of the same d_head
+    return _cache_of(d_model=32, n_heads=4)
+
+
+@cache
+def deep_cache():
+    return _cache_of(n_layers=3)
+
+
+@cache
+def heads4_cache():  # the same d_model, cut into 4 heads of d_head 4
+    return _cache_of(n_heads=4)
+
+
+@cache
+def ln_wide_cache():
+    return _cache_of(d_model=32, n_heads=4, **LN)
+
+
+@cache
+def ln_deep_cache():
+    return _cache_of(n_layers=3, **LN)
+
+
+@cache
+def ln_deep_model() -> Transformer:
+    return Transformer(Config(**{**TINY, "n_layers": 3, **LN}))
+
+
+@cache
+def ln_big_vocab_cache():  # every shape of ln_model() but a vocabulary of 32
+    return Transformer(Config(**{**TINY, "d_vocab": 32, **LN})).run_with_cache(tokens(2, 4, fill=20))[1]
+
+
+def zeroed_head_model() -> Transformer:
+    m = Transformer(Config(**TINY))
+    m.blocks[0].attn.W_O.data[1] = 0
+    return m
+
+
+def nan_head_model() -> Transformer:
+    m = Transformer(Config(**TINY))
+    m.blocks[1].attn.W_O.data[0, 0, 0] = float("nan")
+    return m
+
+
+def nan_at(t):
+    """t with its first entry NaN."""
+    t = t.clone()
+    t.view(-1)[0] = float("nan")
+    return t
+
+
+def inf_at(t):
+    t = t.clone()
+    t.view(-1)[0] = float("inf")
+    return t
+
+
 # ---- the table ---------------------------------------------------------------------------------------
 
 C = Case
@@ -979,7 +1049,7 @@ CASES: list[Case] = [
     C("patching.causal_trace", "no noise positions", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), []),
       ValueError, r"noise_positions must be a non-empty list of positions in \[0, 3\], got \[\]"),
     C("patching.causal_trace", "noise_scale 0", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], noise_scale=0),
-      ValueError, r"noise_scale must be > 0, got 0"),
+      ValueError, r"noise_scale must be a finite number > 0, got 0"),
     C("patching.causal_trace", "float tokens", lambda: patching.causal_trace(tiny(), floats(2, 4), slice(0, 2), [0]),
       TypeError, r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
     C("patching.causal_trace", "model a string", lambda: patching.causal_trace("gpt2", tokens(2, 4), slice(0, 2), [0]),
@@ -1138,6 +1208,230 @@ CASES: list[Case] = [
       r"k must be an int in \[0, 8\] \(how many heads to take\), got 9"),
     C("zoo_build.icl_seed_study", "layer out of range", lambda: zoo_build.icl_seed_study("icl_tasks", [1], files()["root"], 2, 2), ValueError,
       r"layer must be an int in \[0, 1\] .*got 2"),
+
+    # ==== issue 16: results that looked plausible and were wrong ==================================
+    # -- a cache from another model (wider: d_model 32, 4 heads of d_head 8; deeper: 3 layers) --
+    *[C(f"patching.{fn.__name__}", f"cache of a {kind} model", (lambda fn=fn, c=c, extra=extra: fn(tiny(), tokens(2, 4), c(), metric, *extra)),
+        ValueError, r"clean_cache comes from another model: " + match)
+      for fn, extra in ((patching.patch_resid_pre, (0, 0)), (patching.patch_head, (0, 0)), (patching.patch_heads, ([(0, 0)],)),
+                        (patching.patch_k_path, ((0, 0), [(1, 0)])), (patching.resid_patching, ()), (patching.head_patching, ()))
+      for kind, c, match in (("wider", wide_cache, r"hook_embed has shape \(2, 4, 32\) but the model has d_model=16"),
+                             ("deeper", deep_cache, r"it has blocks\.2\.hook_resid_pre but the model has n_layers=2"))],
+    *[C(f"lens.{name}", f"cache of a {kind} model", (lambda call=call, c=c: call(c())), ValueError, r"cache comes from another model: " + match)
+      for name, call in (("logit_lens", lambda c: lens.logit_lens(ln_model(), c)),
+                         ("resid_components", lambda c: lens.resid_components(ln_model(), c)),
+                         ("direct_logit_attribution", lambda c: lens.direct_logit_attribution(ln_model(), c, tokens(2, 4))),
+                         ("head_attribution", lambda c: lens.head_attribution(ln_model(), c, tokens(2, 4))),
+                         ("layer_attribution", lambda c: lens.layer_attribution(ln_model(), c, tokens(2, 4))),
+                         ("tuned_lens_logits", lambda c: lens.tuned_lens_logits(lens.TunedLens(2, 16), ln_model(), c)))
+      for kind, c, match in (("wider", ln_wide_cache, r"hook_embed has shape \(2, 4, 32\) but the model has d_model=16"),
+                             ("deeper", ln_deep_cache, r"it has blocks\.2\.hook_resid_pre but the model has n_layers=2"))],
+    C("patching.patch_head", "cache with more heads of the same d_model",
+      lambda: patching.patch_head(tiny(), tokens(2, 4), heads4_cache(), metric, 0, 0), ValueError,
+      r"clean_cache comes from another model: blocks\.0\.attn\.hook_[qkvz] has shape \(2, 4, 4, 4\) but the model has \[n_heads, d_head\] = \[2, 8\]"),
+    C("lens.logit_lens", "cache of a model with fewer layers", lambda: lens.logit_lens(ln_deep_model(), ln_cache()), ValueError,
+      r"cache lacks \['blocks\.2\.hook_resid_post'\]"),
+    C("lens.direct_logit_attribution", "tokens beyond the model's vocabulary, cache of a larger one",
+      lambda: lens.direct_logit_attribution(ln_model(), ln_big_vocab_cache(), tokens(2, 4, fill=20)), ValueError,
+      r"tokens contains id 20, outside the vocabulary \[0, 16\)"),
+    C("validate.cache", "a dict", lambda: validate.cache({}, tiny(), "clean_cache", "clean_tokens"), TypeError,
+      r"clean_cache must be the ActivationCache from model\.run_with_cache\(clean_tokens\), got dict"),
+    C("validate.cache", "another model's", lambda: validate.cache(wide_cache(), tiny()), ValueError,
+      r"cache comes from another model: hook_embed has shape \(2, 4, 32\) but the model has d_model=16"),
+
+    # -- token ids outside [0, d_vocab), negative ones included (they would index from the end) --
+    *[C(target, f"token id {fill}", call(fill), ValueError, rf"{name} contains id {fill}, outside the vocabulary \[0, 16\)")
+      for fill in (-1, 16)
+      for target, name, call in (
+          ("model.next_token_loss", "tokens", lambda f: lambda: model.next_token_loss(floats(1, 3, 16), tokens(1, 3, fill=f))),
+          ("metrics.per_token_loss", "tokens", lambda f: lambda: metrics.per_token_loss(floats(1, 3, 16), tokens(1, 3, fill=f))),
+          ("patching.correct_logprob", "tokens", lambda f: lambda: patching.correct_logprob(floats(2, 4, 16), tokens(2, 4, fill=f), slice(0, 2))),
+          ("lens.logit_attribution", "tokens", lambda f: lambda: lens.logit_attribution(floats(3, 2, 4, 16), floats(16, 16), tokens(2, 4, fill=f))),
+          ("lens.rank_of", "token", lambda f: lambda: lens.rank_of(floats(2, 4, 16), tokens(2, 4, fill=f))),
+          ("function_vectors.accuracy_with_vector", "answers", lambda f: lambda: fv.accuracy_with_vector(tiny(), tokens(4, 7), tokens(4, fill=f))),
+          ("function_vectors.indirect_effect", "answers", lambda f: lambda: fv.indirect_effect(tiny(), tokens(4, 7), tokens(4, fill=f), floats(2, 2, 8), 0, 0)),
+      )],
+    C("model.next_token_loss", "token id -100 (cross_entropy's ignore_index)", lambda: model.next_token_loss(floats(1, 3, 16), tokens(1, 3, fill=-100)),
+      ValueError, r"tokens contains id -100, outside the vocabulary \[0, 16\)"),
+    C("function_vectors.indirect_effects", "answer id = d_vocab", lambda: fv.indirect_effects(tiny(), tokens(4, 7), tokens(4, fill=16), floats(2, 2, 8)),
+      ValueError, r"answers contains id 16, outside the vocabulary \[0, 16\)"),
+    C("icl_tasks.ICLTasks", "apply to a negative item", lambda: icl().apply("copy", tokens(3, fill=-1)), ValueError,
+      r"x contains id -1, outside the items \[0, 8\)"),
+    C("icl_tasks.ICLTasks", "to_str of a negative token", lambda: icl().to_str(tokens(3, fill=-1)), ValueError,
+      r"tokens contains id -1, outside the vocabulary \[0, 43\)"),
+    C("ablation.clean_patterns", "negative token id", lambda: ablation.clean_patterns(tiny(), tokens(2, 4, fill=-1)), ValueError,
+      r"tokens contains id -1, outside the vocabulary \[0, 16\)"),
+    C("validate.ids", "negative id", lambda: validate.ids(tokens(2, 3, fill=-2), 16, "clean_tokens"), ValueError,
+      r"clean_tokens contains id -2, outside the vocabulary \[0, 16\)"),
+    C("validate.answers", "answer id = d_vocab", lambda: validate.answers(tokens(4, fill=16), tokens(4, 7), d_vocab=16), ValueError,
+      r"answers contains id 16, outside the vocabulary \[0, 16\)"),
+
+    # -- floats, bools and strings where ints or flags are meant --
+    C("model.Config", "attn_only 'False'", lambda: Config(attn_only="False"), TypeError, r"Config\.attn_only must be True or False, got 'False'"),
+    C("model.Config", "attn_only 0", lambda: Config(attn_only=0), TypeError, r"Config\.attn_only must be True or False, got 0"),
+    C("model.Config", "eps a string", lambda: Config(eps="1e-5"), TypeError, r"Config\.eps must be a finite number > 0, got '1e-5'"),
+    C("model.Config", "eps 0", lambda: Config(eps=0.0), ValueError, r"Config\.eps must be a finite number > 0, got 0\.0"),
+    C("model.Config", "init_range negative", lambda: Config(init_range=-1.0), ValueError, r"Config\.init_range must be a finite number > 0, got -1\.0"),
+    C("model.Config", "init_range inf", lambda: Config(init_range=float("inf")), ValueError, r"Config\.init_range must be a finite number > 0, got inf"),
+    C("model.Transformer", "loss_per_token 'no'", lambda: tiny()(tokens(1, 4), return_type="loss", loss_per_token="no"), TypeError,
+      r"loss_per_token must be True or False, got 'no'"),
+    C("model.next_token_loss", "per_token 'no'", lambda: model.next_token_loss(floats(1, 3, 16), tokens(1, 3), per_token="no"), TypeError,
+      r"per_token must be True or False, got 'no'"),
+    C("data.SyntheticLanguage", "p_repeat True", lambda: SyntheticLanguage(p_repeat=True), TypeError, r"p_repeat must be in \[0, 1\], got True"),
+    C("data.SyntheticLanguage", "p_repeat a string", lambda: SyntheticLanguage(p_repeat="0.5"), TypeError, r"p_repeat must be in \[0, 1\], got '0\.5'"),
+    C("data.SyntheticLanguage", "p_repeat nan", lambda: SyntheticLanguage(p_repeat=float("nan")), ValueError, r"p_repeat must be in \[0, 1\], got nan"),
+    C("data.SyntheticLanguage", "batch(1.5, 4)", lambda: SyntheticLanguage().batch(1.5, 4), TypeError, r"step must be an int, got 1\.5"),
+    C("data.SyntheticLanguage", "batch size 4.0", lambda: SyntheticLanguage().batch(1, 4.0), TypeError, r"size must be a positive int, got 4\.0"),
+    C("icl_tasks.ICLTasks", "batch(1.5, 4)", lambda: icl().batch(1.5, 4), TypeError, r"step must be an int, got 1\.5"),
+    C("icl_tasks.ICLTasks", "batch step True", lambda: icl().batch(True, 4), TypeError, r"step must be an int, got True"),
+    C("icl_tasks.ICLTasks", "prompts shots True", lambda: icl().prompts("copy", True, 4), TypeError, r"shots must be an int in \[0, 1\] .*got True"),
+    C("icl_tasks.ICLTasks", "prompts seed 1.5", lambda: icl().prompts("copy", 1, 4, seed=1.5), TypeError, r"seed must be an int, got 1\.5"),
+    C("icl_tasks.ICLTasks", "prompts shuffle_labels 'no'", lambda: ICLTasks(n_items=8, max_shots=4).prompts("copy", 3, 4, shuffle_labels="no"),
+      TypeError, r"shuffle_labels must be True or False, got 'no'"),
+    C("icl_classification.ICLClassification", "batch(1.5, 4)", lambda: ICLClassification().batch(1.5, 4), TypeError, r"step must be an int, got 1\.5"),
+    C("icl_classification.ICLClassification", "sample seed True", lambda: ICLClassification().sample(4, True), TypeError, r"seed must be an int, got True"),
+    C("function_vectors.task_mean_z", "shots=True", lambda: fv.task_mean_z(icl_model(), icl(), shots=True, size=4), TypeError,
+      r"shots must be an int in \[0, 1\] .*got True"),
+    C("function_vectors.average_indirect_effects", "shots=True", lambda: fv.average_indirect_effects(icl_model(), icl(), per_task(2, 2, 8), shots=True, size=4),
+      TypeError, r"shots must be an int in \[0, 1\] .*got True"),
+    C("function_vectors.cross_task_matrix", "seed 1.5", lambda: fv.cross_task_matrix(icl_model(), icl(), per_task(16), 0, size=4, seed=1.5),
+      TypeError, r"seed must be an int, got 1\.5"),
+    C("patching.causal_trace", "noise position True", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [True]), ValueError,
+      r"noise_positions must be a non-empty list of positions in \[0, 3\], got \[True\]"),
+    C("patching.causal_trace", "seed 1.5", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], seed=1.5), TypeError,
+      r"seed must be an int, got 1\.5"),
+    C("patching.causal_trace", "noise_scale inf", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], noise_scale=float("inf")),
+      ValueError, r"noise_scale must be a finite number > 0, got inf"),
+    C("patching.causal_trace", "noise_scale a string", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], noise_scale="3"),
+      TypeError, r"noise_scale must be a finite number > 0, got '3'"),
+    C("metrics.random_composition_baseline", "seed 1.5", lambda: metrics.random_composition_baseline(tiny(), "Q", seed=1.5), TypeError,
+      r"seed must be an int, got 1\.5"),
+    C("lens.train_tuned_lens", "seed 1.5", lambda: lens.train_tuned_lens(ln_model(), lambda s: tokens(2, 4), steps=1, seed=1.5), TypeError,
+      r"seed must be an int, got 1\.5"),
+    C("lens.train_tuned_lens", "lr inf", lambda: lens.train_tuned_lens(ln_model(), lambda s: tokens(2, 4), steps=1, lr=float("inf")), ValueError,
+      r"lr must be a finite number > 0, got inf"),
+    C("lens.train_tuned_lens", "lr True", lambda: lens.train_tuned_lens(ln_model(), lambda s: tokens(2, 4), steps=1, lr=True), TypeError,
+      r"lr must be a finite number > 0, got True"),
+    C("validate.boolean", "a string", lambda: validate.boolean(progress="yes"), TypeError, r"progress must be True or False, got 'yes'"),
+    C("validate.positive_number", "nan", lambda: validate.positive_number(lr=float("nan")), ValueError, r"lr must be a finite number > 0, got nan"),
+    C("validate.fraction", "1.5", lambda: validate.fraction(1.5, "p"), ValueError, r"p must be in \[0, 1\], got 1\.5"),
+
+    # -- inputs that cannot give a number: NaN or inf came back with no word --
+    C("model.next_token_loss", "one position", lambda: model.next_token_loss(floats(2, 1, 16), tokens(2, 1)), ValueError,
+      r"tokens has 1 position\(s\), but a next-token loss .* needs at least 2, got shape \(2, 1\)"),
+    C("metrics.per_token_loss", "one position", lambda: metrics.per_token_loss(floats(2, 1, 16), tokens(2, 1)), ValueError,
+      r"tokens has 1 position\(s\), but a next-token loss .* needs at least 2"),
+    C("model.Transformer", "loss of one position", lambda: tiny()(tokens(2, 1), return_type="loss"), ValueError,
+      r"tokens has 1 position\(s\), but a next-token loss .* needs at least 2"),
+    C("metrics.prev_token_score", "one position", lambda: metrics.prev_token_score(pattern(1, 2, 1, 1)), ValueError,
+      r"pattern has 1 position\(s\), but a score of attention to earlier positions needs at least 2, got shape \(1, 2, 1, 1\)"),
+    C("metrics.head_scores", "one position", lambda: metrics.head_scores(tiny(), tokens(2, 1), metrics.prev_token_score), ValueError,
+      r"pattern has 1 position\(s\), but a score of attention to earlier positions needs at least 2"),
+    C("metrics.composition_score", "W_A all zeros", lambda: metrics.composition_score(torch.zeros(4, 4), floats(4, 4)), ValueError,
+      r"W_A is all zeros: the composition score .* is 0 / 0, undefined"),
+    C("metrics.composition_score", "W_B all zeros", lambda: metrics.composition_score(floats(4, 4), torch.zeros(4, 4)), ValueError,
+      r"W_B is all zeros: the composition score .* is 0 / 0, undefined"),
+    C("metrics.composition_scores", "a head with W_O all zeros", lambda: metrics.composition_scores(zeroed_head_model(), "Q"), ValueError,
+      r"model\.W_O is all zeros for heads \(layer, head\) \[\(0, 1\)\]: a composition score is 0 / 0, undefined"),
+    C("metrics.eigenvalue_copying_score", "all zeros", lambda: metrics.eigenvalue_copying_score(torch.zeros(4, 4)), ValueError,
+      r"matrix is all zeros: its copying score .* is 0 / 0, undefined"),
+    C("ablation.ablation_effects", "positions select nothing", lambda: ablation.ablation_effects(tiny(), tokens(2, 4), slice(5, 9)), ValueError,
+      r"positions slice\(5, 9, None\) selects none of the 3 predicted positions"),
+    C("ablation.ablation_effects", "an empty slice", lambda: ablation.ablation_effects(tiny(), tokens(2, 4), slice(1, 1)), ValueError,
+      r"positions slice\(1, 1, None\) selects none of the 3 predicted positions"),
+    C("validate.nonzero", "zeros", lambda: validate.nonzero(torch.zeros(3), "W", "a ratio of norms"), ValueError,
+      r"W is all zeros: a ratio of norms is 0 / 0, undefined"),
+    C("validate.head_weights", "a zero head", lambda: validate.head_weights(torch.zeros(1, 2, 3), "W_O", "a score"), ValueError,
+      r"W_O is all zeros for heads \(layer, head\) \[\(0, 0\), \(0, 1\)\]"),
+    C("validate.positions_at_least", "one position", lambda: validate.positions_at_least(tokens(2, 1), 2, "tokens", "a loss"), ValueError,
+      r"tokens has 1 position\(s\), but a loss needs at least 2"),
+    C("validate.selects", "nothing", lambda: validate.selects(floats(2, 0), slice(3, 3), 3), ValueError,
+      r"positions slice\(3, 3, None\) selects none of the 3 predicted positions"),
+
+    # -- NaN or inf in weights, vectors and scores --
+    *[C(target, f"{name} holds {kind}", call, ValueError, rf"{name} contains NaN or inf \(\d+ of \d+ entries\)")
+      for kind, bad in (("NaN", nan_at), ("inf", inf_at))
+      for target, name, call in (
+          ("model.embed", "W_E", lambda bad=bad: model.embed(tokens(2, 3), bad(floats(16, 4)))),
+          ("model.attention_pattern", "q", lambda bad=bad: model.attention_pattern(bad(floats(3, 4)), floats(3, 4))),
+          ("model.multi_head_attention", "W_Q", lambda bad=bad: mha(W_Q=bad(floats(2, 16, 8)))()),
+          ("metrics.induction_score", "pattern", lambda bad=bad: metrics.induction_score(bad(pattern(1, 2, 12, 12)), 6)),
+          ("metrics.composition_score", "W_A", lambda bad=bad: metrics.composition_score(bad(floats(4, 4)), floats(4, 4))),
+          ("function_vectors.top_heads", "aie", lambda bad=bad: fv.top_heads(bad(floats(2, 2)), 1)),
+          ("function_vectors.logits_with_vector", "vector", lambda bad=bad: fv.logits_with_vector(tiny(), tokens(4, 7), bad(floats(16)), 0)),
+          ("lens.unembed_resid", "w", lambda bad=bad: lens.unembed_resid(floats(2, 4, 16), bad(floats(16)), floats(16), floats(16, 16), floats(16))),
+      )],
+    *[C(target, f"{name} holds NaN", call, ValueError, rf"{name} contains NaN or inf \(\d+ of \d+ entries\): expected finite numbers")
+      for target, name, call in (
+          ("model.pos_embed", "W_pos", lambda: model.pos_embed(tokens(2, 3), nan_at(floats(8, 4)))),
+          ("model.unembed", "resid", lambda: model.unembed(nan_at(floats(2, 3, 4)), floats(4, 16), floats(16))),
+          ("metrics.per_token_loss", "logits", lambda: metrics.per_token_loss(nan_at(floats(1, 3, 16)), tokens(1, 3))),
+          ("metrics.prev_token_score", "pattern", lambda: metrics.prev_token_score(nan_at(pattern(1, 2, 4, 4)))),
+          ("metrics.duplicate_token_score", "pattern", lambda: metrics.duplicate_token_score(nan_at(pattern(1, 2, 12, 12)), 6)),
+          ("metrics.icl_score", "loss_by_token", lambda: metrics.icl_score(nan_at(floats(2, 10)), slice(0, 3), slice(5, 9))),
+          ("metrics.eigenvalue_copying_score", "matrix", lambda: metrics.eigenvalue_copying_score(nan_at(floats(4, 4)))),
+          ("metrics.copying_score", "full_ov", lambda: metrics.copying_score(nan_at(floats(4, 4)))),
+          ("metrics.composition_scores", "model.W_O", lambda: metrics.composition_scores(nan_head_model(), "K")),
+          ("ablation.ablate_head", "replacement", lambda: ablation.ablate_head(floats(2, 4, 2, 8), 0, float("nan"))),
+          ("ablation.head_output", "W_O", lambda: ablation.head_output(floats(2, 4, 2, 8), nan_at(floats(2, 8, 16)), 0)),
+          ("ablation.keys_without", "removed", lambda: ablation.keys_without(floats(2, 4, 2, 8), nan_at(floats(2, 4, 16)), floats(2, 16, 8), 0)),
+          ("lens.kl_to_final", "final_logits", lambda: lens.kl_to_final(floats(3, 2, 4, 16), nan_at(floats(2, 4, 16)))),
+          ("lens.rank_of", "logits", lambda: lens.rank_of(nan_at(floats(2, 4, 16)), tokens(2, 4))),
+          ("lens.logit_attribution", "stack", lambda: lens.logit_attribution(nan_at(floats(3, 2, 4, 16)), floats(16, 16), tokens(2, 4))),
+          ("lens.TunedLens", "resid_stack", lambda: lens.TunedLens(2, 16)(nan_at(floats(3, 2, 4, 16)), ln_model())),
+          ("patching.correct_logprob", "logits", lambda: patching.correct_logprob(nan_at(floats(2, 4, 16)), tokens(2, 4), slice(0, 2))),
+          ("patching.normalized_metric", "clean_value", lambda: patching.normalized_metric(torch.tensor(1.0), torch.tensor(float("nan")), torch.tensor(0.0))),
+          ("function_vectors.function_vector", "mean_outputs", lambda: fv.function_vector(nan_at(floats(2, 2, 16)), [(0, 0)])),
+          ("function_vectors.add_vector_hook", "vector", lambda: fv.add_vector_hook(nan_at(floats(16)), 0)),
+          ("function_vectors.predictions_with_vector", "vector", lambda: fv.predictions_with_vector(tiny(), tokens(4, 7), nan_at(floats(16)), 0)),
+          ("function_vectors.accuracy_with_vector", "vector", lambda: fv.accuracy_with_vector(tiny(), tokens(4, 7), tokens(4), nan_at(floats(16)), 0)),
+          ("function_vectors.indirect_effect", "mean_z", lambda: fv.indirect_effect(tiny(), tokens(4, 7), tokens(4), nan_at(floats(2, 2, 8)), 0, 0)),
+          ("function_vectors.indirect_effects", "mean_z", lambda: fv.indirect_effects(tiny(), tokens(4, 7), tokens(4), nan_at(floats(2, 2, 8)))),
+          ("function_vectors.cross_task_matrix", "vector", lambda: fv.cross_task_matrix(icl_model(), icl(), {t: nan_at(floats(16)) for t in icl().tasks}, 0, size=4)),
+          ("validate.finite", "x", lambda: validate.finite(nan_at(floats(3)), "x")),
+      )],
+    C("function_vectors.top_heads", "NaN would rank first", lambda: fv.top_heads(torch.tensor([[0.1, float("nan")], [0.2, 0.3]]), 1), ValueError,
+      r"aie contains NaN or inf \(1 of 4 entries\)"),
+    C("patching.normalized_metric", "value inf", lambda: patching.normalized_metric(torch.tensor(float("inf")), torch.tensor(1.0), torch.tensor(0.0)),
+      ValueError, r"value contains NaN or inf \(1 of 1 entries\)"),
+
+    # -- biases of the wrong shape, which would broadcast silently --
+    C("model.multi_head_attention", "b_Q one row for all heads", mha(b_Q=floats(1, 8)), ValueError,
+      r"b_Q must have shape \[head_index, d_head\] = \[2, 8\], got shape \(1, 8\)"),
+    C("model.multi_head_attention", "b_K without the head axis", mha(b_K=floats(8)), ValueError,
+      r"b_K must have shape \[head_index, d_head\] = \[2, 8\], got shape \(8,\)"),
+    C("model.multi_head_attention", "b_V a scalar", mha(b_V=torch.tensor(0.5)), ValueError,
+      r"b_V must have shape \[head_index, d_head\] = \[2, 8\], got shape \(\)"),
+    C("model.multi_head_attention", "b_O of one entry", mha(b_O=floats(1)), ValueError, r"b_O must have shape \[d_model\] = \[16\], got shape \(1,\)"),
+    C("model.multi_head_attention", "b_O per position", mha(b_O=floats(4, 16)), ValueError, r"b_O must have shape \[d_model\] = \[16\], got shape \(4, 16\)"),
+    C("model.multi_head_attention", "b_Q a list", mha(b_Q=[0.0]), TypeError, r"b_Q must be a torch\.Tensor \[head_index, d_head\] = \[2, 8\], got list"),
+    C("lens.unembed_resid", "b_U of one entry", lambda: lens.unembed_resid(floats(2, 4, 16), floats(16), floats(16), floats(16, 16), floats(1)),
+      ValueError, r"b_U must have shape \[d_vocab\] = \[16\], got shape \(1,\)"),
+    C("lens.unembed_resid", "b per position", lambda: lens.unembed_resid(floats(2, 4, 16), floats(16), floats(4, 16), floats(16, 16), floats(16)),
+      ValueError, r"b must have shape \[d_model\] = \[16\], got shape \(4, 16\)"),
+    C("lens.unembed_resid", "w per batch", lambda: lens.unembed_resid(floats(2, 4, 16), floats(2, 16), floats(16), floats(16, 16), floats(16)),
+      ValueError, r"w must have shape \[d_model\] = \[16\], got shape \(2, 16\)"),
+
+    # -- integer token dtypes: only torch.long, refused at the entrance with a hint --
+    *[C(target, f"{name} {dtype}", (lambda call=call, dtype=dtype: call(dtype)), TypeError,
+        rf"{name} must be an integer tensor \(torch\.long\), got dtype torch\.{dtype} \(convert with {name}\.long\(\)\)")
+      for dtype in ("int32", "int16", "uint8")
+      for target, name, call in (
+          ("model.Transformer", "tokens", lambda d: tiny()(tokens(2, 4, dtype=getattr(torch, d)), return_type="loss")),
+          ("model.next_token_loss", "tokens", lambda d: model.next_token_loss(floats(1, 3, 16), tokens(1, 3, dtype=getattr(torch, d)))),
+          ("model.embed", "tokens", lambda d: model.embed(tokens(2, 3, dtype=getattr(torch, d)), floats(16, 4))),
+          ("patching.correct_logprob", "tokens", lambda d: patching.correct_logprob(floats(2, 4, 16), tokens(2, 4, dtype=getattr(torch, d)), slice(0, 2))),
+          ("function_vectors.accuracy_with_vector", "answers", lambda d: fv.accuracy_with_vector(tiny(), tokens(4, 7), tokens(4, dtype=getattr(torch, d)))),
+      )],
+    *[C(target, f"{name} int32", call, TypeError, rf"{name} must be an integer tensor \(torch\.long\), got dtype torch\.int32")
+      for target, name, call in (
+          ("lens.rank_of", "token", lambda: lens.rank_of(floats(2, 4, 16), tokens(2, 4, dtype=torch.int32))),
+          ("lens.logit_attribution", "tokens", lambda: lens.logit_attribution(floats(3, 2, 4, 16), floats(16, 16), tokens(2, 4, dtype=torch.int32))),
+          ("metrics.head_scores", "tokens", lambda: metrics.head_scores(tiny(), tokens(1, 8, dtype=torch.int32), metrics.prev_token_score)),
+          ("function_vectors.mean_head_z", "tokens", lambda: fv.mean_head_z(tiny(), tokens(2, 4, dtype=torch.int32))),
+          ("model.pos_embed", "tokens", lambda: model.pos_embed(tokens(2, 3, dtype=torch.int32), floats(8, 4))),
+          ("validate.tokens", "tokens", lambda: validate.tokens(tokens(2, 4, dtype=torch.int32), tiny().cfg)),
+      )],
 ]
 
 # Public names that need no bad-input case, each with the reason.
@@ -1198,5 +1492,5 @@ def test_every_public_function_has_a_case():
 def test_the_table_is_large():
     """The count of cases is reported with the issue; keep it from shrinking unnoticed."""
     print(f"{len(CASES)} bad-input cases over {len({c.target for c in CASES})} public functions and classes")
-    assert len(CASES) >= 435
+    assert len(CASES) >= 435 + 170  # issue 16 added the 'plausible and wrong' families
     assert len({c.id for c in CASES}) == len(CASES), "two cases share an id"
