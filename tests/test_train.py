@@ -251,7 +251,16 @@ def _events_by_phase(tmp_path) -> dict[str, list[int]]:
     return by_phase
 
 
-def test_an_interrupt_at_any_instant_resumes_to_the_same_weights(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal or a notebook, also where the tests were
+    started with SIGINT ignored (a background job, some CI runners)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_at_any_instant_resumes_to_the_same_weights(tmp_path, ctrl_c_raises):
     import random
 
     reference, ref_result = trained()
@@ -276,7 +285,7 @@ def test_an_interrupt_at_any_instant_resumes_to_the_same_weights(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="sends SIGINT to the main thread (POSIX)")
-def test_ctrl_c_from_another_thread_at_random_times_resumes_to_the_same_weights(tmp_path):
+def test_ctrl_c_from_another_thread_at_random_times_resumes_to_the_same_weights(tmp_path, ctrl_c_raises):
     """As a learner's Ctrl-C arrives: from outside, at any time. Each run is interrupted once."""
     import random
     import threading
