@@ -231,7 +231,7 @@ def test_grade_finds_the_course_notebook_and_its_exercises(tmp_path):
         assert stubs and sorted(course[path.stem]) == sorted(stubs), path.name
     assert set(RIGHT) <= set(course["03_finding_induction_heads"])
     assert course["01_build_a_two_layer_transformer"]["forward"].args == ["model"]  # check_forward(forward, model)
-    assert course["03_finding_induction_heads"]["induction_score"].hint.startswith("the diagonal at offset")
+    assert course["03_finding_induction_heads"]["induction_score"].hint.startswith("yours to write")
     renamed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(RIGHT["induction_score"])])
     assert grade.identify(renamed, course, Path("Copy of my homework.ipynb")) == "03_finding_induction_heads"
     empty = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
