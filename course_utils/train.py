@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import threading
@@ -32,6 +33,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
+from . import validate
 from .model import Config, Transformer
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
@@ -58,14 +60,13 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "mps" or "auto"
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
-        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        validate.positive(**{f"TrainConfig.{name}": getattr(self, name) for name in ("steps", "batch_size", "checkpoint_every")})
+        validate.at_least(self.warmup_steps, 0, "TrainConfig.warmup_steps")
+        validate.positive_number(**{"TrainConfig.lr": self.lr})
+        decay = self.weight_decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < math.inf:
+            raise (TypeError if isinstance(decay, bool) or not isinstance(decay, (int, float)) else ValueError)(
+                f"TrainConfig.weight_decay must be a finite number >= 0, got {decay!r}")
         if self.device not in DEVICES:
             raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'mps' or 'auto', got {self.device!r}")
 

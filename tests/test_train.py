@@ -182,7 +182,7 @@ def test_bad_training_arguments():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="device must be"):
         TrainConfig(device="tpu")
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         TrainConfig(lr=0)
     with pytest.raises(TypeError, match="course_utils Transformer"):
         train(torch.nn.Linear(2, 2), batches, TCFG)
