@@ -732,6 +732,8 @@ CASES: list[Case] = [
                  checks.check_perfect_prev_token_pattern, checks.check_clamp_head_pattern,
                  checks.check_decompose_resid, checks.check_unembed_resid, checks.check_kl_to_final,
                  checks.check_logit_attribution, checks.check_normalized_metric, checks.check_patch_resid_pre,
+                 checks.check_correct_logprob, checks.check_resid_patching, checks.check_patch_heads,
+                 checks.check_patch_k_path,
                  checks.check_mean_head_outputs, checks.check_indirect_effect, checks.check_logits_with_vector,
                  checks.check_qk_circuit, checks.check_composition_excess, checks.check_ov_eigenvalue_score,
                  checks.check_full_ov_top1_accuracy, checks.check_key_scores_by_source)],

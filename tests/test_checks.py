@@ -291,6 +291,69 @@ def _patch(model, corrupted, cache, metric, layer, pos, where="resid_pre", index
     return value.item() if item else value
 
 
+def _logprob(logits, tokens, positions, shift=1, raw=False, probs=False, reduce="mean"):
+    source = logits if raw else (logits.softmax(-1) if probs else logits.log_softmax(-1))
+    picked = source[:, :-1].gather(-1, tokens[:, shift:tokens.shape[1] - 1 + shift, None])[..., 0]
+    return getattr(picked[:, positions], reduce)()
+
+
+def _resid_map(model, corrupted, cache, metric, transpose=False, where="resid_pre", loop=False):
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        row = []
+        for pos in range(corrupted.shape[1]):
+            name = f"blocks.{layer}.hook_{where}"
+
+            def hook(resid, hook, pos=pos, name=name):
+                resid[:, pos] = cache[name][:, pos]
+                return resid
+            row.append(metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)])))
+        rows.append(torch.stack(row))
+    out = torch.stack(rows)
+    return out.T if transpose else out
+
+
+def _heads(model, corrupted, cache, metric, heads, activation, by_name=False, pattern_as_z=False, every_head=False,
+           always_z=False):
+    activation = "z" if always_z else activation
+    hooks = {} if by_name else []
+    for layer, head in heads:
+        name = f"blocks.{layer}.attn.hook_{activation}"
+
+        def hook(act, hook, head=head):
+            if every_head:
+                act[:] = cache[hook.name]
+            elif activation == "pattern" and not pattern_as_z:
+                act[:, head] = cache[hook.name][:, head]
+            else:
+                act[:, :, head] = cache[hook.name][:, :, head]
+            return act
+        if by_name:
+            hooks[name] = hook
+        else:
+            hooks.append((name, hook))
+    return metric(model.run_with_hooks(corrupted, fwd_hooks=list(hooks.items()) if by_name else hooks))
+
+
+def _k_path(model, corrupted, cache, metric, writer, readers, sign=1.0, whole_output=False, whole_keys=False):
+    w_layer, w_head = writer
+    z_name = f"blocks.{w_layer}.attn.hook_z"
+    if whole_output:
+        return _heads(model, corrupted, cache, metric, [writer], "z")
+    if whole_keys:
+        return _heads(model, corrupted, cache, metric, readers, "k")
+    _, run = model.run_with_cache(corrupted)
+    diff = (run[z_name][:, :, w_head] - cache[z_name][:, :, w_head]) @ model.W_O[w_layer, w_head]
+    hooks = []
+    for layer, head in readers:
+        def hook(k, hook, layer=layer, head=head):
+            k = k.clone()
+            k[:, :, head] = k[:, :, head] - sign * diff @ model.W_K[layer, head]
+            return k
+        hooks.append((f"blocks.{layer}.attn.hook_k", hook))
+    return metric(model.run_with_hooks(corrupted, fwd_hooks=hooks))
+
+
 def _mean_outputs(model, tokens, position=-1, with_W_O=True, reduce="mean", b_O=False, sum_heads=False):
     _, cache = model.run_with_cache(tokens)
     z = torch.stack([cache[f"blocks.{l}.attn.hook_z"][:, position] for l in range(model.cfg.n_layers)], 1)
@@ -468,8 +531,12 @@ RIGHT = {
     "kl_to_final": [_kl, lambda l, f: torch.stack([F.kl_div(row.log_softmax(-1), f.log_softmax(-1), log_target=True,
                                                             reduction="none").sum(-1).mean() for row in l])],
     "logit_attribution": [_dla, lambda s, W_U, t: (s[:, :, :-1] * W_U.T[t[:, 1:]]).sum(-1)],
+    "correct_logprob": [_logprob, lambda l, t, p: l.log_softmax(-1)[:, :-1].gather(-1, t[:, 1:, None])[:, p].mean()],
     "normalized_metric": [lambda v, c, x: (v - x) / (c - x)],
     "patch_resid_pre": [_patch],
+    "resid_patching": [_resid_map],
+    "patch_heads": [_heads],
+    "patch_k_path": [_k_path],
     "mean_head_outputs": [_mean_outputs],
     "indirect_effect": [_effect],
     "logits_with_vector": [_with_vector],
@@ -812,6 +879,35 @@ WRONG = {
         ("a Python float", lambda v, c, x: ((v - x) / (c - x)).tolist(), r"got a Python float|got a list"),
         ("0 / 0: NaN", lambda v, c, x: (v - v) / (c - c), r"NaN in \d+ of \d+ entries, the first at index"),
         ("divided by 0: inf", lambda v, c, x: (v - x) / (c - c), r"infinite values"),
+    ],
+    "correct_logprob": [
+        ("own token", lambda l, t, p: _logprob(l, t, p, shift=0), "scored each position's own token"),
+        ("raw logits", lambda l, t, p: _logprob(l, t, p, raw=True), "raw logits"),
+        ("probabilities", lambda l, t, p: _logprob(l, t, p, probs=True), "averaged probabilities"),
+        ("summed", lambda l, t, p: _logprob(l, t, p, reduce="sum"), "summed over the batch"),
+        ("every position", lambda l, t, p: _logprob(l, t, slice(None)), "averaged over every position"),
+        ("a Python float", lambda l, t, p: _logprob(l, t, p).item(), "got a Python float"),
+    ],
+    "resid_patching": [
+        ("transposed", lambda *a: _resid_map(*a, transpose=True), "transposed"),
+        ("resid_post", lambda *a: _resid_map(*a, where="resid_post"), "hook_resid_post"),
+        ("a list of lists", lambda *a: _resid_map(*a).tolist(), "got a list"),
+        ("one patch only", lambda m, c, cache, metric: _resid_map(m, c, cache, metric)[:, :1],
+         r"axis 1 \(pos\) has 1 entry"),
+    ],
+    "patch_heads": [
+        ("dict of hooks", lambda *a: _heads(*a, by_name=True), "only the last head of each layer"),
+        ("pattern like z", lambda *a: _heads(*a, pattern_as_z=True), r"head axis is the second, act\[:, head\]"),
+        ("every head", lambda *a: _heads(*a, every_head=True), "patched every head of the layer"),
+        ("always z", lambda *a: _heads(*a, always_z=True), "outputs z whatever the activation"),
+        ("left a hook", lambda m, c, cache, metric, h, a: (m.add_hook(f"blocks.{h[0][0]}.attn.hook_z", lambda x, hook: x),
+                                                          _heads(m, c, cache, metric, h, a))[1], "left a hook on the model"),
+    ],
+    "patch_k_path": [
+        ("whole output", lambda *a: _k_path(*a, whole_output=True), "patched the writer's whole output"),
+        ("whole keys", lambda *a: _k_path(*a, whole_keys=True), "patched the readers' whole keys"),
+        ("sign flipped", lambda *a: _k_path(*a, sign=-1.0), "wrong sign"),
+        ("no path", lambda m, c, cache, metric, w, r: metric(m(c)), "returned the corrupted run's metric"),
     ],
     "patch_resid_pre": [
         ("every position", lambda m, c, cache, metric, l, p: _patch(m, c, cache, metric, l, p, index=(slice(None), slice(None))),

@@ -30,7 +30,8 @@ from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, 
                                          check_clamp_head_pattern, check_combination_costs, check_keys_without,
                                          check_pattern_preserving_loss, check_perfect_prev_token_pattern)
 from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
-from .nb06_activation_patching import check_normalized_metric, check_patch_resid_pre
+from .nb06_activation_patching import (check_correct_logprob, check_normalized_metric, check_patch_heads,
+                                       check_patch_k_path, check_patch_resid_pre, check_resid_patching)
 from .nb07_function_vectors import check_indirect_effect, check_logits_with_vector, check_mean_head_outputs
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
@@ -71,6 +72,7 @@ __all__ = [
     "check_keys_without", "check_pattern_preserving_loss", "check_perfect_prev_token_pattern",
     "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
-    "check_normalized_metric", "check_patch_resid_pre",
+    "check_correct_logprob", "check_normalized_metric", "check_patch_resid_pre", "check_resid_patching",
+    "check_patch_heads", "check_patch_k_path",
     "check_mean_head_outputs", "check_indirect_effect", "check_logits_with_vector",
 ]

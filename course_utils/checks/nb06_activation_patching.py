@@ -1,18 +1,61 @@
-"""Checks for notebook 06, "Activation patching": the normalised metric, and patching the residual
-stream at one layer and position by hand."""
+"""Checks for notebook 06, "Activation patching": the log-probability metric and its normalised form,
+patching the residual stream at one layer and position by hand and then at every one, patching a
+group of heads' outputs, queries, keys, values or patterns, and patching one path (a head's output
+into later heads' keys only)."""
 
 from __future__ import annotations
 
 import torch
 
-from .. import patching
+from .. import ablation, patching
 from . import fixtures
 from .framework import call, compare, done
 
 REFERENCES = {
+    "correct_logprob": patching.correct_logprob,
     "normalized_metric": patching.normalized_metric,
     "patch_resid_pre": patching.patch_resid_pre,
+    "resid_patching": patching.resid_patching,
+    "patch_heads": patching.patch_heads,
+    "patch_k_path": patching.patch_k_path,
 }
+
+
+def check_correct_logprob(fn):
+    """fn(logits [batch, pos, d_vocab], tokens [batch, pos], positions) -> the mean log-probability of the
+    correct next token at `positions`, a 0-d tensor."""
+    __tracebackhide__ = True
+    cases = [(3, 8, 13, slice(3, 7)), (2, 10, 17, slice(0, 9)), (4, 6, 11, slice(2, 5, 2))]
+    for seed, (batch, seq, vocab, positions) in enumerate(cases):
+        g = fixtures.generator(seed)
+        logits = 3 * torch.randn(batch, seq, vocab, generator=g) + torch.randn(vocab, generator=g)  # not log-softmaxed
+        tokens = fixtures.tokens(g, batch, seq, vocab)
+        expected = patching.correct_logprob(logits.clone(), tokens.clone(), positions)
+        got = call("correct_logprob", fn, {"logits": logits, "tokens": tokens, "positions": positions})
+        logprobs = logits.log_softmax(-1)
+
+        def picked(source, shift=1):  # [batch, pos - 1]: source at position t, read at token t + shift
+            if shift == 1:
+                return source[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+            return source[:, :-1].gather(-1, tokens[:, :-1, None])[..., 0]
+
+        mistakes = {
+            "you scored each position's own token: position t predicts the NEXT token, tokens[:, t + 1] "
+            "(take logits[:, :-1] and tokens[:, 1:])": picked(logprobs, shift=0)[:, positions].mean(),
+            "you took the raw logits of the correct tokens: turn them into log-probabilities first "
+            "(logits.log_softmax(-1))": picked(logits)[:, positions].mean(),
+            "you averaged probabilities, not log-probabilities: keep the log (log_softmax, not softmax)":
+                picked(logits.softmax(-1))[:, positions].mean(),
+            "you summed over the batch and the positions: the metric is the mean, so that it does not grow "
+            "with the batch or the number of positions": picked(logprobs)[:, positions].sum(),
+            "you averaged over every position: only the positions in `positions` count":
+                picked(logprobs).mean(),
+            "you applied `positions` to the tokens' positions before shifting: the prediction made at "
+            "position t (logits[:, t]) is scored against tokens[:, t + 1]":
+                lambda: logprobs[:, 1:].gather(-1, tokens[:, 1:, None])[..., 0][:, positions].mean(),
+        }
+        compare("correct_logprob", got, expected, mistakes, atol=1e-5)
+    done("correct_logprob", len(cases))
 
 
 def check_normalized_metric(fn):
@@ -87,3 +130,152 @@ def check_patch_resid_pre(fn):
                     atol=1e-4)
             cases += 1
     done("patch_resid_pre", cases)
+
+
+def _pair(batch, period, model, seed):
+    clean, corrupted = patching.clean_and_corrupted(batch, period, model.cfg.d_vocab, seed=seed)
+    metric = patching.patching_metric(model, clean, corrupted, slice(period, 2 * period - 1))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(clean)
+    return clean, corrupted, cache, metric
+
+
+def check_resid_patching(fn):
+    """fn(model, corrupted_tokens, clean_cache, metric) -> [layer, pos]: the metric after patching the
+    residual stream entering each layer at each position."""
+    __tracebackhide__ = True
+    cases = [(3, 4, 3), (2, 3, 5)]  # (layers, batch, period)
+    for seed, (n_layers, batch, period) in enumerate(cases):
+        model = fixtures.model(seed, n_layers=n_layers, n_ctx=12)
+        clean, corrupted, cache, metric = _pair(batch, period, model, seed + 1)
+        expected = patching.resid_patching(model, corrupted.clone(), cache, metric).to(torch.float32)
+        with torch.no_grad():
+            got = call("resid_patching", fn, {"model": model, "corrupted_tokens": corrupted, "clean_cache": cache,
+                                              "metric": metric})
+
+        def sweep(where, index):
+            def one(layer, pos):
+                name = f"blocks.{layer}.hook_{where}"
+
+                def hook(act, hook):
+                    act[index(pos)] = cache[name][index(pos)]
+                    return act
+                with torch.no_grad():
+                    return metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)]))
+            return torch.stack([torch.stack([one(layer, pos) for pos in range(corrupted.shape[1])])
+                                for layer in range(n_layers)])
+
+        mistakes = {
+            "your map is transposed: rows are layers, columns are positions ([layer, pos])":
+                lambda: expected.T.contiguous(),
+            "you patched the residual stream leaving each layer (hook_resid_post): patch the one entering it, "
+            "blocks.LAYER.hook_resid_pre": lambda: sweep("resid_post", lambda pos: (slice(None), pos)),
+            "you patched one batch entry per position (resid[pos]): the position axis is the second, resid[:, pos]":
+                lambda: sweep("resid_pre", lambda pos: (pos,)),
+            "every entry is the corrupted run's metric (0): the hook must return the patched activation":
+                lambda: torch.zeros_like(expected) + metric(model(corrupted)),
+        }
+        compare("resid_patching", got, expected, mistakes, atol=1e-4, axes="layer pos")
+    done("resid_patching", len(cases))
+
+
+def _patched_with(model, corrupted, cache, metric, heads, activation, index):
+    """metric of the corrupted run with each head's activation put back at `index(head)`: how a check
+    builds a wrong answer the library does not produce."""
+    hooks = []
+    for layer, head in heads:
+        def hook(act, hook, head=head):
+            act[index(head)] = cache[hook.name][index(head)]
+            return act
+        hooks.append((f"blocks.{layer}.attn.hook_{activation}", hook))
+    with torch.no_grad():
+        return metric(model.run_with_hooks(corrupted, fwd_hooks=hooks))
+
+
+def check_patch_heads(fn):
+    """fn(model, corrupted_tokens, clean_cache, metric, heads, activation) -> the metric with each head's
+    activation (z, q, k, v or pattern) taken from the clean run, all heads in one run: a 0-d tensor."""
+    __tracebackhide__ = True
+    cases = [("z", [(1, 2)], False), ("pattern", [(2, 1), (1, 0)], False), ("k", [(0, 1), (0, 2)], False),
+             ("v", [(2, 0), (2, 2)], True), ("q", [(1, 1), (2, 0)], False), ("pattern", [(0, 2), (0, 0)], True)]
+    for seed, (activation, heads, on_bridge) in enumerate(cases):
+        model = (fixtures.bridge if on_bridge else fixtures.model)(seed, n_layers=3, n_heads=3, n_ctx=12)
+        _, corrupted, cache, metric = _pair(3 + seed % 2, 5, model, seed)
+        expected = patching.patch_heads(model, corrupted.clone(), cache, metric, list(heads), activation)
+        with torch.no_grad():
+            got = call("patch_heads", fn, {"model": model, "corrupted_tokens": corrupted, "clean_cache": cache,
+                                           "metric": metric, "heads": list(heads), "activation": activation})
+        z_like = lambda head: (slice(None), slice(None), head)  # noqa: E731  [batch, pos, head, d_head]
+        pattern_like = lambda head: (slice(None), head)  # noqa: E731  [batch, head, query_pos, key_pos]
+        right_index = pattern_like if activation == "pattern" else z_like
+        mistakes = {
+            "only the last head of each layer was patched: two hooks on the same hook point must both stay in "
+            "the list (a dict keyed by hook name keeps only the last), and a hook defined in a loop must bind "
+            "its head (`def hook(act, hook, head=head)`)":
+                lambda: _patched_with(model, corrupted, cache, metric,
+                                      list({layer: (layer, head) for layer, head in heads}.values()), activation, right_index),
+            "you patched every head of the layer: only the heads in `heads` are put back, act[:, :, head] "
+            "(for the pattern, act[:, head])":
+                lambda: _patched_with(model, corrupted, cache, metric, heads, activation, lambda head: (slice(None),)),
+            "the pattern is [batch, head, query_pos, key_pos]: its head axis is the second, act[:, head], not "
+            "the third as for z, q, k and v":
+                (lambda: _patched_with(model, corrupted, cache, metric, heads, activation, z_like))
+                if activation == "pattern" else None,
+            "you indexed the pattern's head axis in z, q, k or v: those are [batch, pos, head, d_head], the "
+            "head axis is the third, act[:, :, head]":
+                (lambda: _patched_with(model, corrupted, cache, metric, heads, activation, pattern_like))
+                if activation != "pattern" else None,
+            f"you patched the heads' outputs z whatever the activation: patch blocks.L.attn.hook_{activation}":
+                (lambda: patching.patch_heads(model, corrupted, cache, metric, heads, "z")) if activation != "z" else None,
+            "you returned the corrupted run's metric: did your hooks return the patched activation, and did you "
+            "pass them all to run_with_hooks(corrupted_tokens, fwd_hooks=[...])?": lambda: metric(model(corrupted)),
+        }
+        compare("patch_heads", got, expected, {k: v for k, v in mistakes.items() if v is not None}, atol=1e-4)
+    done("patch_heads", len(cases))
+
+
+def check_patch_k_path(fn):
+    """fn(model, corrupted_tokens, clean_cache, metric, writer, readers) -> the metric with the writer's
+    clean output, in place of its corrupted one, in the readers' keys only: a 0-d tensor."""
+    __tracebackhide__ = True
+    cases = [((0, 1), [(1, 0), (1, 2)]), ((0, 0), [(2, 1), (1, 1)]), ((1, 2), [(2, 0), (2, 2)])]
+    for seed, (writer, readers) in enumerate(cases):
+        model = fixtures.model(seed, n_layers=3, n_heads=3, n_ctx=12, attn_only=True)
+        _, corrupted, cache, metric = _pair(3 + seed % 2, 5, model, seed)
+        expected = patching.patch_k_path(model, corrupted.clone(), cache, metric, writer, list(readers))
+        with torch.no_grad():
+            got = call("patch_k_path", fn, {"model": model, "corrupted_tokens": corrupted, "clean_cache": cache,
+                                            "metric": metric, "writer": writer, "readers": list(readers)})
+        w_layer, w_head = writer
+        z_name = f"blocks.{w_layer}.attn.hook_z"
+
+        def shifted(sign, W_K_layer=None):  # keys moved by sign * (corrupted - clean writer output) @ W_K
+            with torch.no_grad():
+                _, run = model.run_with_cache(corrupted, names_filter=lambda n: n == z_name)
+            diff = ablation.head_output(run[z_name], model.W_O[w_layer], w_head) - \
+                ablation.head_output(cache[z_name], model.W_O[w_layer], w_head)
+            hooks = []
+            for layer, head in readers:
+                def hook(k, hook, layer=layer, head=head):
+                    W_K = model.W_K[layer if W_K_layer is None else W_K_layer]
+                    return ablation.keys_without(k, sign * diff, W_K, head)
+                hooks.append((f"blocks.{layer}.attn.hook_k", hook))
+            with torch.no_grad():
+                return metric(model.run_with_hooks(corrupted, fwd_hooks=hooks))
+
+        mistakes = {
+            "you patched the writer's whole output: every later component then sees the clean output. Put it "
+            "back only in the readers' keys, k - (corrupted output - clean output) @ W_K":
+                lambda: patching.patch_heads(model, corrupted, cache, metric, [writer], "z"),
+            "you patched the readers' whole keys from the clean run: only the writer's term in them changes, "
+            "k - (corrupted output - clean output) @ W_K[reader head]":
+                lambda: patching.patch_heads(model, corrupted, cache, metric, readers, "k"),
+            "your difference has the wrong sign: the keys lose the corrupted output and gain the clean one, "
+            "k - (corrupted - clean) @ W_K": lambda: shifted(-1.0),
+            "you projected with the writer's layer's W_K: the readers' keys are made by the readers' layer, "
+            "model.W_K[reader_layer][reader_head]": lambda: shifted(1.0, W_K_layer=w_layer),
+            "you returned the corrupted run's metric: did your hook on the readers' hook_k return the changed keys?":
+                lambda: metric(model(corrupted)),
+        }
+        compare("patch_k_path", got, expected, mistakes, atol=1e-4)
+    done("patch_k_path", len(cases))
