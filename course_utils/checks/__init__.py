@@ -31,7 +31,8 @@ from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, 
                                          check_pattern_preserving_loss, check_perfect_prev_token_pattern)
 from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
 from .nb06_activation_patching import check_normalized_metric, check_patch_resid_pre
-from .nb07_function_vectors import check_indirect_effect, check_logits_with_vector, check_mean_head_outputs
+from .nb07_function_vectors import (check_indirect_effect, check_indirect_effects, check_layer_sweep,
+                                    check_logits_with_vector, check_mean_head_outputs, check_top_heads_vector)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -72,5 +73,6 @@ __all__ = [
     "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
     "check_normalized_metric", "check_patch_resid_pre",
-    "check_mean_head_outputs", "check_indirect_effect", "check_logits_with_vector",
+    "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",
+    "check_top_heads_vector", "check_layer_sweep",
 ]
