@@ -899,6 +899,8 @@ WRONG = {
         ("every position", lambda *a: _effects_table(*a, positions=slice(None)), "at every position"),
         ("a list", lambda *a: _effects_table(*a, item=True), "expected a torch.Tensor"),
         ("float64", lambda *a: _effects_table(*a).double(), "expected dtype torch.float32"),
+        ("left a hook", lambda m, *a: (m.add_hook("blocks.0.attn.hook_z", lambda z, hook: z), _effects_table(m, *a))[1],
+         r"left a hook on the model \(at blocks.0.attn.hook_z\)"),
     ],
     "top_heads_vector": [
         ("ranked by |AIE|", lambda m, a, k: _top_vector(m, a, k, key=torch.abs), r"\|AIE\|"),
