@@ -9,7 +9,9 @@ of a prompt with no demonstrations makes the model do the task.
   (its `hook_z` times its slice of `W_O`) over many prompts of a task;
 - `indirect_effects`: patch each head's mean output (a task's) into prompts whose demonstrations
   show no task (random answers), and measure how much P(right answer) rises;
-- `function_vector`: the sum of the mean outputs of the top-k heads by average indirect effect;
+- `function_vector`, `top_heads_vector`: the sum of the mean outputs of the top-k heads by average
+  indirect effect;
+- `layer_sweep`: the accuracy with the vector, for every layer it can be added to and every k;
 - `accuracy_with_vector`: the model's accuracy when a vector is added at the last position to the
   attention output of a chosen layer (`blocks.L.hook_attn_out`), as if that layer's heads had
   written it: the residual stream after the attention (resid_mid) gets the vector.
@@ -131,6 +133,17 @@ def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) ->
     return vector
 
 
+def top_heads_vector(mean_outputs: torch.Tensor, aie: torch.Tensor, k: int) -> torch.Tensor:
+    """The function vector of the k heads with the largest AIE: the sum of their mean outputs, [d_model].
+    mean_outputs [layer, head, d_model] and aie [layer, head] of the same heads (notebook 07 builds it)."""
+    validate.tensor(mean_outputs, "mean_outputs", "layer head_index d_model", dtype="float")
+    validate.tensor(aie, "aie", "layer head_index", dtype="float")
+    if tuple(aie.shape) != tuple(mean_outputs.shape[:2]):
+        raise ValueError(f"aie must be [layer, head] of the same heads as mean_outputs {tuple(mean_outputs.shape[:2])}, "
+                         f"got shape {tuple(aie.shape)}")
+    return function_vector(mean_outputs, top_heads(aie, k))
+
+
 def add_vector_hook(vector: torch.Tensor, layer: int):
     """(hook name, hook) that adds `vector` at the last position to the attention output of block
     `layer` (`blocks.{layer}.hook_attn_out`), as if that layer's heads had written it.
@@ -171,6 +184,19 @@ def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = N
     """Fraction of prompts whose top token is the answer, with `vector` (if any) added after block `layer`'s attention."""
     _validate_prompts(model, tokens, answers)
     return (predictions_with_vector(model, tokens, vector, layer) == answers.cpu()).float().mean().item()
+
+
+def layer_sweep(model, tokens, answers, mean_outputs: torch.Tensor, aie: torch.Tensor, ks: list[int]) -> torch.Tensor:
+    """Accuracy with the function vector of the top-k heads added to each layer's attention output:
+    [layer, len(ks)], entry [layer, i] for k = ks[i] (k = 0: no vector). Notebook 07's layer sweep."""
+    _validate_prompts(model, tokens, answers)
+    validate.shape_is(mean_outputs, "mean_outputs", (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_model),
+                      "[layer, head_index, d_model]")
+    if not isinstance(ks, (list, tuple)) or not ks:
+        raise TypeError(f"ks must be a non-empty list of head counts, got {ks!r}")
+    vectors = [top_heads_vector(mean_outputs, aie, k) for k in ks]
+    return torch.tensor([[accuracy_with_vector(model, tokens, answers, vector, layer) for vector in vectors]
+                         for layer in range(model.cfg.n_layers)])
 
 
 # ---- the whole recipe on a model of in-context tasks (notebook 07, and the zoo's seed study) -------

@@ -391,6 +391,42 @@ def _with_vector(model, tokens, vector, layer, where="attn_out", positions=-1, l
     return logits[:, -1] if last else logits
 
 
+def _effects_table(model, tokens, answers, mean_z, reduce="mean", transpose=False, item=False, **kw):
+    """indirect_effects as a learner would write it, with the learner's `_effect` (and a mistake, if asked)."""
+    table = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            effect = _effect(model, tokens, answers, mean_z, layer, head, **kw)
+            table[layer, head] = effect.sum() if reduce == "sum" else effect.mean()
+    if item:
+        return table.tolist()
+    return table.T if transpose else table
+
+
+def _top_vector(mean_outputs, aie, k, key=lambda a: a, descending=True, reduce="sum", skip=0, dtype=None):
+    """top_heads_vector as a learner would write it: rank the heads, turn flat indices into (layer, head), sum."""
+    n_layers, n_heads, _ = mean_outputs.shape
+    order = key(aie.flatten()).argsort(descending=descending)[skip:skip + k]
+    chosen = [mean_outputs[int(i) // n_heads, int(i) % n_heads] for i in order]
+    vector = torch.stack(chosen).sum(0) if chosen else torch.zeros(mean_outputs.shape[-1])
+    if reduce == "mean" and chosen:
+        vector = vector / len(chosen)
+    return vector.to(dtype) if dtype else vector
+
+
+def _sweep(model, tokens, answers, mean_outputs, aie, ks, where="attn_out", count=False, k_is_index=False,
+           rank=lambda a: a, leave_hook=False):
+    """layer_sweep as a learner would write it, from `_top_vector` and `_with_vector`."""
+    grid = torch.zeros(model.cfg.n_layers, len(ks))
+    for layer in range(model.cfg.n_layers):
+        for i, k in enumerate(ks):
+            vector = _top_vector(mean_outputs, aie, i if k_is_index else k, key=rank)
+            logits = _with_vector(model, tokens, vector, layer, where=where, leave_hook=leave_hook and i == 0)
+            right = (logits.argmax(-1) == answers).float()
+            grid[layer, i] = right.sum() if count else right.mean()
+    return grid
+
+
 def _qk(Xq, Xk, W_Q, W_K, scale="sqrt d_head", keys_first=False):
     scores = (Xk @ W_K) @ (Xq @ W_Q).T if keys_first else (Xq @ W_Q) @ (Xk @ W_K).T
     return scores / {"sqrt d_head": W_Q.shape[1] ** 0.5, "d_head": W_Q.shape[1], "none": 1,
@@ -540,6 +576,9 @@ RIGHT = {
     "mean_head_outputs": [_mean_outputs],
     "indirect_effect": [_effect],
     "logits_with_vector": [_with_vector],
+    "indirect_effects": [_effects_table],
+    "top_heads_vector": [_top_vector, lambda m, a, k: m.flatten(0, 1)[a.flatten().topk(k).indices].sum(0)],
+    "layer_sweep": [_sweep],
 }
 
 
@@ -947,6 +986,38 @@ WRONG = {
         ("at hook_resid_mid", lambda *a: _with_vector(*a, where="resid_mid"), "on a TransformerBridge hook_resid_mid"),
         ("left a hook on a bridge only", lambda m, *a: _with_vector(m, *a, leave_hook=not isinstance(m, Transformer)),
          r"left a hook on the model \(at blocks.1.attn.hook_out, blocks.1.hook_attn_out\)"),
+    ],
+    "indirect_effects": [
+        ("transposed", lambda *a: _effects_table(*a, transpose=True), r"\[head, layer\]"),
+        ("summed prompts", lambda *a: _effects_table(*a, reduce="sum"), "summed over the prompts"),
+        ("log-probability", lambda *a: _effects_table(*a, log=True), "log-probability"),
+        ("not the gain", lambda *a: _effects_table(*a, gain=False), "not the gain"),
+        ("every position", lambda *a: _effects_table(*a, positions=slice(None)), "at every position"),
+        ("a list", lambda *a: _effects_table(*a, item=True), "expected a torch.Tensor"),
+        ("float64", lambda *a: _effects_table(*a).double(), "expected dtype torch.float32"),
+        ("left a hook", lambda m, *a: (m.add_hook("blocks.0.attn.hook_z", lambda z, hook: z), _effects_table(m, *a))[1],
+         r"left a hook on the model \(at blocks.0.attn.hook_z\)"),
+    ],
+    "top_heads_vector": [
+        ("ranked by |AIE|", lambda m, a, k: _top_vector(m, a, k, key=torch.abs), r"\|AIE\|"),
+        ("smallest first", lambda m, a, k: _top_vector(m, a, k, descending=False), "smallest AIE"),
+        ("averaged", lambda m, a, k: _top_vector(m, a, k, reduce="mean"), "averaged the heads"),
+        ("one head too few", lambda m, a, k: _top_vector(m, a, k - 1), "k - 1 heads"),
+        ("left out the top head", lambda m, a, k: _top_vector(m, a, k, skip=1), "left out the top head"),
+        ("one head too many", lambda m, a, k: _top_vector(m, a, k + 1), "k \\+ 1 heads"),
+        ("every head", lambda m, a, k: m.sum((0, 1)), "every head"),
+        ("float64", lambda m, a, k: _top_vector(m, a, k, dtype=torch.float64), "expected dtype torch.float32"),
+        ("changed mean_outputs", lambda m, a, k: m.mul_(1).add_(0.5)[0, 0] * 0, "changed its input `mean_outputs`"),
+    ],
+    "layer_sweep": [
+        ("transposed", lambda *a: _sweep(*a).T, r"\[k, layer\]"),
+        ("counted", lambda *a: _sweep(*a, count=True), "counted the right answers"),
+        ("index as k", lambda *a: _sweep(*a, k_is_index=True), "position i in ks"),
+        ("resid_pre", lambda *a: _sweep(*a, where="resid_pre"), "hook_resid_pre"),
+        ("resid_post", lambda *a: _sweep(*a, where="resid_post"), "hook_resid_post"),
+        ("ranked by |AIE|", lambda *a: _sweep(*a, rank=torch.abs), r"\|AIE\|"),
+        ("left a hook", lambda *a: _sweep(*a, leave_hook=True), "left a hook on the model"),
+        ("a list", lambda *a: _sweep(*a).tolist(), "expected a torch.Tensor"),
     ],
 }
 

@@ -137,6 +137,26 @@ def test_top_heads_and_function_vector():
     assert torch.equal(fv.function_vector(outputs, []), torch.zeros(3))
 
 
+
+def test_top_heads_vector_and_layer_sweep(small):
+    """The vector of the top-k heads is function_vector of top_heads; the sweep is accuracy_with_vector
+    for every layer and k, on the model and on its bridge alike."""
+    aie = torch.tensor([[0.1, 0.5], [0.3, -0.9]])
+    outputs = torch.arange(12.0).view(2, 2, 3)
+    assert torch.equal(fv.top_heads_vector(outputs, aie, 2), outputs[0, 1] + outputs[1, 0])
+    assert torch.equal(fv.top_heads_vector(outputs, aie, 0), torch.zeros(3))
+    data, model, bridge = small
+    clean, zero = data.prompts("successor", 3, 20, seed=0), data.prompts("successor", 0, 20, seed=2)
+    mean_outputs = fv.mean_head_outputs(model, clean.tokens) * 5
+    aie = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    grid = fv.layer_sweep(model, zero.tokens, zero.answers, mean_outputs, aie, [0, 2, 8])
+    assert grid.shape == (2, 3) and grid.dtype == torch.float32
+    for layer in range(2):
+        for i, k in enumerate([0, 2, 8]):
+            vector = fv.function_vector(mean_outputs, fv.top_heads(aie, k))
+            assert grid[layer, i] == fv.accuracy_with_vector(model, zero.tokens, zero.answers, vector, layer)
+    assert torch.equal(grid, fv.layer_sweep(bridge, zero.tokens, zero.answers, mean_outputs, aie, [0, 2, 8]))
+
 def test_bad_input_is_named(small):
     data, model, _ = small
     p = data.prompts("copy", 2, 4)

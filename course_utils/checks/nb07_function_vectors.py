@@ -1,5 +1,6 @@
-"""Checks for notebook 07, "Function vectors": mean head outputs, the indirect effect of one head,
-and the logits with a vector added to a layer's attention output."""
+"""Checks for notebook 07, "Function vectors": mean head outputs, the indirect effect of one head and
+of every head, the logits with a vector added to a layer's attention output, the function vector of
+the top-k heads, and the sweep over layers and k."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ REFERENCES = {
     "mean_head_outputs": fv.mean_head_outputs,
     "indirect_effect": fv.indirect_effect,
     "logits_with_vector": fv.logits_with_vector,
+    "indirect_effects": fv.indirect_effects,
+    "top_heads_vector": fv.top_heads_vector,
+    "layer_sweep": fv.layer_sweep,
 }
 
 # (seed, batch, prompt length): prompts of different numbers and lengths, on models of 3 layers and 3 heads
@@ -147,3 +151,160 @@ def check_logits_with_vector(fn):
         }
         compare("logits_with_vector", got, expected, mistakes, axes="batch d_vocab")
     done("logits_with_vector", len(cases))
+
+
+def _effects(model, tokens, answers, mean_z, positions=-1, log=False, gain=True, whole_layer=False, reduce="mean"):
+    """Each head's indirect effect, [layer, head], computed the way a variant of a mistake would."""
+    def score(logits):
+        logits = logits[:, -1]
+        scores = logits.log_softmax(-1) if log else logits.softmax(-1)
+        return scores.gather(1, answers[:, None])[:, 0]
+
+    with torch.no_grad():
+        clean = score(model(tokens))
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        row = []
+        for head in range(model.cfg.n_heads):
+            def hook(z, hook, layer=layer, head=head):
+                z = z.clone()
+                if whole_layer:
+                    z[:, positions] = mean_z[layer]
+                else:
+                    z[:, positions, head] = mean_z[layer, head]
+                return z
+            with torch.no_grad():
+                patched = score(model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)]))
+            effect = patched - clean if gain else patched
+            row.append(effect.sum() if reduce == "sum" else effect.mean())
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def check_indirect_effects(fn):
+    """fn(model, tokens, answers, mean_z [layer, head, d_head]) -> [layer, head]: each head's indirect
+    effect, averaged over the prompts."""
+    __tracebackhide__ = True
+    shapes = [(0, 3, 3, 5, 9), (1, 2, 4, 4, 7), (2, 4, 2, 6, 10)]  # (seed, layers, heads, batch, pos)
+    for seed, n_layers, n_heads, batch, seq in shapes:
+        model = fixtures.model(seed, n_layers=n_layers, n_heads=n_heads, d_model=12)
+        g = fixtures.generator(seed)
+        tokens = fixtures.tokens(g, batch, seq, model.cfg.d_vocab)
+        answers = torch.randint(0, model.cfg.d_vocab, (batch,), generator=g)
+        mean_z = torch.randn(n_layers, n_heads, model.cfg.d_head, generator=g) * 2
+        expected = fv.indirect_effects(model, tokens, answers, mean_z)
+        got = call("indirect_effects", fn, {"model": model, "tokens": tokens, "answers": answers, "mean_z": mean_z})
+        args = (model, tokens, answers, mean_z)
+        mistakes = {
+            "your table is [head, layer]: rows are layers, columns heads (aie[layer, head])": expected.T,
+            "your sign is flipped: the effect is P(patched) - P(clean)": -expected,
+            "you summed over the prompts: average them (.mean()), so the AIE does not grow with the batch":
+                lambda: _effects(*args, reduce="sum"),
+            "you returned P(answer) with the patch, not the gain: subtract P(answer) without it":
+                lambda: _effects(*args, gain=False),
+            "you measured the gain in log-probability: the indirect effect is a gain in probability":
+                lambda: _effects(*args, log=True),
+            "you patched the head at every position: patch the last position only, where the model answers":
+                lambda: _effects(*args, positions=slice(None)),
+            "you patched every head of the layer at once (z[:, -1] = mean_z[layer]): patch one head at a "
+            "time, z[:, -1, head] = mean_z[layer, head]": lambda: _effects(*args, whole_layer=True),
+        }
+        compare("indirect_effects", got, expected, mistakes, atol=1e-6, axes="layer head")
+    done("indirect_effects", len(shapes))
+
+
+def _vector_of(mean_outputs, order, k, reduce="sum", weights=None):
+    """The sum (or mean, or AIE-weighted sum) of the mean outputs of the heads at flat indices order[:k]."""
+    flat = mean_outputs.reshape(-1, mean_outputs.shape[-1])
+    chosen = flat[order[:k]]
+    if weights is not None:
+        chosen = chosen * weights.flatten()[order[:k], None]
+    return chosen.mean(0) if reduce == "mean" else chosen.sum(0)
+
+
+def check_top_heads_vector(fn):
+    """fn(mean_outputs [layer, head, d_model], aie [layer, head], k) -> [d_model]: the sum of the mean
+    outputs of the k heads with the largest AIE."""
+    __tracebackhide__ = True
+    cases = [(0, 3, 4, 12, 3), (1, 2, 3, 10, 1), (2, 4, 2, 8, 5)]  # (seed, layers, heads, d_model, k)
+    for seed, n_layers, n_heads, d_model, k in cases:
+        g = fixtures.generator(seed)
+        mean_outputs = torch.randn(n_layers, n_heads, d_model, generator=g)
+        aie = torch.randn(n_layers, n_heads, generator=g) * 0.1
+        aie.view(-1)[int(aie.argmin())] = -1.0  # a head that does harm, larger in size than any that helps
+        expected = fv.top_heads_vector(mean_outputs, aie, k)
+        got = call("top_heads_vector", fn, {"mean_outputs": mean_outputs, "aie": aie, "k": k})
+        order = aie.flatten().argsort(descending=True)
+        mistakes = {
+            "you ranked the heads by |AIE|: a head with a large negative AIE does harm; rank by the AIE "
+            "itself, largest first": _vector_of(mean_outputs, aie.flatten().abs().argsort(descending=True), k),
+            "you took the k heads with the smallest AIE: sort in descending order (argsort(descending=True))":
+                _vector_of(mean_outputs, aie.flatten().argsort(), k),
+            "you averaged the heads' mean outputs: the function vector is their sum":
+                _vector_of(mean_outputs, order, k, reduce="mean"),
+            "you weighted each head's output by its AIE: sum the outputs as they are":
+                _vector_of(mean_outputs, order, k, weights=aie),
+            "you summed the mean outputs of every head: take only the top k": mean_outputs.sum((0, 1)),
+            "you took k + 1 heads: order[:k] holds k": _vector_of(mean_outputs, order, k + 1),
+            "you took k - 1 heads: order[:k] holds k": _vector_of(mean_outputs, order, k - 1),
+            "you left out the top head (order[1:k + 1]): the top head is order[0]": _vector_of(mean_outputs, order[1:], k),
+        }
+        compare("top_heads_vector", got, expected, mistakes, axes="d_model")
+    done("top_heads_vector", len(cases))
+
+
+def _sweep(model, tokens, answers, mean_outputs, aie, ks, hook_name="hook_attn_out", positions=-1, rank=None,
+           count=False):
+    """The accuracy grid [layer, len(ks)], computed the way a variant of a mistake would."""
+    order = (rank if rank is not None else aie.flatten()).argsort(descending=True)
+    grid = torch.zeros(model.cfg.n_layers, len(ks))
+    for layer in range(model.cfg.n_layers):
+        for i, k in enumerate(ks):
+            vector = _vector_of(mean_outputs, order, k)
+
+            def add(x, hook, vector=vector):
+                x = x.clone()
+                x[:, positions] += vector
+                return x
+            with torch.no_grad():
+                logits = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.{hook_name}", add)])[:, -1]
+            right = (logits.argmax(-1) == answers).float()
+            grid[layer, i] = right.sum() if count else right.mean()
+    return grid
+
+
+def check_layer_sweep(fn):
+    """fn(model, tokens, answers, mean_outputs [layer, head, d_model], aie [layer, head], ks) -> [layer, len(ks)]:
+    the accuracy with the top-k heads' vector added to each layer's attention output at the last position."""
+    __tracebackhide__ = True
+    cases = [(_PROMPTS[0], [0, 2, 5]), (_PROMPTS[1], [1, 3, 9]), (_PROMPTS[2], [0, 1, 4, 6])]
+    for (seed, batch, seq), ks in cases:
+        model, tokens, _, g = _setup(seed, batch, seq)
+        mean_outputs = fv.mean_head_outputs(model, tokens) * 4
+        aie = torch.randn(model.cfg.n_layers, model.cfg.n_heads, generator=g)
+        # answers: for some prompts what the model says with a vector, so that the accuracies vary
+        steered = fv.predictions_with_vector(model, tokens, fv.top_heads_vector(mean_outputs, aie, 2), 1)
+        plain = fv.predictions_with_vector(model, tokens)
+        answers = torch.where(torch.arange(batch) % 3 == 0, plain, steered)
+        expected = fv.layer_sweep(model, tokens, answers, mean_outputs, aie, ks)
+        inputs = {"model": model, "tokens": tokens, "answers": answers, "mean_outputs": mean_outputs, "aie": aie,
+                  "ks": list(ks)}
+        got = call("layer_sweep", fn, inputs)
+        args = (model, tokens, answers, mean_outputs, aie)
+        mistakes = {
+            "your grid is [k, layer]: rows are layers, one column per entry of ks": expected.T,
+            "you counted the right answers: return the fraction of prompts (the accuracy), not the count":
+                lambda: _sweep(*args, ks, count=True),
+            "you used the position i in ks as the number of heads: column i is for k = ks[i]":
+                lambda: _sweep(*args, list(range(len(ks)))),
+            "you added the vector before the block (hook_resid_pre): add it to blocks.{layer}.hook_attn_out":
+                lambda: _sweep(*args, ks, hook_name="hook_resid_pre"),
+            "you added the vector after the whole block (hook_resid_post): add it to blocks.{layer}.hook_attn_out":
+                lambda: _sweep(*args, ks, hook_name="hook_resid_post"),
+            "you added the vector at every position: add it at the last position only":
+                lambda: _sweep(*args, ks, positions=slice(None)),
+            "you ranked the heads by |AIE|: rank by the AIE itself, largest first":
+                lambda: _sweep(*args, ks, rank=aie.flatten().abs()),
+        }
+        compare("layer_sweep", got, expected, mistakes, axes="layer k")
+    done("layer_sweep", len(cases))
