@@ -62,7 +62,7 @@ def test_stubbing_keeps_indentation_and_gives_nothing_away():
     source = "def f(x):\n    # BEGIN SOLUTION f: doubling? || multiply x by 2.\n    return 2 * x\n    # END SOLUTION\n"
     stubbed, names, hints = make_exercises.stub_source(source, "test")
     assert names == ["f"] and hints == {"f": ["doubling?", "multiply x by 2."]}
-    assert "    raise NotImplementedError(\"Exercise 'f': yours to write. Stuck? Unfold its hints below the exercise.\")" in stubbed
+    assert "    raise NotImplementedError(\"Exercise 'f': yours to write; its hints are folded below it.\")" in stubbed
     assert "2 * x" not in stubbed and "multiply" not in stubbed and "doubling" not in stubbed
     namespace = {}
     exec(compile(stubbed, "stub", "exec"), namespace)  # the stub is valid Python that raises
@@ -88,6 +88,7 @@ def test_no_stub_message_gives_the_answer_away(path):
                      if c.cell_type == "code")
     messages = re.findall(r'raise NotImplementedError\("(.*)"\)', text)
     assert messages and all(m == make_exercises.stub_message(m.split("'")[1]) for m in messages), messages
+    assert all(len(m) <= 90 for m in messages), [m for m in messages if len(m) > 90]  # a pointer, not an explanation
 
 
 @pytest.mark.parametrize("source,message", [

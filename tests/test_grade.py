@@ -69,7 +69,7 @@ def test_grade_reports_each_exercise_and_a_summary(tmp_path):
     assert all(by_name[name] == f"PASS  {name}" for name in others), proc.stdout
     assert by_name["induction_score"].startswith("FAIL  induction_score: [induction_score]")
     assert by_name["duplicate_token_score"].startswith("FAIL  duplicate_token_score: not done yet")
-    assert "Unfold its hints below the exercise." in by_name["duplicate_token_score"]
+    assert "its hints are folded below it." in by_name["duplicate_token_score"]
     assert by_name["composition_score"].startswith("FAIL  composition_score: [composition_score]")
     # The notebook carried on with the references: no other cell failed.
     assert not [line for line in lines if line.startswith(("ERROR", "NOTE"))], proc.stdout

@@ -43,7 +43,7 @@ class MarkerError(ValueError):
 
 def stub_message(name: str) -> str:
     """What a stub raises: the exercise's name and where its hints are, never the answer."""
-    return f"Exercise '{name}': yours to write. Stuck? Unfold its hints below the exercise."
+    return f"Exercise '{name}': yours to write; its hints are folded below it."
 
 
 def hint_steps(hint: str) -> list[str]:
