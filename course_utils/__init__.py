@@ -1,18 +1,22 @@
-"""course_utils: the thin library behind Circuits from Scratch.
+"""course_utils: the thin library behind Circuits from Scratch. One module per idea:
 
-One module per idea:
-- `data` (repeated tokens, the synthetic language), `icl_classification` (Singh et al.-style
-  in-context classification), `icl_tasks` (in-context tasks for function vectors): generated data;
-- `model` (the course's transformer, top to bottom), `bridge` (its exact conversion to and from
-  TransformerLens's TransformerBridge), `train` (the one training loop), `zoo` (the shipped models
-  and studies);
-- `metrics` (scores and circuits read off patterns and weights), `ablation` (zero, mean, resample,
-  K-path and pattern-preserving ablation), `clamping` (interventions during training), `lens`
-  (logit lens, direct logit attribution, tuned lens), `patching` (activation patching, causal
-  tracing), `function_vectors` (mean head outputs, indirect effects, function vectors);
-- `checks` (exercise checks), `viz` (plots and light circuitsvis views), `numerics` (the CPU
-  numerics the zoo reproduces with);
-- `validate` (the argument checks every module calls: one wording per rule).
+- `model`: the course's transformer, top to bottom in the order of notebook 01, with TransformerLens hook names
+- `bridge`: its exact conversion to and from TransformerLens's `TransformerBridge`
+- `validate`: the argument checks every module calls (one wording per rule)
+- `data`: repeated random tokens, and the synthetic bigram language with copied spans
+- `icl_classification`: in-context classification (Singh et al. 2024), for the clamping study
+- `icl_tasks`: in-context tasks `x -> f(x)` for function vectors
+- `train`: the one training loop (seeded, resumable, atomic checkpoints)
+- `zoo`: the shipped models, their cards and histories, checked against the cards' checksums
+- `numerics`: the CPU numerics the zoo reproduces with
+- `metrics`: head scores and circuits read off attention patterns and weights
+- `ablation`: zero, mean, resample, K-path and pattern-preserving ablation
+- `clamping`: interventions during training, and the shipped clamping study
+- `lens`: the logit lens, direct logit attribution, the tuned lens
+- `patching`: activation patching and causal tracing
+- `function_vectors`: mean head outputs, indirect effects, function vectors
+- `viz`: plots and light circuitsvis views
+- `checks`: the exercise checks, one module per notebook
 
 The maintainers' tools (building the zoo and its studies, the Colab cell) live in `maintainer/`.
 """

@@ -18,6 +18,8 @@ on the course's `Transformer` and on a `TransformerBridge` alike.
 from __future__ import annotations
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from . import validate
 from .metrics import per_token_loss
@@ -34,7 +36,8 @@ def _validate_z(z: torch.Tensor, head: int, name: str = "z") -> None:
 # ---- zero, mean and resample ablation of a head's output ---------------------------------------
 
 
-def ablate_head(z: torch.Tensor, head: int, replacement) -> torch.Tensor:
+def ablate_head(z: Float[Tensor, "batch pos head_index d_head"], head: int,
+                replacement) -> Float[Tensor, "batch pos head_index d_head"]:
     """z [batch, pos, head, d_head] with head `head`'s output replaced by `replacement`.
 
     replacement: a tensor that broadcasts to [batch, pos, d_head]: zeros (zero ablation), the
@@ -57,7 +60,7 @@ def ablate_head(z: torch.Tensor, head: int, replacement) -> torch.Tensor:
     return z
 
 
-def ablation_hooks(model, heads, method: str = "zero", reference_tokens: torch.Tensor | None = None,
+def ablation_hooks(model, heads, method: str = "zero", reference_tokens: Int[Tensor, "batch pos"] | None = None,
                    _reference_z: dict | None = None) -> list:
     """Hooks that ablate `heads` ((layer, head) or a list of them) on `blocks.L.attn.hook_z`.
 
@@ -65,8 +68,7 @@ def ablation_hooks(model, heads, method: str = "zero", reference_tokens: torch.T
     vector per position); "resample" (the head's output on `reference_tokens`, which must have
     the same shape as the tokens the hooks will run on).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    validate.one_of(method, METHODS, "method")
     heads = validate.heads(model, heads)
     if method != "zero" and not isinstance(reference_tokens, torch.Tensor) and _reference_z is None:
         raise ValueError(f"method={method!r} needs reference_tokens [batch, pos] to take the head's outputs from")
@@ -105,7 +107,7 @@ def _replace_hook(head: int, replacement: torch.Tensor, method: str):
     return hook
 
 
-def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
+def loss_with_hooks(model, tokens: Int[Tensor, "batch pos"], hooks: list) -> Float[Tensor, "batch predicted_pos"]:
     """Per-token next-token loss [batch, pos - 1] with `hooks` attached (none: the clean loss)."""
     validate.model(model)
     validate.tokens(tokens, model.cfg)
@@ -114,8 +116,8 @@ def loss_with_hooks(model, tokens: torch.Tensor, hooks: list) -> torch.Tensor:
     return per_token_loss(logits, tokens)
 
 
-def ablated_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
-                 reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+def ablated_loss(model, tokens: Int[Tensor, "batch pos"], heads, method: str = "zero",
+                 reference_tokens: Int[Tensor, "batch pos"] | None = None) -> Float[Tensor, "batch predicted_pos"]:
     """Per-token next-token loss [batch, pos - 1] on `tokens` with `heads` ((layer, head) or a list
     of them) ablated together by `method` (notebook 04's exercise `ablated_loss`).
 
@@ -125,8 +127,8 @@ def ablated_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
     return loss_with_hooks(model, tokens, ablation_hooks(model, heads, method, reference_tokens))
 
 
-def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero",
-                     reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+def ablation_effects(model, tokens: Int[Tensor, "batch pos"], positions, method: str = "zero",
+                     reference_tokens: Int[Tensor, "batch pos"] | None = None) -> Float[Tensor, "layer head_index"]:
     """[n_layers, n_heads]: how much ablating each head alone raises the mean loss at `positions`
     (a slice or boolean mask [batch, pos - 1] of the per-token loss). Notebook 04's all-head sweep."""
     clean = loss_with_hooks(model, tokens, [])[..., positions]
@@ -143,8 +145,8 @@ def ablation_effects(model, tokens: torch.Tensor, positions, method: str = "zero
     return effects
 
 
-def combination_costs(model, tokens: torch.Tensor, heads, positions, method: str = "zero",
-                      reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+def combination_costs(model, tokens: Int[Tensor, "batch pos"], heads, positions, method: str = "zero",
+                      reference_tokens: Int[Tensor, "batch pos"] | None = None) -> Float[Tensor, "layer head_index"]:
     """[2 ** len(heads)]: entry m is how much ablating together the heads whose bit is set in m
     (bit i: heads[i]) raises the mean loss at `positions`; entry 0 (no head ablated) is 0.
     Notebook 04 uses it for redundancy: does a set of heads cost the sum of its members' costs?"""
@@ -168,7 +170,8 @@ def combination_costs(model, tokens: torch.Tensor, heads, positions, method: str
 # ---- K-path ablation: remove a head's output from another head's keys only ----------------------
 
 
-def head_output(z: torch.Tensor, W_O: torch.Tensor, head: int) -> torch.Tensor:
+def head_output(z: Float[Tensor, "batch pos head_index d_head"], W_O: Float[Tensor, "head_index d_head d_model"],
+                head: int) -> Float[Tensor, "batch pos d_model"]:
     """What one head writes into the residual stream: z[:, :, head] @ W_O[head], [batch, pos, d_model].
 
     z [batch, pos, head, d_head]; W_O [head, d_head, d_model] (one layer's). The shared bias b_O is
@@ -182,7 +185,8 @@ def head_output(z: torch.Tensor, W_O: torch.Tensor, head: int) -> torch.Tensor:
     return z[:, :, head] @ W_O[head]
 
 
-def keys_without(k: torch.Tensor, removed: torch.Tensor, W_K: torch.Tensor, head: int) -> torch.Tensor:
+def keys_without(k: Float[Tensor, "batch pos head_index d_head"], removed: Float[Tensor, "batch pos d_model"],
+                 W_K: Float[Tensor, "head_index d_model d_head"], head: int) -> Float[Tensor, "batch pos head_index d_head"]:
     """The keys k [batch, pos, head, d_head] that head `head` would compute if `removed`
     [batch, pos, d_model] were not in its input: k[:, :, head] - removed @ W_K[head].
 
@@ -234,7 +238,7 @@ def k_path_ablation_hooks(model, writer: tuple[int, int], readers) -> list:
 # ---- pattern-preserving ablation ----------------------------------------------------------------
 
 
-def clean_patterns(model, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
+def clean_patterns(model, tokens: Int[Tensor, "batch pos"]) -> dict[int, Float[Tensor, "batch head_index query_pos key_pos"]]:
     """{layer: hook_pattern [batch, head, query_pos, key_pos]} from a clean run on `tokens`."""
     validate.model(model)
     validate.tokens(tokens, model.cfg)
@@ -244,7 +248,7 @@ def clean_patterns(model, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     return {layer: cache[name] for layer, name in enumerate(names)}
 
 
-def freeze_pattern_hooks(model, patterns: dict[int, torch.Tensor], heads) -> list:
+def freeze_pattern_hooks(model, patterns: dict[int, Float[Tensor, "batch head_index query_pos key_pos"]], heads) -> list:
     """Hooks that hold the attention pattern of `heads` at `patterns` ({layer: [batch, head, q, k]}),
     whatever the rest of the model does."""
     if not isinstance(patterns, dict):
@@ -270,7 +274,8 @@ def freeze_pattern_hooks(model, patterns: dict[int, torch.Tensor], heads) -> lis
     return hooks
 
 
-def clamp_head_pattern(pattern: torch.Tensor, head: int, target: torch.Tensor) -> torch.Tensor:
+def clamp_head_pattern(pattern: Float[Tensor, "batch head_index query_pos key_pos"], head: int,
+                       target: Float[Tensor, "n_ctx n_ctx"]) -> Float[Tensor, "batch head_index query_pos key_pos"]:
     """pattern [batch, head, query_pos, key_pos] with head `head`'s pattern replaced by `target`
     [n_ctx, n_ctx] cut to the run's length (its first query_pos rows and key_pos columns): what a
     clamping hook on `blocks.L.attn.hook_pattern` returns (notebook 04's exercise `clamp_head_pattern`).
@@ -290,15 +295,15 @@ def clamp_head_pattern(pattern: torch.Tensor, head: int, target: torch.Tensor) -
     return pattern
 
 
-def pattern_preserving_loss(model, tokens: torch.Tensor, heads, method: str = "zero",
-                            reference_tokens: torch.Tensor | None = None) -> torch.Tensor:
+def pattern_preserving_loss(model, tokens: Int[Tensor, "batch pos"], heads, method: str = "zero",
+                            reference_tokens: Int[Tensor, "batch pos"] | None = None) -> Float[Tensor, "layer head_index"]:
     """Per-token loss [batch, pos - 1] with `heads` ablated and every head of every later layer held at
     its clean attention pattern on `tokens` (notebook 04's exercise `pattern_preserving_loss`)."""
     return loss_with_hooks(model, tokens, pattern_preserving_ablation_hooks(model, tokens, heads, method, reference_tokens))
 
 
-def pattern_preserving_ablation_hooks(model, tokens: torch.Tensor, heads, method: str = "zero",
-                                      reference_tokens: torch.Tensor | None = None) -> list:
+def pattern_preserving_ablation_hooks(model, tokens: Int[Tensor, "batch pos"], heads, method: str = "zero",
+                                      reference_tokens: Int[Tensor, "batch pos"] | None = None) -> list:
     """Ablate `heads`, but hold every head of every later layer at its clean attention pattern on
     `tokens`: what is left of the effect is what the ablated heads write directly, not what they
     do to later heads' attention."""

@@ -30,12 +30,10 @@ from pathlib import Path
 
 import torch
 
-from . import numerics
+from . import numerics, validate
 from .ablation import ablation_hooks
 from .icl_classification import FORMED_ACCURACY, ICLClassification, formation_step, query_accuracy
 from .model import Config, Transformer
-from .validate import head as check_head
-from .validate import model as _check_model
 from .train import TrainConfig, list_checkpoints, load_model, train
 
 CONDITIONS = ("baseline", "clamp_prev_token", "clamp_layer0_output", "ablate_layer0")
@@ -45,8 +43,7 @@ STUDY_FILE = Path(__file__).resolve().parent / "zoo_weights" / "studies" / "icl_
 def perfect_prev_token_pattern(n_ctx: int) -> torch.Tensor:
     """[n_ctx, n_ctx]: each query i attends only to key i - 1 (query 0, which has no previous
     token, attends to itself)."""
-    if not isinstance(n_ctx, int) or n_ctx < 2:
-        raise ValueError(f"n_ctx must be an int >= 2, got {n_ctx!r}")
+    validate.at_least(n_ctx, 2, "n_ctx")
     pattern = torch.diag(torch.ones(n_ctx - 1), diagonal=-1)
     pattern[0, 0] = 1.0
     return pattern
@@ -54,7 +51,7 @@ def perfect_prev_token_pattern(n_ctx: int) -> torch.Tensor:
 
 def clamp_prev_token_hooks(model, layer: int = 0, head: int = 0) -> list:
     """Hooks holding head layer.head's attention pattern at `perfect_prev_token_pattern`."""
-    check_head(model, layer, head)
+    validate.head(model, layer, head)
     perfect = perfect_prev_token_pattern(model.cfg.n_ctx)
 
     def clamp(pattern, hook):  # [batch, head, query_pos, key_pos]
@@ -69,7 +66,7 @@ def clamp_prev_token_hooks(model, layer: int = 0, head: int = 0) -> list:
 def clamp_layer0_output_hooks(model) -> list:
     """Hooks holding layer 0's attention output at the previous position's embedding: position i
     receives blocks.0.hook_resid_pre at position i - 1 (position 0 receives zeros)."""
-    _check_model(model)
+    validate.model(model)
     kept = {}
 
     def keep(resid, hook):  # [batch, pos, d_model]: token plus position embedding
@@ -94,7 +91,7 @@ def condition_hooks(model, condition: str) -> list:
         return clamp_layer0_output_hooks(model)
     if condition == "ablate_layer0":
         return ablation_hooks(model, [(0, h) for h in range(model.cfg.n_heads)], "zero")
-    raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    validate.one_of(condition, CONDITIONS, "condition")
 
 
 @dataclass(frozen=True)
@@ -112,10 +109,8 @@ class RunConfig:
     eval_every: int = 25
 
     def __post_init__(self):
-        if not isinstance(self.task, ICLClassification):
-            raise TypeError(f"task must be an ICLClassification, got {type(self.task).__name__}")
-        if self.condition not in CONDITIONS:
-            raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
+        validate.instance(self.task, ICLClassification, "RunConfig.task")
+        validate.one_of(self.condition, CONDITIONS, "RunConfig.condition")
         self.model_config(), self.train_config()  # Config and TrainConfig name any bad field
 
     def model_config(self) -> Config:
@@ -137,8 +132,7 @@ class RunConfig:
 def run(cfg: RunConfig, progress: bool = False) -> dict:
     """Train one model under cfg.condition; its query accuracy (evaluated with the same hooks) at
     step 0 and every cfg.eval_every steps, and the step at which induction forms (None: never)."""
-    if not isinstance(cfg, RunConfig):
-        raise TypeError(f"cfg must be a course_utils.clamping.RunConfig, got {type(cfg).__name__}")
+    validate.instance(cfg, RunConfig, "cfg")
     model = Transformer(cfg.model_config())
     hooks = condition_hooks(model, cfg.condition)
     task = cfg.task
@@ -211,8 +205,7 @@ def find(study: dict, condition: str = "baseline", **task) -> list[dict]:
     """The recorded runs with this condition and these task parameters (defaults: RunConfig's)."""
     if not (isinstance(study, dict) and isinstance(study.get("runs"), list)):
         raise ValueError(f"study must be the dict of load_study() or run_study(), with a 'runs' list, got {study!r:.80}")
-    if condition not in CONDITIONS:
-        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    validate.one_of(condition, CONDITIONS, "condition")
     want = ICLClassification().to_dict()
     want.pop("seed")
     if set(task) - set(want):

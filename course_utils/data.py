@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from . import validate
 
@@ -33,7 +35,7 @@ def generator(*seeds: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def repeated_tokens(batch: int, prefix_len: int, d_vocab: int, seed: int = 0) -> torch.Tensor:
+def repeated_tokens(batch: int, prefix_len: int, d_vocab: int, seed: int = 0) -> Int[Tensor, "batch pos"]:
     """Random tokens followed by the same tokens again: [batch, 2 * prefix_len].
 
     Position t >= prefix_len holds a copy of position t - prefix_len, so an induction head
@@ -79,7 +81,7 @@ class SyntheticLanguage:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def transition_matrix(self) -> torch.Tensor:
+    def transition_matrix(self) -> Float[Tensor, "d_vocab d_vocab"]:
         """[d_vocab, d_vocab]: P(next = j | current = i). Each row has `successors` nonzero entries."""
         return _transition_matrix(self.d_vocab, self.successors, self.seed).clone()
 
@@ -116,7 +118,7 @@ class SyntheticLanguage:
         copied = in_copy & (pos > dst[:, None])
         return Batch(tokens=tokens, copied=copied)
 
-    def batch(self, step: int, size: int) -> torch.Tensor:
+    def batch(self, step: int, size: int) -> Int[Tensor, "batch pos"]:
         """The training batch for `step`: [size, n_ctx]. Depends only on (seed, step, size)."""
         validate.integer(step=step)
         return self.sample(size, seed=step).tokens

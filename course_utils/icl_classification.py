@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from jaxtyping import Int
+from torch import Tensor
 
 from . import validate
 from .data import EVAL_SEED, generator
@@ -66,7 +68,7 @@ class ICLClassification:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def sample(self, size: int, seed: int) -> torch.Tensor:
+    def sample(self, size: int, seed: int) -> Int[Tensor, "batch pos"]:
         """`size` sequences [size, n_ctx] drawn with generator seed `seed`."""
         validate.positive(size=size)
         validate.integer(seed=seed)
@@ -79,7 +81,7 @@ class ICLClassification:
         labels = label_of.gather(1, classes) + self.n_classes
         return torch.stack([classes, labels], dim=2).flatten(1)  # e1 l1 e2 l2 ... q l_q
 
-    def batch(self, step: int, size: int) -> torch.Tensor:
+    def batch(self, step: int, size: int) -> Int[Tensor, "batch pos"]:
         """The training batch for `step`: depends only on (seed, step, size)."""
         validate.integer(step=step)
         return self.sample(size, seed=step)

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
 import torch
+from jaxtyping import Int
+from torch import Tensor
 
 from . import validate
 from .data import generator
@@ -118,11 +120,11 @@ class ICLTasks:
             raise ValueError(f"unknown task {task!r}; the tasks are {self.tasks}")
         return self.tasks.index(task)
 
-    def table(self) -> torch.Tensor:
+    def table(self) -> Int[Tensor, "task x"]:
         """[n_tasks, n_items]: table[t, x] = f_t(x), a token of task t's answer block."""
         return _table(self.n_items, self.tasks, self.seed).clone()
 
-    def apply(self, task: str, x: torch.Tensor) -> torch.Tensor:
+    def apply(self, task: str, x: Int[Tensor, "*items"]) -> Int[Tensor, "*items"]:
         """f_task(x) (answer tokens) for a tensor of items x."""
         table = _table(self.n_items, self.tasks, self.seed)[self.task_index(task)]
         validate.tensor(x, "x", "...", dtype="int")
@@ -134,7 +136,7 @@ class ICLTasks:
         answers = [f"{task}:{i}" for task in self.tasks for i in range(self.n_items)]
         return items + answers + ["->", ",", "<bos>"]
 
-    def to_str(self, tokens: torch.Tensor) -> str:
+    def to_str(self, tokens: Int[Tensor, " pos"]) -> str:
         """One prompt [pos] as text, e.g. '<bos> 3 -> successor:4 , 17 -> successor:18 , 9 ->'."""
         names = self.token_names()
         validate.tensor(tokens, "tokens", "pos", dtype="int")
@@ -165,7 +167,7 @@ class ICLTasks:
         tokens[:, 4::4] = self.COMMA
         return tokens, xs, ys
 
-    def batch(self, step: int, size: int) -> torch.Tensor:
+    def batch(self, step: int, size: int) -> Int[Tensor, "batch pos"]:
         """The training batch for `step`: [size, 4 * max_shots]. Depends only on (seed, step, size)."""
         validate.positive(size=size)
         validate.integer(step=step)

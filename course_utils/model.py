@@ -66,11 +66,8 @@ class Config:
         if self.d_model % self.n_heads:
             raise ValueError(f"Config.d_model={self.d_model} is not divisible by n_heads={self.n_heads}: each head "
                              f"gets d_model // n_heads dimensions, so choose n_heads among the divisors of {self.d_model}.")
-        if self.normalization_type not in NORMALIZATION_TYPES:
-            raise ValueError(f"Config.normalization_type must be one of {NORMALIZATION_TYPES}, "
-                             f"got {self.normalization_type!r}")
-        if self.act_fn not in ACTIVATIONS:
-            raise ValueError(f"Config.act_fn must be one of {sorted(ACTIVATIONS)}, got {self.act_fn!r}")
+        validate.one_of(self.normalization_type, NORMALIZATION_TYPES, "Config.normalization_type")
+        validate.one_of(self.act_fn, sorted(ACTIVATIONS), "Config.act_fn")
         if not self.attn_only and self.d_mlp is not None:
             validate.positive(**{"Config.d_mlp": self.d_mlp})
         if self.attn_only:
@@ -382,6 +379,8 @@ class Transformer(HookedRootModule):
         for block in self.blocks:
             resid = block(resid)
         logits = self.unembed(self.ln_final(resid))
+        if not torch.isfinite(logits).all():  # say so here, not three cells later
+            raise ValueError(f"the model's logits contain NaN or inf: {_where_not_finite(self)}")
         if return_type == "logits":
             return logits
         if return_type is None:
@@ -420,6 +419,14 @@ class Transformer(HookedRootModule):
         return FactoredMatrix(self.W_V, self.W_O)
 
 
+def _where_not_finite(model: Transformer) -> str:
+    """Which weights hold NaN or inf, or else that an activation (a hook's edit) did."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        return f"the weights {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} hold NaN or inf (a diverged training run, or edited weights)"
+    return "the weights are finite, so an activation became NaN or inf on the way (a hook that returned NaN or inf?)"
+
+
 def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"],
                     per_token: bool = False) -> Float[Tensor, ""] | Float[Tensor, "batch predicted_pos"]:
     """Cross-entropy of predicting tokens[:, 1:] from logits[:, :-1]: the mean, or [batch, pos - 1] if per_token."""
@@ -431,6 +438,7 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
     validate.positions_at_least(tokens, 2, "tokens", "a next-token loss (one to predict from, one to predict)")
     validate.ids(tokens, logits.shape[-1], "tokens")
     validate.boolean(per_token=per_token)
+    validate.finite(logits, "logits")
     predictions, targets = logits[:, :-1], tokens[:, 1:]
     loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            reduction="none" if per_token else "mean")

@@ -123,8 +123,7 @@ def patch_heads(model, corrupted_tokens, clean_cache, metric, heads, activation:
         raise ValueError("heads must list at least one (layer, head)")
     for layer, head in heads:
         validate.head(model, layer, head)
-    if activation not in HEAD_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
+    validate.one_of(activation, HEAD_ACTIVATIONS, "activation")
 
     def put_back(act, hook, head):  # [batch, pos, head, d_head], or [batch, head, q, k] for the pattern
         if activation == "pattern":
@@ -179,8 +178,7 @@ def head_patching(model, corrupted_tokens, clean_cache, metric, activation: str 
     """metric after patching one head's `activation` (z, q, k, v or pattern) at every position,
     for every head: [layer, head] (`transformer_lens.patching.get_act_patch_attn_head_*_all_pos`)."""
     _validate_run(model, corrupted_tokens, clean_cache)
-    if activation not in HEAD_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {HEAD_ACTIVATIONS}, got {activation!r}")
+    validate.one_of(activation, HEAD_ACTIVATIONS, "activation")
     with torch.no_grad():
         return _TL_HEAD_SWEEPS[activation](_tl(model), corrupted_tokens, clean_cache, metric)
 

@@ -39,16 +39,6 @@ from .model import Config, Transformer
 DEVICES = ("cpu", "cuda", "mps", "auto")
 
 
-def _check_train_config(cfg) -> None:
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"cfg must be a course_utils.train.TrainConfig, got {type(cfg).__name__}")
-
-
-def _check_transformer(model) -> None:
-    if not isinstance(model, Transformer):
-        raise TypeError(f"model must be a course_utils Transformer, got {type(model).__name__}")
-
-
 @dataclass
 class TrainConfig:
     steps: int = 1000
@@ -95,7 +85,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then constant."""
-    _check_train_config(cfg)
+    validate.instance(cfg, TrainConfig, "cfg")
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise ValueError(f"step must be an int >= 0, got {step!r}")
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
@@ -104,7 +94,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_train_config(cfg)
+    validate.instance(cfg, TrainConfig, "cfg")
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -131,7 +121,7 @@ def train(
         raise TypeError(f"train expects a course_utils Transformer as model, got {type(model).__name__}")
     if not callable(batches):
         raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
-    _check_train_config(cfg)
+    validate.instance(cfg, TrainConfig, "cfg")
     if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 0):
         raise ValueError(f"stop_at must be None or an int >= 0, got {stop_at!r}")
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
@@ -148,7 +138,7 @@ def train(
             leftover.unlink()
         saved = list_checkpoints(ckpt_dir)
         if saved:
-            _check_resumable(saved[-1], model, cfg, end)
+            _refuse_changed_settings(saved[-1], model, cfg, end)
             start, losses = load_checkpoint(saved[-1], model, optimizer)
 
     def save(step: int):
@@ -211,7 +201,7 @@ def _ctrl_c_deferred():
 RESUME_SETTINGS = ("batch_size", "lr", "weight_decay", "warmup_steps", "checkpoint_every")
 
 
-def _check_resumable(path: Path, model: Transformer, cfg: TrainConfig, end: int) -> None:
+def _refuse_changed_settings(path: Path, model: Transformer, cfg: TrainConfig, end: int) -> None:
     """Refuse, before touching the model, to resume from a checkpoint of another run."""
     metadata = read_safetensors(path)[1]
     if "step" not in metadata or "train_config" not in metadata or "model_config" not in metadata:
@@ -292,10 +282,10 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def save_checkpoint(path, model: Transformer, optimizer, step: int, losses: list[float], cfg: TrainConfig):
-    _check_transformer(model)
+    validate.instance(model, Transformer, "model")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    _check_train_config(cfg)
+    validate.instance(cfg, TrainConfig, "cfg")
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     names = {p: n for n, p in model.named_parameters()}
     for p, state in optimizer.state.items():
@@ -312,7 +302,7 @@ def save_checkpoint(path, model: Transformer, optimizer, step: int, losses: list
 
 def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list[float]]:
     """Load weights (and optimizer state) into `model` in place; returns (step, losses)."""
-    _check_transformer(model)
+    validate.instance(model, Transformer, "model")
     tensors, metadata = read_safetensors(path)
     if "step" not in metadata:
         raise ValueError(f"{path} is not a training checkpoint (no 'step' in its metadata)")
@@ -321,7 +311,7 @@ def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list
         raise ValueError(f"{path} was saved from a model with config {saved_cfg}, not {model.cfg.to_dict()}")
     device = model.W_E.device
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    check_weights(weights, model, path)
+    validate.weights(weights, model, path)
     model.load_state_dict(weights, strict=True)
     if optimizer is not None:
         params = dict(model.named_parameters())
@@ -335,19 +325,6 @@ def load_checkpoint(path, model: Transformer, optimizer=None) -> tuple[int, list
         optim_state["state"] = {order[params[n]]: s for n, s in state.items()}
         optimizer.load_state_dict(optim_state)
     return int(metadata["step"]), json.loads(metadata["losses"])
-
-
-def check_weights(weights: dict[str, torch.Tensor], model: Transformer, source) -> None:
-    """Refuse, before touching the model, weights that do not cover it exactly (names and shapes),
-    so a damaged file can never leave a model half-loaded."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in weights.items()}
-    missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
-    if missing or extra or wrong:
-        details = [f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "",
-                   ", ".join(f"{k} has shape {found[k]}, expected {expected[k]}" for k in wrong)]
-        raise ValueError(f"{source} does not hold this model's weights: " + "; ".join(d for d in details if d))
 
 
 def load_model(path) -> Transformer:

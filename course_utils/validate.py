@@ -80,6 +80,16 @@ def at_least(value, low: int, name: str, meaning: str = "") -> None:
         raise (ValueError if _is_int(value) else TypeError)(f"{name} must be an int >= {low}{why}, got {value!r}")
 
 
+def one_of(value, choices, name: str, what: str = "") -> None:
+    """`value` must be one of `choices` (a method, a condition, a model's name); `what` names them."""
+    choices = tuple(choices)
+    shown = f"{what} {choices}" if what else f"{choices}"
+    if choices and type(value) not in {type(c) for c in choices}:
+        raise TypeError(f"{name} must be one of {shown}, got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {shown}, got {value!r}")
+
+
 # ---- objects --------------------------------------------------------------------------------------
 
 
@@ -94,6 +104,19 @@ def model(value, name: str = "model") -> None:
     if not (isinstance(value, nn.Module) and getattr(value, "cfg", None) is not None
             and hasattr(value, "run_with_cache") and hasattr(value, "run_with_hooks")):
         raise TypeError(f"{name} must be a course_utils Transformer or a TransformerBridge, got {type(value).__name__}")
+
+
+def weights(value: dict[str, torch.Tensor], model_, source) -> None:
+    """Refuse, before touching the model, weights that do not cover it exactly (names and shapes),
+    so a damaged file can never leave a model half-loaded."""
+    expected = {k: tuple(v.shape) for k, v in model_.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in value.items()}
+    missing, extra = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    if missing or extra or wrong:
+        details = [f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "",
+                   ", ".join(f"{k} has shape {found[k]}, expected {expected[k]}" for k in wrong)]
+        raise ValueError(f"{source} does not hold this model's weights: " + "; ".join(d for d in details if d))
 
 
 # ---- tensors ------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
 from .icl_tasks import ICLTasks
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
-from .train import TrainConfig, check_weights, list_checkpoints, load_model, read_safetensors, train
-from .validate import model as _check_model
+from . import validate
+from .train import TrainConfig, list_checkpoints, load_model, read_safetensors, train
 
 ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 
@@ -93,15 +93,9 @@ def names() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in ZOO_DIR.glob("*.json"))
 
 
-def _check_name(name: str) -> None:
-    if name not in names():
-        known = ", ".join(names()) or "(none shipped)"
-        raise KeyError(f"no zoo model named {name!r}; known models: {known} (name must be one of them)")
-
-
 def card(name: str) -> dict:
     """The model's card: config, data recipe, training config, losses and metrics."""
-    _check_name(name)
+    validate.one_of(name, names(), "name", "the shipped models")
     return json.loads((ZOO_DIR / f"{name}.json").read_text())
 
 
@@ -155,7 +149,7 @@ def _read_verified(name: str, info: dict, filename: str) -> dict[str, torch.Tens
 def _model_from(tensors: dict[str, torch.Tensor], cfg: dict, prefix: str = "") -> Transformer:
     model = Transformer(Config.from_dict(cfg))
     weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    check_weights(weights, model, f"the zoo file (entries {prefix or 'without prefix'}*)")
+    validate.weights(weights, model, f"the zoo file (entries {prefix or 'without prefix'}*)")
     model.load_state_dict(weights, strict=True)
     return model.eval()
 
@@ -197,9 +191,8 @@ def _history_from(checkpoint_dir, cfg: Config) -> dict[int, Transformer]:
 
 def evaluate(model, lang: SyntheticLanguage) -> dict:
     """The metrics a card records: losses on fresh data (all, copied tokens, the rest) and head scores."""
-    _check_model(model)
-    if not isinstance(lang, SyntheticLanguage):
-        raise TypeError(f"lang must be a course_utils.data.SyntheticLanguage, got {type(lang).__name__}")
+    validate.model(model)
+    validate.instance(lang, SyntheticLanguage, "lang")
     batch = lang.sample(EVAL_BATCH, seed=EVAL_SEED)
     period = lang.n_ctx // 2
     rep = repeated_tokens(EVAL_BATCH // 4, period, lang.d_vocab, seed=EVAL_SEED)
@@ -256,9 +249,8 @@ def story(history_models: dict, lang: SyntheticLanguage) -> dict:
 def evaluate_icl(model, tasks: ICLTasks, size: int = EVAL_BATCH) -> dict:
     """The metrics an in-context-tasks card records: accuracy (top token = the answer) by task and
     number of demonstrations, on fresh prompts."""
-    _check_model(model)
-    if not isinstance(tasks, ICLTasks):
-        raise TypeError(f"tasks must be a course_utils.icl_tasks.ICLTasks, got {type(tasks).__name__}")
+    validate.model(model)
+    validate.instance(tasks, ICLTasks, "tasks")
     accuracy = {}
     with torch.no_grad():
         for task in tasks.tasks:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from course_utils import numerics, zoo
+from course_utils import numerics, validate, zoo
 from course_utils.icl_tasks import ICLTasks
 from course_utils.train import atomic_save, atomic_write, list_checkpoints, load_model
 from course_utils.zoo import (
@@ -36,11 +36,6 @@ from course_utils.zoo import (
     sha256,
     story,
 )
-
-
-def _check_recipe(name: str) -> None:
-    if name not in RECIPES:
-        raise KeyError(f"no recipe named {name!r}; recipes: {', '.join(sorted(RECIPES))}")
 
 
 def write_json(path: Path, data: dict, indent: int | None = 1) -> None:
@@ -71,7 +66,7 @@ def _write_model_files(name: str, info: dict, model, hist: dict | None) -> dict:
 
 def build(name: str, progress: bool = True) -> dict:
     """Train NAME from its recipe and write its weights, history and card into zoo.ZOO_DIR."""
-    _check_recipe(name)
+    validate.one_of(name, sorted(RECIPES), "name", "the recipes")
     recipe = RECIPES[name]
     if isinstance(recipe.language, ICLTasks):
         return _build_icl(name, recipe, progress)
@@ -115,7 +110,7 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
 
     Runs resume from `workdir`, so an interrupted study loses nothing.
     """
-    _check_recipe(name)
+    validate.one_of(name, sorted(RECIPES), "name", "the recipes")
     recipe = RECIPES[name]
     results = {}
     for seed in seeds:
@@ -172,7 +167,7 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
     zoo_weights/studies/NAME.seeds.json (notebook 07's thresholds come from it). Resumable."""
     from course_utils.function_vectors import study
 
-    _check_recipe(name)
+    validate.one_of(name, sorted(RECIPES), "name", "the recipes")
     recipe = RECIPES[name]
     if not isinstance(recipe.language, ICLTasks):
         icl = [n for n, r in RECIPES.items() if isinstance(r.language, ICLTasks)]

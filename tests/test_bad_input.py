@@ -57,6 +57,13 @@ def tiny() -> Transformer:
     return Transformer(Config(d_vocab=16, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True))
 
 
+def nan_weights() -> Transformer:
+    m = Transformer(tiny().cfg)  # a model of its own: tiny() is shared
+    with torch.no_grad():
+        m.blocks[1].attn.W_V[0, 0, 0] = float("nan")
+    return m
+
+
 @cache
 def zoo_model() -> Transformer:
     return zoo.load("attn_only_2l")
@@ -243,7 +250,7 @@ CASES: list[Case] = [
       r"Config\.d_model=16 is not divisible by n_heads=3"),
     C("model.Config", "normalization_type unknown", lambda: Config(normalization_type="RMS"), ValueError,
       r"normalization_type must be one of \(None, 'LN'\), got 'RMS'"),
-    C("model.Config", "act_fn unknown", lambda: Config(act_fn="swish"), ValueError, r"act_fn must be one of \['gelu', 'relu'\], got 'swish'"),
+    C("model.Config", "act_fn unknown", lambda: Config(act_fn="swish"), ValueError, r"act_fn must be one of \('gelu', 'relu'\), got 'swish'"),
     C("model.Config", "d_mlp 0", lambda: Config(attn_only=False, d_mlp=0), ValueError, r"Config\.d_mlp must be a positive int, got 0"),
     C("model.Config", "seed a string", lambda: Config(seed="1"), TypeError, r"Config\.seed must be an int, got '1'"),
     C("model.Config", "from_dict unknown field", lambda: Config.from_dict({"d_modle": 3}), ValueError,
@@ -309,6 +316,13 @@ CASES: list[Case] = [
       r"cfg\.attn_only must be False for an MLP.*got True"),
 
     # -- model: the Transformer's forward pass --
+    C("model.next_token_loss", "NaN logits", lambda: model.next_token_loss(floats(1, 3, 16) * float("nan"), tokens(1, 3)), ValueError,
+      r"logits contains NaN or inf \(48 of 48 entries\)"),
+    C("model.Transformer", "NaN weights", lambda: nan_weights()(tokens(2, 4)), ValueError,
+      r"the model's logits contain NaN or inf: the weights blocks\.1\.attn\.W_V hold NaN or inf"),
+    C("model.Transformer", "a hook returns NaN", lambda: tiny().run_with_hooks(tokens(2, 4), fwd_hooks=[
+        ("blocks.0.hook_attn_out", lambda act, hook: act * float("nan"))]), ValueError,
+      r"the weights are finite, so an activation became NaN or inf on the way \(a hook that returned NaN or inf\?\)"),
     C("model.Transformer", "tokens rank 1", lambda: tiny()(tokens(4)), ValueError,
       r"tokens must have shape \[batch, pos\], got shape \(4,\) \(add a batch dimension: tokens\[None\]\)"),
     C("model.Transformer", "tokens rank 3", lambda: tiny()(tokens(1, 2, 3)), ValueError,
@@ -352,6 +366,12 @@ CASES: list[Case] = [
     C("validate.int_in", "a float", lambda: validate.int_in(1.5, 0, 3, "pos"), TypeError, r"pos must be an int in \[0, 3\], got 1\.5"),
     C("validate.at_least", "below", lambda: validate.at_least(-1, 0, "layer"), ValueError, r"layer must be an int >= 0, got -1"),
     C("validate.at_least", "a string", lambda: validate.at_least("1", 0, "layer"), TypeError, r"layer must be an int >= 0, got '1'"),
+    C("validate.one_of", "not a choice", lambda: validate.one_of("max", ("zero", "mean"), "method"), ValueError,
+      r"method must be one of \('zero', 'mean'\), got 'max'"),
+    C("validate.one_of", "another type", lambda: validate.one_of(0, ("zero", "mean"), "method"), TypeError,
+      r"method must be one of \('zero', 'mean'\), got int 0"),
+    C("validate.one_of", "no choices", lambda: validate.one_of("a", (), "name", "the shipped models"), ValueError,
+      r"name must be one of the shipped models \(\), got 'a'"),
     C("validate.instance", "a dict for a Config", lambda: validate.instance({}, Config, "cfg"), TypeError,
       r"cfg must be a course_utils\.model\.Config, got dict"),
     C("validate.model", "a string", lambda: validate.model("gpt2"), TypeError,
@@ -490,7 +510,7 @@ CASES: list[Case] = [
       r"truncated\.safetensors is not a readable safetensors file \(truncated or corrupt\?\)"),
     C("train.save_checkpoint", "model a string",
       lambda: train.save_checkpoint(files()["root"] / "s.safetensors", "m", optimizer(), 1, [], TrainConfig()),
-      TypeError, r"model must be a course_utils Transformer, got str"),
+      TypeError, r"model must be a course_utils\.model\.Transformer, got str"),
     C("train.save_checkpoint", "optimizer a dict",
       lambda: train.save_checkpoint(files()["root"] / "s.safetensors", tiny(), {}, 1, [], TrainConfig()),
       TypeError, r"optimizer must be a torch\.optim\.Optimizer, got dict"),
@@ -504,11 +524,11 @@ CASES: list[Case] = [
       lambda: train.load_checkpoint(files()["good"], Transformer(Config(**{**TINY, "n_layers": 1}))),
       ValueError, r"step_000001\.safetensors was saved from a model with config \{.*'n_layers': 2.*\}, not \{.*'n_layers': 1"),
     C("train.load_checkpoint", "model a string", lambda: train.load_checkpoint(files()["good"], "attn_only_2l"),
-      TypeError, r"model must be a course_utils Transformer, got str"),
-    C("train.check_weights", "missing tensor", lambda: train.check_weights(
+      TypeError, r"model must be a course_utils\.model\.Transformer, got str"),
+    C("validate.weights", "missing tensor", lambda: validate.weights(
         {k: v for k, v in tiny().state_dict().items() if k != "embed.W_E"}, tiny(), "some.safetensors"), ValueError,
       r"some.safetensors does not hold this model's weights: missing \['embed.W_E'\]"),
-    C("train.check_weights", "wrong shape", lambda: train.check_weights(
+    C("validate.weights", "wrong shape", lambda: validate.weights(
         {**tiny().state_dict(), "embed.W_E": torch.zeros(3, 3)}, tiny(), "some.safetensors"), ValueError,
       r"embed.W_E has shape \(3, 3\), expected \(16, 16\)"),
     C("train.load_model", "missing file", lambda: train.load_model(files()["missing"]), FileNotFoundError,
@@ -674,32 +694,32 @@ CASES: list[Case] = [
       ValueError, r"samples must be a positive int, got 0"),
 
     # -- zoo --
-    C("zoo.card", "unknown name", lambda: zoo.card("gpt5"), KeyError,
-      r"no zoo model named 'gpt5'; known models: attn_only_1l, attn_only_2l.*name must be one of them"),
-    C("zoo.card", "name not a string", lambda: zoo.card(2), KeyError, r"no zoo model named 2; known models: attn_only_1l"),
-    C("zoo.language", "unknown name", lambda: zoo.language("attn_only_3l"), KeyError, r"no zoo model named 'attn_only_3l'; known models"),
-    C("zoo.load", "unknown name", lambda: zoo.load("gpt5"), KeyError, r"no zoo model named 'gpt5'; known models"),
+    C("zoo.card", "unknown name", lambda: zoo.card("gpt5"), ValueError,
+      r"name must be one of the shipped models \('attn_only_1l', 'attn_only_2l', .*\), got 'gpt5'"),
+    C("zoo.card", "name not a string", lambda: zoo.card(2), TypeError, r"name must be one of the shipped models \('attn_only_1l', .*got int 2"),
+    C("zoo.language", "unknown name", lambda: zoo.language("attn_only_3l"), ValueError, r"name must be one of the shipped models .*got 'attn_only_3l'"),
+    C("zoo.load", "unknown name", lambda: zoo.load("gpt5"), ValueError, r"name must be one of the shipped models .*got 'gpt5'"),
     C("zoo.load", "unknown step", lambda: zoo.load("attn_only_2l", step=7), ValueError,
       r"attn_only_2l has no checkpoint at step 7; its history has steps \[0, 150, 300"),
     C("zoo.load", "step a string", lambda: zoo.load("attn_only_2l", step="150"), ValueError,
       r"attn_only_2l has no checkpoint at step '150'; its history has steps \[0, 150"),
     C("zoo.load", "step True", lambda: zoo.load("attn_only_2l", step=True), ValueError,
       r"attn_only_2l has no checkpoint at step True; its history has steps"),
-    C("zoo.history", "unknown name", lambda: zoo.history("gpt5"), KeyError, r"no zoo model named 'gpt5'; known models"),
-    C("zoo.training_history", "unknown name", lambda: zoo.training_history("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+    C("zoo.history", "unknown name", lambda: zoo.history("gpt5"), ValueError, r"name must be one of the shipped models .*got 'gpt5'"),
+    C("zoo.training_history", "unknown name", lambda: zoo.training_history("gpt5"), ValueError, r"shipped models .*got 'gpt5'"),
     C("zoo.evaluate", "model a name", lambda: zoo.evaluate("attn_only_2l", zoo.language("attn_only_2l")), TypeError,
       r"model must be a course_utils Transformer or a TransformerBridge, got str"),
     C("zoo.evaluate", "lang a name", lambda: zoo.evaluate(zoo_model(), "attn_only_2l"), TypeError,
       r"lang must be a course_utils\.data\.SyntheticLanguage, got str"),
     C("zoo.evaluate", "language with a larger vocabulary", lambda: zoo.evaluate(zoo_model(), SyntheticLanguage(d_vocab=128, n_ctx=32, max_span=15)),
       ValueError, r"tokens contains id \d+, outside the vocabulary \[0, 64\)"),
-    C("zoo.retrain", "unknown name", lambda: zoo.retrain("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+    C("zoo.retrain", "unknown name", lambda: zoo.retrain("gpt5"), ValueError, r"shipped models .*got 'gpt5'"),
     C("zoo.story", "empty history", lambda: zoo.story({}, zoo.language("attn_only_2l")), ValueError,
       r"history must be a non-empty dict \{step: model\}, got \{\}"),
     C("zoo.story", "lang a name", lambda: zoo.story({0: zoo_model()}, "attn_only_2l"), TypeError,
       r"language must be a course_utils\.data\.SyntheticLanguage, got str"),
-    C("zoo_build.seed_study", "unknown name", lambda: zoo_build.seed_study("gpt5", [1], files()["root"]), KeyError,
-      r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
+    C("zoo_build.seed_study", "unknown name", lambda: zoo_build.seed_study("gpt5", [1], files()["root"]), ValueError,
+      r"name must be one of the recipes .*got 'gpt5'"),
     C("zoo.sha256", "missing file", lambda: zoo.sha256("/nope/x.safetensors"), FileNotFoundError,
       r"path must be an existing file, got '/nope/x.safetensors'"),
     C("zoo.sha256", "a directory", lambda: zoo.sha256(zoo.ZOO_DIR), FileNotFoundError, r"path must be an existing file"),
@@ -714,10 +734,10 @@ CASES: list[Case] = [
       ValueError, r"module must name a maintainer command such as 'maintainer.zoo_build', got 'course_utils.zoo'"),
     C("zoo_build.with_zoo_numerics", "not a string", lambda: zoo_build.with_zoo_numerics(None), ValueError,
       r"module must name a maintainer command"),
-    C("zoo_build.build", "unknown name", lambda: zoo_build.build("gpt5"), KeyError, r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
-    C("zoo_build.record_seed_study", "unknown name", lambda: zoo_build.record_seed_study("gpt5", [1], files()["root"]), KeyError,
-      r"no zoo model named 'gpt5'"),
-    C("zoo_build.record_phase_change", "unknown name", lambda: zoo_build.record_phase_change("gpt5"), KeyError, r"no zoo model named 'gpt5'"),
+    C("zoo_build.build", "unknown name", lambda: zoo_build.build("gpt5"), ValueError, r"name must be one of the recipes \('attn_only_1l', 'attn_only_2l', .*got 'gpt5'"),
+    C("zoo_build.record_seed_study", "unknown name", lambda: zoo_build.record_seed_study("gpt5", [1], files()["root"]), ValueError,
+      r"name must be one of the shipped models .*got 'gpt5'"),
+    C("zoo_build.record_phase_change", "unknown name", lambda: zoo_build.record_phase_change("gpt5"), ValueError, r"shipped models .*got 'gpt5'"),
 
     # -- checks: every check names a non-function fn; carry_on names unknown exercises --
     *[C(f"checks.{fn.__name__}", "fn not a function", (lambda fn=fn: fn("embed")), checks.ExerciseError,
@@ -741,10 +761,10 @@ CASES: list[Case] = [
     C("checks.check_forward", "fn not a function", lambda: checks.check_forward(None, tiny()), checks.ExerciseError,
       r"expected a function as fn.*got NoneType"),
     C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
-      r"model must be a course_utils Transformer, got str"),
+      r"model must be a course_utils\.model\.Transformer, got str"),
     C("checks.check_forward", "model with LayerNorm", lambda: checks.check_forward(lambda t, m: m(t), ln_model()), ValueError,
       r"model must be attention-only without LayerNorm, like notebook 01's \(attn_only=True, normalization_type=None\)"),
-    C("checks.carry_on", "unknown exercise", lambda: checks.carry_on("embedding", None), KeyError,
+    C("checks.carry_on", "unknown exercise", lambda: checks.carry_on("embedding", None), ValueError,
       r"no reference implementation named 'embedding' in course_utils: name must be the name of an exercise's function"),
 
     # -- viz --
@@ -883,7 +903,7 @@ CASES: list[Case] = [
     # -- clamping (notebook 04) --
     C("clamping.perfect_prev_token_pattern", "n_ctx 1", lambda: clamping.perfect_prev_token_pattern(1), ValueError,
       r"n_ctx must be an int >= 2, got 1"),
-    C("clamping.perfect_prev_token_pattern", "n_ctx a float", lambda: clamping.perfect_prev_token_pattern(4.0), ValueError,
+    C("clamping.perfect_prev_token_pattern", "n_ctx a float", lambda: clamping.perfect_prev_token_pattern(4.0), TypeError,
       r"n_ctx must be an int >= 2, got 4\.0"),
     C("clamping.clamp_prev_token_hooks", "head out of range", lambda: clamping.clamp_prev_token_hooks(tiny(), 0, 2), ValueError,
       r"head must be an int in \[0, 1\] \(a layer has 2 heads\), got 2"),
@@ -898,7 +918,7 @@ CASES: list[Case] = [
     C("clamping.RunConfig", "condition unknown", lambda: clamping.RunConfig(condition="ablate"), ValueError,
       r"condition must be one of \('baseline', 'clamp_prev_token', 'clamp_layer0_output', 'ablate_layer0'\), got 'ablate'"),
     C("clamping.RunConfig", "task a dict", lambda: clamping.RunConfig(task={"n_classes": 8}), TypeError,
-      r"task must be an ICLClassification, got dict"),
+      r"RunConfig\.task must be a course_utils\.icl_classification\.ICLClassification, got dict"),
     C("clamping.RunConfig", "steps 0", lambda: clamping.RunConfig(steps=0), ValueError,
       r"TrainConfig\.steps must be a positive int, got 0"),
     C("clamping.RunConfig", "lr negative", lambda: clamping.RunConfig(lr=-1.0), ValueError, r"TrainConfig\.lr must be a finite number > 0, got -1\.0"),
@@ -1228,8 +1248,8 @@ CASES: list[Case] = [
     C("zoo.evaluate_icl", "size 0", lambda: zoo.evaluate_icl(icl_model(), icl(), size=0), ValueError, r"size must be a positive int, got 0"),
     C("zoo.evaluate_icl", "tasks with a larger vocabulary", lambda: zoo.evaluate_icl(tiny(), ICLTasks(n_items=16, max_shots=2), size=4),
       ValueError, r"tokens contains id \d+, outside the vocabulary \[0, 16\)"),
-    C("zoo_build.icl_seed_study", "unknown name", lambda: zoo_build.icl_seed_study("gpt5", [1], files()["root"], 2, 1), KeyError,
-      r"no recipe named 'gpt5'; recipes: attn_only_1l, attn_only_2l"),
+    C("zoo_build.icl_seed_study", "unknown name", lambda: zoo_build.icl_seed_study("gpt5", [1], files()["root"], 2, 1), ValueError,
+      r"name must be one of the recipes .*got 'gpt5'"),
     C("zoo_build.icl_seed_study", "a recipe of another kind", lambda: zoo_build.icl_seed_study("attn_only_2l", [1], files()["root"], 2, 1), ValueError,
       r"name must be a recipe of in-context tasks \(ICLTasks\): one of \['icl_tasks'\], got 'attn_only_2l'"),
     C("zoo_build.icl_seed_study", "k larger than the heads", lambda: zoo_build.icl_seed_study("icl_tasks", [1], files()["root"], 9, 0), ValueError,

@@ -38,3 +38,13 @@ def test_the_maintainer_tier_is_where_building_lives():
     assert not (ROOT / "course_utils" / "colab.py").exists()
     zoo_source = (ROOT / "course_utils" / "zoo.py").read_text()
     assert "def build(" not in zoo_source and "__main__" not in zoo_source
+
+
+def test_the_package_docstring_lists_every_module_once():
+    import course_utils
+
+    package = ROOT / "course_utils"
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"} | {
+        p.parent.name for p in package.glob("*/__init__.py")}
+    listed = [line.split("`")[1] for line in course_utils.__doc__.splitlines() if line.startswith("- `")]
+    assert sorted(listed) == sorted(modules), f"listed {sorted(listed)}, modules {sorted(modules)}"

@@ -70,11 +70,11 @@ def test_zoo_models_convert_to_the_bridge():
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(KeyError, match="no zoo model named 'gpt5'.*attn_only_2l"):
+    with pytest.raises(ValueError, match="name must be one of the shipped models .*attn_only_2l.*got 'gpt5'"):
         zoo.load("gpt5")
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
         zoo.load("attn_only_2l", step=7)
-    with pytest.raises(KeyError, match="no recipe named"):
+    with pytest.raises(ValueError, match="name must be one of the recipes"):
         zoo_build.build("gpt5")
 
 

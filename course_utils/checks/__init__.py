@@ -51,8 +51,8 @@ REFERENCES = {
 def carry_on(name: str, fn):
     """Your `fn` if the check of exercise `name` passed, else the course's reference implementation."""
     if name not in REFERENCES:
-        raise KeyError(f"no reference implementation named {name!r} in course_utils: name must be the name of "
-                       f"an exercise's function, e.g. 'embed' or 'induction_score'")
+        raise ValueError(f"no reference implementation named {name!r} in course_utils: name must be the name of "
+                         f"an exercise's function, e.g. 'embed' or 'induction_score'")
     if _passed.get(name):
         return fn
     reference = REFERENCES[name]
