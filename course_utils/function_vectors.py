@@ -12,6 +12,10 @@ of a prompt with no demonstrations makes the model do the task.
 - `function_vector`, `top_heads_vector`: the sum of the mean outputs of the top-k heads by average
   indirect effect;
 - `layer_sweep`: the accuracy with the vector, for every layer it can be added to and every k;
+- `attention_to`: how much each head attends from the last position to chosen positions (the
+  demonstrations' answers, the query, ...): what a head can carry;
+- `answer_shares`: whose answer the model gives with each vector added: task-specificity, and the
+  vector against the demonstrations of another task;
 - `accuracy_with_vector`: the model's accuracy when a vector is added at the last position to the
   attention output of a chosen layer (`blocks.L.hook_attn_out`), as if that layer's heads had
   written it: the residual stream after the attention (resid_mid) gets the vector.
