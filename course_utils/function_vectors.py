@@ -12,6 +12,10 @@ of a prompt with no demonstrations makes the model do the task.
 - `function_vector`, `top_heads_vector`: the sum of the mean outputs of the top-k heads by average
   indirect effect;
 - `layer_sweep`: the accuracy with the vector, for every layer it can be added to and every k;
+- `attention_to`: how much each head attends from the last position to chosen positions (the
+  demonstrations' answers, the query, ...): what a head can carry;
+- `answer_shares`: whose answer the model gives with each vector added: task-specificity, and the
+  vector against the demonstrations of another task;
 - `accuracy_with_vector`: the model's accuracy when a vector is added at the last position to the
   attention output of a chosen layer (`blocks.L.hook_attn_out`), as if that layer's heads had
   written it: the residual stream after the attention (resid_mid) gets the vector.
@@ -197,6 +201,54 @@ def layer_sweep(model, tokens, answers, mean_outputs: torch.Tensor, aie: torch.T
     vectors = [top_heads_vector(mean_outputs, aie, k) for k in ks]
     return torch.tensor([[accuracy_with_vector(model, tokens, answers, vector, layer) for vector in vectors]
                          for layer in range(model.cfg.n_layers)])
+
+
+def attention_to(model, tokens: torch.Tensor, key_positions) -> torch.Tensor:
+    """How much each head attends from the last position to `key_positions` (a list of positions, e.g. where
+    the demonstrations' answers sit): [layer, head], the attention weights of the last query on those keys,
+    summed over the keys and averaged over the prompts. Notebook 07 builds it."""
+    _validate_prompts(model, tokens)
+    n = tokens.shape[1]
+    if isinstance(key_positions, torch.Tensor):
+        key_positions = key_positions.tolist()
+    if not isinstance(key_positions, (list, tuple, range)) or not key_positions:
+        raise TypeError(f"key_positions must be a non-empty list of positions, got {key_positions!r}")
+    for position in key_positions:
+        validate.int_in(position, 0, n - 1, "key_positions", f"the prompts have {n} positions")
+    if len(set(key_positions)) != len(key_positions):
+        raise ValueError(f"key_positions must be distinct positions (a repeated one would count twice), got {list(key_positions)}")
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    keys = torch.tensor(list(key_positions), device=tokens.device)
+    return torch.stack([cache[name][:, :, -1, keys].sum(-1).mean(0) for name in names])  # pattern [batch, head, q, k]
+
+
+def answer_shares(model, tokens: torch.Tensor, answers: torch.Tensor, vectors: torch.Tensor, layer: int) -> torch.Tensor:
+    """Whose answer the model gives with each vector: [vector, task], entry [a, b] the fraction of prompts
+    whose top token at the last position, with vectors[a] added to block `layer`'s attention output there,
+    is answers[b] (task b's answer to each prompt's query).
+
+    tokens [batch, pos]; answers [task, batch] (token ids); vectors [vector, d_model]. On prompts without
+    demonstrations a task-specific vector gives a large diagonal; on prompts with demonstrations of task b,
+    column b is how often the demonstrations win over the vector. Notebook 07 builds it.
+    """
+    _validate_prompts(model, tokens)
+    validate.tensor(answers, "answers", "task batch", dtype="int")
+    if answers.shape[1] != tokens.shape[0]:
+        raise ValueError(f"answers must be [task, batch] with one answer per prompt ({tokens.shape[0]}) for every task, "
+                         f"got shape {tuple(answers.shape)}")
+    validate.ids(answers, model.cfg.d_vocab, "answers")
+    validate.tensor(vectors, "vectors", "vector d_model", dtype="float")
+    if vectors.shape[1] != model.cfg.d_model:
+        raise ValueError(f"vectors must be [vector, d_model] with d_model = {model.cfg.d_model}, got shape {tuple(vectors.shape)}")
+    validate.finite(vectors, "vectors")
+    validate.layer(model, layer)
+    rows = []
+    for vector in vectors:
+        predictions = logits_with_vector(model, tokens, vector, layer).argmax(-1)
+        rows.append((predictions[None] == answers.to(predictions.device)).float().mean(-1))
+    return torch.stack(rows)
 
 
 # ---- the whole recipe on a model of in-context tasks (notebook 07, and the zoo's seed study) -------

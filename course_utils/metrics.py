@@ -7,6 +7,8 @@ looks at, and keeps the head axis.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformer_lens import FactoredMatrix
 from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
@@ -146,6 +148,7 @@ def phase_window(steps, values, width: float) -> tuple[int, int, float]:
     if len(steps) != len(values) or len(steps) < 3:
         raise ValueError(f"steps and values must be sequences of the same length, at least 3; "
                          f"got lengths {len(steps)} and {len(values)}")
+    validate.finite(torch.tensor(values), "values")  # NaN compares false: the window would be silently wrong
     if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
         raise ValueError(f"width must be a number of steps > 0, got {width!r}")
     total = values[-1] - values[0]
@@ -416,10 +419,62 @@ def training_curves(history: dict, language, eval_size: int = 256, seed: int = E
 
 def first_step_above(steps, values, threshold: float):
     """The first step at which values reach threshold (None if they never do)."""
-    steps, values = list(steps), list(values)
+    steps, values = list(steps), [float(v) for v in values]
     if len(steps) != len(values) or not steps:
         raise ValueError(f"steps and values must be non-empty and of the same length, got {len(steps)} and {len(values)}")
+    validate.finite(torch.tensor(values), "values")  # NaN never reaches a threshold: "never" would be silently wrong
+    _validate_threshold(threshold)
     return next((s for s, v in zip(steps, values) if v >= threshold), None)
+
+
+def _validate_threshold(threshold) -> None:
+    is_number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    if not is_number or not math.isfinite(threshold):
+        raise (ValueError if is_number else TypeError)(f"threshold must be a finite number, got {threshold!r}")
+
+
+def formation_steps(steps: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """When each score formed: the step of the first checkpoint from which the score is at or above
+    `threshold` at that checkpoint and at every later one. A score that pokes above the threshold and
+    falls back has not formed yet. NaN where the score is below the threshold at the last checkpoint
+    (it never formed, or had not formed by the end).
+
+    steps [n_checkpoints] (increasing); scores [n_checkpoints, ...] float (e.g. [step, layer, head])
+    -> [...], float like scores. Notebook 02 builds it.
+    """
+    validate.tensor(steps, "steps", "n_checkpoints")
+    validate.tensor(scores, "scores", "...", dtype="float")
+    if scores.ndim == 0 or scores.shape[0] != steps.shape[0] or len(steps) == 0:
+        raise ValueError(f"scores must be [n_checkpoints, ...] with one row per entry of steps {tuple(steps.shape)}, "
+                         f"got shape {tuple(scores.shape)}")
+    if not (steps[1:] > steps[:-1]).all():
+        raise ValueError(f"steps must increase from one checkpoint to the next, got {steps.tolist()}")
+    validate.finite(scores, "scores")
+    _validate_threshold(threshold)
+    above = (scores >= threshold).int()
+    stays = above.flip(0).cummin(0).values.flip(0)  # [i] is 1 when the score is above at i and at every later checkpoint
+    first = stays.argmax(0)  # the first 1 (stays is 0 ... 0 1 ... 1); 0 when all are 0
+    formed = steps.to(scores.device)[first].to(scores.dtype)
+    return torch.where(stays[-1].bool(), formed, torch.full_like(formed, float("nan")))
+
+
+def copy_loss_curves(history: dict, tokens: torch.Tensor, copied: torch.Tensor) -> torch.Tensor:
+    """`loss_on_copies` at every checkpoint of a training run {step: model}, in the order of the steps:
+    [n_checkpoints, 2], column 0 the mean loss on copied tokens, column 1 on the others. tokens [batch, pos],
+    copied [batch, pos] bool (`SyntheticLanguage.sample(...)`). Notebook 02 builds it."""
+    if not isinstance(history, dict) or not history:
+        raise ValueError(f"history must be a non-empty dict {{step: model}}, got {history!r:.80}")
+    if not all(isinstance(step, int) and not isinstance(step, bool) for step in history):
+        raise TypeError(f"history's keys must be training steps (ints), got {sorted(map(repr, history))[:5]}")
+    rows = []
+    for step in sorted(history):
+        model = history[step]
+        validate.model(model, f"history[{step}]")
+        validate.tokens(tokens, model.cfg)
+        with torch.no_grad():
+            loss = per_token_loss(model(tokens), tokens)
+        rows.append(loss_on_copies(loss, copied))
+    return torch.stack(rows)
 
 
 def phase_change(steps, icl_two_layer, icl_one_layer, best_induction, width: float) -> dict:

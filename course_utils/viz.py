@@ -16,6 +16,11 @@ def head_heatmap(scores: torch.Tensor, title: str, ax=None, vmin=None, vmax=None
     scores = _np(scores)
     if np.ndim(scores) != 2:
         raise ValueError(f"scores must be a [layer, head] grid, got shape {np.shape(scores)}")
+    bad = ~np.isfinite(np.asarray(scores, dtype=float))
+    if bad.any():  # imshow would leave a blank cell and the colour scale would ignore it: say so instead
+        layer, head = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"scores contains NaN or inf ({int(bad.sum())} of {bad.size} entries, the first at layer "
+                         f"{layer}, head {head}): expected finite numbers; the heat map would show a blank cell")
     ax = ax or plt.subplots(figsize=(1.2 * scores.shape[1] + 1.5, 0.9 * scores.shape[0] + 1))[1]
     im = ax.imshow(scores, cmap=cmap, vmin=vmin, vmax=vmax)
     for (layer, head), value in np.ndenumerate(scores):

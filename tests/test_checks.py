@@ -427,6 +427,33 @@ def _sweep(model, tokens, answers, mean_outputs, aie, ks, where="attn_out", coun
     return grid
 
 
+def _attention_to(model, tokens, key_positions, query=-1, to_last=False, reduce="mean", over_keys="sum", scores=False):
+    """attention_to as a learner would write it: cache every layer's pattern, pick the last query's row."""
+    hook = "attn_scores" if scores else "pattern"
+    _, cache = model.run_with_cache(tokens)
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_{hook}"]  # [batch, head, query, key]
+        picked = pattern[:, :, key_positions, query] if to_last else pattern[:, :, query, key_positions]
+        picked = picked.sum(-1) if over_keys == "sum" else picked.mean(-1)
+        rows.append(picked.sum(0) if reduce == "sum" else picked.mean(0))
+    return torch.stack(rows)
+
+
+def _answer_shares(model, tokens, answers, vectors, layer, where="attn_out", transpose=False, count=False, positions=-1,
+                   all_at_once=False, leave_hook=False):
+    """answer_shares as a learner would write it, with the learner's `_with_vector`."""
+    table = torch.zeros(len(vectors), len(answers))
+    for a, vector in enumerate(vectors):
+        vector = vectors.sum(0) if all_at_once else vector
+        predictions = _with_vector(model, tokens, vector, layer, where=where, positions=positions,
+                                   leave_hook=leave_hook and a == 0).argmax(-1)
+        for b in range(len(answers)):
+            right = (predictions == answers[b]).float()
+            table[a, b] = right.sum() if count else right.mean()
+    return table.T if transpose else table
+
+
 def _qk(Xq, Xk, W_Q, W_K, scale="sqrt d_head", keys_first=False):
     scores = (Xk @ W_K) @ (Xq @ W_Q).T if keys_first else (Xq @ W_Q) @ (Xk @ W_K).T
     return scores / {"sqrt d_head": W_Q.shape[1] ** 0.5, "d_head": W_Q.shape[1], "none": 1,
@@ -521,6 +548,40 @@ def _window_shares(steps, values, width, loop=False, norm="total", strict=False,
     return torch.where((length > 0) & (length <= width), change / total, torch.zeros_like(change))
 
 
+def _copy_curves(history, tokens, copied, order="sorted", swap=False, same_model=False):
+    """copy_loss_curves as a learner would write it: per-token loss and the two means, at every checkpoint."""
+    steps = {"sorted": sorted(history), "dict": list(history), "reversed": sorted(history, reverse=True)}[order]
+    rows = []
+    for step in steps:
+        logits = history[max(history) if same_model else step](tokens)
+        loss = -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        mask = copied[:, 1:]
+        pair = torch.stack([loss[mask].mean(), loss[~mask].mean()])
+        rows.append(pair.flip(0) if swap else pair)
+    return torch.stack(rows)
+
+
+def _formation(steps, scores, threshold, stay=True, index=False, never="nan", strict=False):
+    """formation_steps as a learner would write it, with a loop over the checkpoints from the end."""
+    out = torch.full(scores.shape[1:], float("nan"))
+    flat, result = scores.flatten(1), out.view(-1)
+    for j in range(flat.shape[1]):
+        above = [(v > threshold) if strict else (v >= threshold) for v in flat[:, j].tolist()]
+        if stay:
+            first = None
+            for i in reversed(range(len(above))):
+                if not above[i]:
+                    break
+                first = i
+        else:
+            first = next((i for i, a in enumerate(above) if a), None)
+        if first is not None:
+            result[j] = first if index else float(steps[first])
+        elif never != "nan":
+            result[j] = {"zero": float(steps[0]), "last": float(steps[-1]), "-1": -1.0}[never]
+    return out
+
+
 # ---- right answers: each check passes them (besides the reference) ---------------------------------------
 
 RIGHT = {
@@ -541,6 +602,11 @@ RIGHT = {
     "attention_by_offset": [_by_offset, lambda p: torch.stack([p.diagonal(-d, -2, -1).mean((0, -1))
                                                                for d in range(p.shape[-1])]).T],
     "window_shares": [_window_shares, lambda s, v, w: _window_shares(s, v, w, loop=True)],
+    "copy_loss_curves": [_copy_curves, lambda h, t, c: torch.stack([
+        checks.REFERENCES["loss_on_copies"](checks.REFERENCES["per_token_loss"](h[s](t), t), c) for s in sorted(h)])],
+    "formation_steps": [_formation, lambda s, x, t: torch.where(
+        (x >= t).flip(0).cumprod(0).flip(0)[-1].bool(),
+        s[(x >= t).flip(0).cumprod(0).flip(0).argmax(0)].float(), torch.tensor(float("nan")))],
     "prev_token_score": [lambda p: p.diagonal(offset=-1, dim1=-2, dim2=-1).mean((0, -1))],
     "induction_score": [lambda p, period: p.diagonal(offset=1 - period, dim1=-2, dim2=-1)[..., 1:].mean((0, -1))],
     "duplicate_token_score": [lambda p, period: p.diagonal(offset=-period, dim1=-2, dim2=-1).mean((0, -1))],
@@ -579,6 +645,10 @@ RIGHT = {
     "indirect_effects": [_effects_table],
     "top_heads_vector": [_top_vector, lambda m, a, k: m.flatten(0, 1)[a.flatten().topk(k).indices].sum(0)],
     "layer_sweep": [_sweep],
+    "attention_to": [_attention_to, lambda m, t, k: torch.stack([m.run_with_cache(t)[1][f"blocks.{l}.attn.hook_pattern"][
+        :, :, -1][..., k].sum(-1).mean(0) for l in range(m.cfg.n_layers)])],
+    "answer_shares": [_answer_shares, lambda m, t, a, v, layer: torch.stack([
+        (_with_vector(m, t, x, layer).argmax(-1)[None] == a).float().mean(1) for x in v])],
 }
 
 
@@ -729,6 +799,24 @@ WRONG = {
         ("percentages", lambda s, v, w: 100 * _window_shares(s, v, w), "percentages"),
         ("NaN for windows not allowed", lambda s, v, w: _window_shares(s, v, w).masked_fill(
             ~(((s[None] - s[:, None]) > 0) & ((s[None] - s[:, None]) <= w)), float("nan")), r"NaN in \d+ of .* gets a share of 0"),
+    ],
+    "copy_loss_curves": [
+        ("the dict's order", lambda h, t, c: _copy_curves(h, t, c, order="dict"), "order of the dict"),
+        ("last step first", lambda h, t, c: _copy_curves(h, t, c, order="reversed"), "from the last step to the first"),
+        ("transposed", lambda h, t, c: _copy_curves(h, t, c).T, r"\[2, n_checkpoints\]"),
+        ("columns swapped", lambda h, t, c: _copy_curves(h, t, c, swap=True), "wrong way round"),
+        ("the final model every time", lambda h, t, c: _copy_curves(h, t, c, same_model=True), "each checkpoint's own model"),
+        ("one number per checkpoint", lambda h, t, c: _copy_curves(h, t, c).mean(1), "averaged the two losses"),
+        ("float64", lambda h, t, c: _copy_curves(h, t, c).double(), "expected dtype torch.float32"),
+    ],
+    "formation_steps": [
+        ("first crossing", lambda s, x, t: _formation(s, x, t, stay=False), "STAYS at or above"),
+        ("index, not step", lambda s, x, t: _formation(s, x, t, index=True), "index, not its training step"),
+        ("never formed: step 0", lambda s, x, t: _formation(s, x, t, never="zero"), "never stays above the threshold got a step"),
+        ("never formed: last step", lambda s, x, t: _formation(s, x, t, never="last"), "got the last step"),
+        ("never formed: -1", lambda s, x, t: _formation(s, x, t, never="-1"), "got -1"),
+        ("strictly above", lambda s, x, t: _formation(s, x, t, strict=True), "at or above"),
+        ("int steps", lambda s, x, t: _formation(s, x, t).long(), "expected dtype torch.float32"),
     ],
     "prev_token_score": [
         ("next token", lambda p: _diag(p, 1), "NEXT"),
@@ -1018,6 +1106,22 @@ WRONG = {
         ("ranked by |AIE|", lambda *a: _sweep(*a, rank=torch.abs), r"\|AIE\|"),
         ("left a hook", lambda *a: _sweep(*a, leave_hook=True), "left a hook on the model"),
         ("a list", lambda *a: _sweep(*a).tolist(), "expected a torch.Tensor"),
+    ],
+    "attention_to": [
+        ("from the keys to the last", lambda m, t, k: _attention_to(m, t, k, to_last=True), "FROM the keys TO the last"),
+        ("first query", lambda m, t, k: _attention_to(m, t, k, query=0), "first position's attention"),
+        ("mean over keys", lambda m, t, k: _attention_to(m, t, k, over_keys="mean"), "averaged over the keys"),
+        ("summed prompts", lambda m, t, k: _attention_to(m, t, k, reduce="sum"), "summed over the prompts"),
+        ("transposed", lambda m, t, k: _attention_to(m, t, k).T, r"\[head, layer\]"),
+        ("attention scores", lambda m, t, k: _attention_to(m, t, k, scores=True), r"right shape, wrong values"),
+    ],
+    "answer_shares": [
+        ("transposed", lambda *a: _answer_shares(*a, transpose=True), r"\[task, vector\]"),
+        ("counted", lambda *a: _answer_shares(*a, count=True), "counted the prompts"),
+        ("every position", lambda *a: _answer_shares(*a, positions=slice(None)), "at every position"),
+        ("resid_pre", lambda *a: _answer_shares(*a, where="resid_pre"), "hook_resid_pre"),
+        ("all vectors at once", lambda *a: _answer_shares(*a, all_at_once=True), "every vector at once"),
+        ("left a hook", lambda *a: _answer_shares(*a, leave_hook=True), "left a hook on the model"),
     ],
 }
 

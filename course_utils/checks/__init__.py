@@ -21,8 +21,9 @@ from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward,
                                        check_multi_head_attention, check_pos_embed, check_unembed)
-from .nb02_training import (check_attention_by_offset, check_icl_score, check_loss_on_copies,
-                            check_per_token_loss, check_prev_and_induction_scores, check_window_shares)
+from .nb02_training import (check_attention_by_offset, check_copy_loss_curves, check_formation_steps, check_icl_score,
+                            check_loss_on_copies, check_per_token_loss, check_prev_and_induction_scores,
+                            check_window_shares)
 from .nb03_induction_heads import (check_composition_excess, check_composition_score, check_duplicate_token_score,
                                    check_full_ov_top1_accuracy, check_induction_score, check_key_scores_by_source,
                                    check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit)
@@ -32,8 +33,9 @@ from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, 
 from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
 from .nb06_activation_patching import (check_correct_logprob, check_normalized_metric, check_patch_heads,
                                        check_patch_k_path, check_patch_resid_pre, check_resid_patching)
-from .nb07_function_vectors import (check_indirect_effect, check_indirect_effects, check_layer_sweep,
-                                    check_logits_with_vector, check_mean_head_outputs, check_top_heads_vector)
+from .nb07_function_vectors import (check_answer_shares, check_attention_to, check_indirect_effect,
+                                    check_indirect_effects, check_layer_sweep, check_logits_with_vector,
+                                    check_mean_head_outputs, check_top_heads_vector)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -65,7 +67,7 @@ __all__ = [
     "check_embed", "check_pos_embed", "check_attention_pattern", "check_multi_head_attention", "check_unembed",
     "check_forward",
     "check_per_token_loss", "check_icl_score", "check_loss_on_copies", "check_prev_and_induction_scores",
-    "check_attention_by_offset", "check_window_shares",
+    "check_attention_by_offset", "check_window_shares", "check_copy_loss_curves", "check_formation_steps",
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",
     "check_qk_circuit", "check_composition_excess", "check_ov_eigenvalue_score", "check_full_ov_top1_accuracy",
     "check_key_scores_by_source",
@@ -76,5 +78,5 @@ __all__ = [
     "check_correct_logprob", "check_normalized_metric", "check_patch_resid_pre", "check_resid_patching",
     "check_patch_heads", "check_patch_k_path",
     "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",
-    "check_top_heads_vector", "check_layer_sweep",
+    "check_top_heads_vector", "check_layer_sweep", "check_attention_to", "check_answer_shares",
 ]

@@ -1,6 +1,6 @@
 """Checks for notebook 02, "Training and the induction bump": the per-token loss, the
-in-context-learning score, the loss on copies, both head scores from one cached run, attention by
-offset, and the phase-change window's shares."""
+in-context-learning score, the loss on copies and its curve over training, both head scores from one
+cached run, each head's formation step, attention by offset, and the phase-change window's shares."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ REFERENCES = {
     "per_token_loss": metrics.per_token_loss,
     "icl_score": metrics.icl_score,
     "loss_on_copies": metrics.loss_on_copies,
+    "copy_loss_curves": metrics.copy_loss_curves,
+    "formation_steps": metrics.formation_steps,
     "prev_and_induction_scores": metrics.prev_and_induction_scores,
     "attention_by_offset": metrics.attention_by_offset,
     "window_shares": metrics.window_shares,
@@ -122,6 +124,40 @@ def check_loss_on_copies(fn):
         compare("loss_on_copies", got, expected, mistakes, axes="copied_or_other",
                 nan_hint="a mean over no entries is NaN: did you index with a mask that selects nothing?")
     done("loss_on_copies", len(shapes))
+
+
+def check_copy_loss_curves(fn):
+    """fn(history {step: model}, tokens [batch, pos], copied [batch, pos] bool) -> [n_checkpoints, 2]."""
+    __tracebackhide__ = True
+    cases = [([300, 0, 1000, 150], 4, 9), ([50, 20, 10], 3, 12), ([0, 7, 3, 12, 5], 5, 7)]  # steps in the dict's order
+    for seed, (steps, batch, seq) in enumerate(cases):
+        history = {step: fixtures.model(seed=10 * seed + i, n_layers=1 + i % 3, attn_only=True)
+                   for i, step in enumerate(steps)}
+        g = fixtures.generator(seed)
+        tokens = fixtures.tokens(g, batch, seq, 13)
+        copied = _copied_masks(g, batch, seq)
+        expected = metrics.copy_loss_curves(history, tokens, copied)
+        got = call("copy_loss_curves", fn, {"history": history, "tokens": tokens, "copied": copied})
+
+        def rows(order):
+            with torch.no_grad():
+                return torch.stack([metrics.loss_on_copies(metrics.per_token_loss(history[step](tokens), tokens), copied)
+                                    for step in order])
+
+        mistakes = {
+            "your rows follow the order of the dict, not of the training steps: loop over sorted(history), so "
+            "that row i is the i-th checkpoint in training": lambda: rows(steps),
+            "your rows run from the last step to the first: sort the steps in increasing order": expected.flip(0),
+            "your curves are [2, n_checkpoints]: return one row per checkpoint, [n_checkpoints, 2]": expected.T,
+            "your two columns are the wrong way round: first the loss on copied tokens, then on the others":
+                expected.flip(1),
+            "every row is the same model's: use each checkpoint's own model, history[step]":
+                lambda: rows([max(steps)] * len(steps)),
+            "you averaged the two losses: keep both, the loss on copied tokens and on the others, [n_checkpoints, 2]":
+                lambda: expected.mean(1),
+        }
+        compare("copy_loss_curves", got, expected, mistakes, axes="step copied_or_other")
+    done("copy_loss_curves", len(cases))
 
 
 def check_prev_and_induction_scores(fn):
@@ -240,3 +276,53 @@ def check_window_shares(fn):
                 nan_hint="a pair that is not an allowed window (too long, or not ending after it starts) gets "
                          "a share of 0, not NaN or infinity")
     done("window_shares", len(cases))
+
+
+def _first_above(steps, scores, threshold, strict=False, never=float("nan")):
+    """The step of the first checkpoint at or above threshold (not requiring it to stay): a mistake."""
+    above = scores > threshold if strict else scores >= threshold
+    first = steps[above.int().argmax(0)].to(scores.dtype)
+    return torch.where(above.any(0), first, torch.full_like(first, never))
+
+
+def check_formation_steps(fn):
+    """fn(steps [n_checkpoints], scores [n_checkpoints, ...], threshold) -> [...]: the step from which each
+    score stays at or above threshold, NaN where it is below at the last checkpoint."""
+    __tracebackhide__ = True
+    cases = [  # (steps, scores, threshold): uneven steps, scores that poke above and fall back, one that only
+        # reaches the threshold exactly (>= shows), one never formed, one formed from the start
+        ([0, 150, 300, 450, 600, 900],
+         [[[0.1, 0.05, 0.3], [0.2, 0.1, 0.6]], [[0.5, 0.1, 0.3], [0.3, 0.1, 0.7]], [[0.2, 0.1, 0.2], [0.4, 0.1, 0.8]],
+          [[0.6, 0.3, 0.5], [0.5, 0.2, 0.9]], [[0.7, 0.1, 0.4], [0.6, 0.2, 0.9]], [[0.8, 0.2, 0.5], [0.7, 0.3, 0.9]]], 0.5),
+        ([10, 20, 40, 80, 160], [[0.2, 0.9, 0.1], [0.7, 0.9, 0.4], [0.3, 0.8, 0.4], [0.75, 0.3, 0.4], [0.8, 0.85, 0.39]], 0.4),
+        ([0, 1, 2, 3, 5, 8, 13],
+         [[-0.2, 0.0], [-0.1, 0.3], [0.4, 0.1], [-0.3, 0.2], [0.5, 0.25], [0.6, 0.2], [0.7, 0.25]], 0.25),
+    ]
+    for steps, scores, threshold in cases:
+        steps, scores = torch.tensor(steps), torch.tensor(scores)
+        expected = metrics.formation_steps(steps, scores, threshold)
+        got = call("formation_steps", fn, {"steps": steps, "scores": scores, "threshold": threshold})
+        above = (scores >= threshold).int()
+        stays = above.flip(0).cummin(0).values.flip(0)
+        index = stays.argmax(0).to(scores.dtype)
+        mistakes = {
+            "you took the first checkpoint at or above the threshold: a score that pokes above it and falls back "
+            "has not formed; find the first checkpoint from which it STAYS at or above the threshold":
+                _first_above(steps, scores, threshold),
+            "you returned the checkpoint's index, not its training step: look the index up in steps":
+                torch.where(stays[-1].bool(), index, torch.full_like(index, float("nan"))),
+            "a score that never stays above the threshold got a step: it has not formed, so give it NaN "
+            "(torch.where with the last checkpoint's score, or stays[-1], as the condition)":
+                lambda: torch.where(stays[-1].bool(), expected, steps[0].to(scores.dtype)),
+            "a score that has not formed by the end got the last step: it has not formed, so give it NaN":
+                lambda: torch.where(stays[-1].bool(), expected, steps[-1].to(scores.dtype)),
+            "a score that has not formed by the end got -1: give it NaN (not a step, so no comparison with a "
+            "step is true by accident)": lambda: torch.where(stays[-1].bool(), expected, torch.tensor(-1.0)),
+            "you required the score to be strictly above the threshold: 'reaches' means at or above (>=)":
+                lambda: metrics.formation_steps(steps, scores, threshold + 1e-6),
+            "you took the first checkpoint from which the score stays BELOW the threshold: find where it stays "
+            "at or above it": lambda: metrics.formation_steps(steps, -scores, -threshold + 1e-6),
+        }
+        compare("formation_steps", got, expected, mistakes, axes=" ".join(["layer", "head"][-(scores.ndim - 1):]) or None,
+                nan_hint="only a score below the threshold at the last checkpoint (never formed) gets NaN")
+    done("formation_steps", len(cases))

@@ -1,6 +1,7 @@
 """Checks for notebook 07, "Function vectors": mean head outputs, the indirect effect of one head and
-of every head, the logits with a vector added to a layer's attention output, the function vector of
-the top-k heads, and the sweep over layers and k."""
+of every head, where each head attends from the last position, the logits with a vector added to a layer's
+attention output, the function vector of the top-k heads, the sweep over layers and k, and whose answer
+the model gives with each vector."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ REFERENCES = {
     "indirect_effects": fv.indirect_effects,
     "top_heads_vector": fv.top_heads_vector,
     "layer_sweep": fv.layer_sweep,
+    "attention_to": fv.attention_to,
+    "answer_shares": fv.answer_shares,
 }
 
 # (seed, batch, prompt length): prompts of different numbers and lengths, on models of 3 layers and 3 heads
@@ -308,3 +311,89 @@ def check_layer_sweep(fn):
         }
         compare("layer_sweep", got, expected, mistakes, axes="layer k")
     done("layer_sweep", len(cases))
+
+
+def check_attention_to(fn):
+    """fn(model, tokens [batch, pos], key_positions: list) -> [layer, head]: attention from the last position
+    to those keys, summed over them, averaged over the prompts.
+
+    Tried on course models and, last, on a TransformerBridge."""
+    __tracebackhide__ = True
+    cases = [(_PROMPTS[0], [0, 3, 7], False), (_PROMPTS[1], [1, 2, 4], False), (_PROMPTS[2], [9], False),
+             (_PROMPTS[0], [0, 2, 5, 6], True)]
+    for (seed, batch, seq), keys, on_bridge in cases:
+        model, tokens, _, _ = _setup(seed, batch, seq)
+        if on_bridge:
+            model = fixtures.bridge(seed, n_layers=3, n_heads=3, d_model=12)
+        expected = fv.attention_to(model, tokens, keys)
+        got = call("attention_to", fn, {"model": model, "tokens": tokens, "key_positions": list(keys)})
+        names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        pattern = torch.stack([cache[n] for n in names])  # [layer, batch, head, query, key]
+        mistakes = {
+            "you read the attention FROM the keys TO the last position (pattern[..., keys, -1]): the query is the "
+            "last position, so read pattern[:, :, -1, keys]": lambda: pattern[..., keys, -1].sum(-1).mean(1),
+            "you read the first position's attention: the query is the last position, pattern[:, :, -1]":
+                lambda: pattern[..., 0, keys].sum(-1).mean(1),
+            "you averaged over the keys: sum the attention over them (the share of the last position's attention "
+            "that goes to any of them)": lambda: pattern[..., -1, keys].mean(-1).mean(1),
+            "you summed over the prompts: average over them": lambda: pattern[..., -1, keys].sum(-1).sum(1),
+            "you averaged over every query position: only the last position's attention counts":
+                lambda: pattern[..., keys].sum(-1).mean((1, 3)),
+            "your table is [head, layer]: rows are layers, columns heads": expected.T,
+            "you read only the first layer's pattern: stack every layer's, blocks.{layer}.attn.hook_pattern":
+                lambda: pattern[:1, :, :, -1, keys].sum(-1).mean(1).expand_as(expected),
+        }
+        compare("attention_to", got, expected, mistakes, axes="layer head")
+    done("attention_to", len(cases))
+
+
+def check_answer_shares(fn):
+    """fn(model, tokens [batch, pos], answers [task, batch], vectors [vector, d_model], layer) -> [vector, task]."""
+    __tracebackhide__ = True
+    # (prompts, vectors, layer, their scale: large enough to change the model's answer); 3 tasks' answers each
+    cases = [(_PROMPTS[0], 3, 1, 4), (_PROMPTS[1], 4, 0, 4), (_PROMPTS[2], 2, 2, 15)]
+    for (seed, batch, seq), n_vectors, layer, scale in cases:
+        model, tokens, _, g = _setup(seed, batch, seq)
+        vectors = torch.randn(n_vectors, model.cfg.d_model, generator=g) * scale
+        plain = fv.predictions_with_vector(model, tokens)
+        steered = [fv.predictions_with_vector(model, tokens, v, layer) for v in vectors]
+        # each task's answers: what one vector makes the model say on some prompts, the plain answer on others
+        picks = torch.arange(batch)
+        answers = torch.stack([torch.where(picks % 3 == i, plain, steered[i % n_vectors]) for i in range(3)])
+        expected = fv.answer_shares(model, tokens, answers, vectors, layer)
+        inputs = {"model": model, "tokens": tokens, "answers": answers, "vectors": vectors, "layer": layer}
+        got = call("answer_shares", fn, inputs)
+
+        def shares(hook_name=f"blocks.{layer}.hook_attn_out", positions=-1, sign=1.0, count=False, rows=vectors):
+            out = []
+            for vector in rows:
+                def add(x, hook, vector=vector):
+                    x = x.clone()
+                    x[:, positions] += sign * vector
+                    return x
+                with torch.no_grad():
+                    predictions = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, add)])[:, -1].argmax(-1)
+                right = (predictions[None] == answers).float()
+                out.append(right.sum(-1) if count else right.mean(-1))
+            return torch.stack(out)
+
+        mistakes = {
+            "your table is [task, vector]: rows are the vectors, columns the tasks whose answer the model gave":
+                lambda: expected.T,
+            "you counted the prompts: return the fraction of them, not the count": lambda: shares(count=True),
+            "every row is the model without a vector: add vectors[a] for row a (does your hook return the changed "
+            "activation?)": lambda: shares(rows=torch.zeros_like(vectors)),
+            "you added the vector at every position: add it at the last position only":
+                lambda: shares(positions=slice(None)),
+            f"you added the vector before block {layer} (hook_resid_pre): add it to blocks.{layer}.hook_attn_out":
+                lambda: shares(hook_name=f"blocks.{layer}.hook_resid_pre"),
+            f"you added the vector after the whole block {layer} (hook_resid_post): add it to "
+            f"blocks.{layer}.hook_attn_out": lambda: shares(hook_name=f"blocks.{layer}.hook_resid_post"),
+            "you added every vector at once: each row adds its own vector, vectors[a], alone":
+                lambda: shares(rows=vectors.sum(0, keepdim=True).expand_as(vectors)),
+            "you subtracted the vector: add it": lambda: shares(sign=-1.0),
+        }
+        compare("answer_shares", got, expected, mistakes, axes="vector task")
+    done("answer_shares", len(cases))
