@@ -38,13 +38,13 @@ def _validate_prompts(model, tokens, answers=None) -> None:
         validate.answers(answers, tokens, d_vocab=model.cfg.d_vocab)
 
 
-def _validate_per_task(data, per_task=None, name=None) -> None:
-    """data must be ICLTasks; per_task (if given) a dict {task: ...} with every task of data."""
-    validate.instance(data, ICLTasks, "data")
+def _validate_per_task(language, per_task=None, name=None) -> None:
+    """language must be ICLTasks; per_task (if given) a dict {task: ...} with every task of it."""
+    validate.instance(language, ICLTasks, "language")
     if per_task is not None and not isinstance(per_task, dict):
-        raise TypeError(f"{name} must be a dict with an entry for every task {list(data.tasks)}, got {type(per_task).__name__}")
-    if per_task is not None and not set(data.tasks) <= set(per_task):
-        raise ValueError(f"{name} must be a dict with an entry for every task {list(data.tasks)}, got {sorted(per_task)}")
+        raise TypeError(f"{name} must be a dict with an entry for every task {list(language.tasks)}, got {type(per_task).__name__}")
+    if per_task is not None and not set(language.tasks) <= set(per_task):
+        raise ValueError(f"{name} must be a dict with an entry for every task {list(language.tasks)}, got {sorted(per_task)}")
 
 
 def _validate_mean_z(model, mean_z) -> None:
@@ -254,68 +254,68 @@ def answer_shares(model, tokens: torch.Tensor, answers: torch.Tensor, vectors: t
 # ---- the whole recipe on a model of in-context tasks (notebook 07, and the zoo's seed study) -------
 
 
-def task_mean_z(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
+def task_mean_z(model, language, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
     """{task: mean_head_z over `size` prompts of `shots` demonstrations of it} ([layer, head, d_head])."""
-    _validate_per_task(data)
-    return {task: mean_head_z(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
+    _validate_per_task(language)
+    return {task: mean_head_z(model, language.prompts(task, shots, size, seed=seed).tokens) for task in language.tasks}
 
 
-def task_mean_outputs(model, data, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
+def task_mean_outputs(model, language, shots: int = 5, size: int = 128, seed: int = 1) -> dict[str, torch.Tensor]:
     """{task: mean_head_outputs over prompts of the task} ([layer, head, d_model])."""
-    _validate_per_task(data)
-    return {task: mean_head_outputs(model, data.prompts(task, shots, size, seed=seed).tokens) for task in data.tasks}
+    _validate_per_task(language)
+    return {task: mean_head_outputs(model, language.prompts(task, shots, size, seed=seed).tokens) for task in language.tasks}
 
 
-def average_indirect_effects(model, data, mean_z: dict, shots: int = 5, size: int = 128, seed: int = 2) -> torch.Tensor:
+def average_indirect_effects(model, language, mean_z: dict, shots: int = 5, size: int = 128, seed: int = 2) -> torch.Tensor:
     """Each head's indirect effect on prompts whose demonstrations have random answers (they show no
     task), averaged over the prompts and the tasks (Todd et al.'s AIE): [layer, head].
 
     Todd et al. shuffle the answers instead; here shuffled answers still show the task by their kind
     (notebook 07), so there would be almost nothing to restore."""
-    _validate_per_task(data, mean_z, "mean_z")
+    _validate_per_task(language, mean_z, "mean_z")
     effects = []
-    for task in data.tasks:
-        p = data.prompts(task, shots, size, seed=seed, random_labels=True)
+    for task in language.tasks:
+        p = language.prompts(task, shots, size, seed=seed, random_labels=True)
         effects.append(indirect_effects(model, p.tokens, p.answers, mean_z[task]))
     return torch.stack(effects).mean(0)
 
 
-def cross_task_matrix(model, data, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
+def cross_task_matrix(model, language, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
     """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
     added after block `layer`'s attention, the fraction of answers that are f_b(xq). A task-specific vector
     gives a large diagonal and small entries off it."""
-    _validate_per_task(data, vectors, "vectors")
+    _validate_per_task(language, vectors, "vectors")
     validate.layer(model, layer)
-    p = data.prompts(data.tasks[0], 0, size, seed=seed)  # a zero-shot prompt shows no task
+    p = language.prompts(language.tasks[0], 0, size, seed=seed)  # a zero-shot prompt shows no task
     rows = []
-    for a in data.tasks:
+    for a in language.tasks:
         pred = predictions_with_vector(model, p.tokens, vectors[a], layer)
-        rows.append([(pred == data.apply(b, p.queries)).float().mean().item() for b in data.tasks])
+        rows.append([(pred == language.apply(b, p.queries)).float().mean().item() for b in language.tasks])
     return torch.tensor(rows)
 
 
-def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> dict:
+def study(model, language, k: int, layer: int, shots: int = 5, size: int = 128) -> dict:
     """Everything notebook 07 asserts, for one model: per task the zero-shot, few-shot (`shots`),
     shuffled-label, random-label and zero-shot-plus-function-vector accuracies; the AIE and the
     share of it in the top-k heads; the cross-task matrix."""
     validate.model(model)
-    _validate_per_task(data)
+    _validate_per_task(language)
     validate.int_in(k, 0, model.cfg.n_layers * model.cfg.n_heads, "k", "how many heads to take")
     validate.layer(model, layer)
-    mean_z = task_mean_z(model, data, shots, size)
-    outputs = task_mean_outputs(model, data, shots, size)
-    aie = average_indirect_effects(model, data, mean_z, shots, size)
+    mean_z = task_mean_z(model, language, shots, size)
+    outputs = task_mean_outputs(model, language, shots, size)
+    aie = average_indirect_effects(model, language, mean_z, shots, size)
     heads = top_heads(aie, k)
-    vectors = {t: function_vector(outputs[t], heads) for t in data.tasks}
+    vectors = {t: function_vector(outputs[t], heads) for t in language.tasks}
     result = {"k": k, "layer": layer, "shots": shots, "top_heads": heads,
               "aie": aie.round(decimals=4).tolist(),
               "top_k_share_of_positive_aie": round(float(aie.flatten().sort(descending=True).values[:k].sum()
                                                          / aie.clamp_min(0).sum()), 4)}
-    for task in data.tasks:
-        zero = data.prompts(task, 0, size, seed=3)
-        few = data.prompts(task, shots, size, seed=3)
-        shuffled = data.prompts(task, shots, size, seed=3, shuffle_labels=True)
-        random = data.prompts(task, shots, size, seed=3, random_labels=True)
+    for task in language.tasks:
+        zero = language.prompts(task, 0, size, seed=3)
+        few = language.prompts(task, shots, size, seed=3)
+        shuffled = language.prompts(task, shots, size, seed=3, shuffle_labels=True)
+        random = language.prompts(task, shots, size, seed=3, random_labels=True)
         result[task] = {
             "zero_shot": round(accuracy_with_vector(model, zero.tokens, zero.answers), 4),
             "few_shot": round(accuracy_with_vector(model, few.tokens, few.answers), 4),
@@ -323,5 +323,5 @@ def study(model, data, k: int, layer: int, shots: int = 5, size: int = 128) -> d
             "random_labels": round(accuracy_with_vector(model, random.tokens, random.answers), 4),
             "zero_shot_with_fv": round(accuracy_with_vector(model, zero.tokens, zero.answers, vectors[task], layer), 4),
         }
-    result["cross_task"] = cross_task_matrix(model, data, vectors, layer).round(decimals=4).tolist()
+    result["cross_task"] = cross_task_matrix(model, language, vectors, layer).round(decimals=4).tolist()
     return result

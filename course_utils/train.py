@@ -117,8 +117,7 @@ def train(
     fwd_hooks: [(hook_name, fn)] attached for the whole run (e.g. to clamp or ablate a head).
     stop_at: stop after this many steps (as if interrupted), saving a checkpoint first.
     """
-    if not isinstance(model, Transformer):
-        raise TypeError(f"train expects a course_utils Transformer as model, got {type(model).__name__}")
+    validate.instance(model, Transformer, "model")
     if not callable(batches):
         raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
     validate.instance(cfg, TrainConfig, "cfg")

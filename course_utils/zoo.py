@@ -100,7 +100,8 @@ def card(name: str) -> dict:
 
 
 def language(name: str) -> SyntheticLanguage | ICLTasks:
-    """The data the model was trained on: a synthetic language, or in-context tasks."""
+    """The language the model was trained on: the synthetic bigram language, or the language of
+    in-context tasks (`ICLTasks`). The course calls this generated data a model's `language` everywhere."""
     return _data_from_card(card(name))
 
 
@@ -189,13 +190,13 @@ def _history_from(checkpoint_dir, cfg: Config) -> dict[int, Transformer]:
     return models
 
 
-def evaluate(model, lang: SyntheticLanguage) -> dict:
+def evaluate(model, language: SyntheticLanguage) -> dict:
     """The metrics a card records: losses on fresh data (all, copied tokens, the rest) and head scores."""
     validate.model(model)
-    validate.instance(lang, SyntheticLanguage, "lang")
-    batch = lang.sample(EVAL_BATCH, seed=EVAL_SEED)
-    period = lang.n_ctx // 2
-    rep = repeated_tokens(EVAL_BATCH // 4, period, lang.d_vocab, seed=EVAL_SEED)
+    validate.instance(language, SyntheticLanguage, "language")
+    batch = language.sample(EVAL_BATCH, seed=EVAL_SEED)
+    period = language.n_ctx // 2
+    rep = repeated_tokens(EVAL_BATCH // 4, period, language.d_vocab, seed=EVAL_SEED)
     with torch.no_grad():
         per_token = model(batch.tokens, return_type="loss", loss_per_token=True)
     copied = batch.copied[:, 1:]
@@ -203,7 +204,7 @@ def evaluate(model, lang: SyntheticLanguage) -> dict:
         "loss": round(per_token.mean().item(), 4),
         "loss_copied": round(per_token[copied].mean().item(), 4),
         "loss_not_copied": round(per_token[~copied].mean().item(), 4),
-        "bigram_entropy": round(lang.bigram_entropy(), 4),
+        "bigram_entropy": round(language.bigram_entropy(), 4),
         "induction_scores": head_scores(model, rep, induction_score, period=period).round(decimals=4).tolist(),
         "prev_token_scores": head_scores(model, rep, prev_token_score).round(decimals=4).tolist(),
     }
@@ -224,18 +225,18 @@ def _retrain_from_card(name: str, checkpoint_dir, progress: bool, stop_at: int |
                        TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress, stop_at)
 
 
-def _train_from(cfg: Config, lang: SyntheticLanguage, tcfg: TrainConfig, checkpoint_dir, progress, stop_at=None):
+def _train_from(cfg: Config, language: SyntheticLanguage | ICLTasks, tcfg: TrainConfig, checkpoint_dir, progress, stop_at=None):
     model = Transformer(cfg)
-    result = train(model, lambda step: lang.batch(step, tcfg.batch_size), tcfg,
+    result = train(model, lambda step: language.batch(step, tcfg.batch_size), tcfg,
                    checkpoint_dir=checkpoint_dir, progress=progress, stop_at=stop_at)
     return model.eval(), result
 
 
-def story(history_models: dict, lang: SyntheticLanguage) -> dict:
+def story(history_models: dict, language: SyntheticLanguage) -> dict:
     """ICL score and best induction score at every checkpoint of a training history {step: model}."""
     from .metrics import training_curves
 
-    curves = training_curves(history_models, lang)
+    curves = training_curves(history_models, language)
     return {
         "steps": curves["steps"],
         "icl": [round(x, 4) for x in curves["icl"]],
@@ -246,19 +247,19 @@ def story(history_models: dict, lang: SyntheticLanguage) -> dict:
 # ---- the in-context tasks model (notebook 07) -----------------------------------------------------
 
 
-def evaluate_icl(model, tasks: ICLTasks, size: int = EVAL_BATCH) -> dict:
+def evaluate_icl(model, language: ICLTasks, size: int = EVAL_BATCH) -> dict:
     """The metrics an in-context-tasks card records: accuracy (top token = the answer) by task and
     number of demonstrations, on fresh prompts."""
     validate.model(model)
-    validate.instance(tasks, ICLTasks, "tasks")
+    validate.instance(language, ICLTasks, "language")
     accuracy = {}
     with torch.no_grad():
-        for task in tasks.tasks:
+        for task in language.tasks:
             accuracy[task] = []
-            for shots in range(tasks.max_shots):
-                p = tasks.prompts(task, shots, size, seed=EVAL_SEED)
+            for shots in range(language.max_shots):
+                p = language.prompts(task, shots, size, seed=EVAL_SEED)
                 hit = model(p.tokens)[:, -1].argmax(-1).cpu() == p.answers
                 accuracy[task].append(round(hit.float().mean().item(), 4))
-    return {"accuracy_by_shots": accuracy, "chance_zero_shot": round(1 / len(tasks.tasks), 4)}
+    return {"accuracy_by_shots": accuracy, "chance_zero_shot": round(1 / len(language.tasks), 4)}
 
 

@@ -114,10 +114,10 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
     recipe = RECIPES[name]
     results = {}
     for seed in seeds:
-        cfg, lang = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
         ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
-        _train_from(cfg, lang, recipe.train, ckpt_dir, progress)
-        results[str(seed)] = story(_history_from(ckpt_dir, cfg), lang)
+        _train_from(cfg, language, recipe.train, ckpt_dir, progress)
+        results[str(seed)] = story(_history_from(ckpt_dir, cfg), language)
     return results
 
 
@@ -174,10 +174,10 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
         raise ValueError(f"name must be a recipe of in-context tasks (ICLTasks): one of {icl}, got {name!r}")
     runs = {"0": study(load(name), recipe.language, k, layer)}
     for seed in seeds:
-        cfg, data = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
         ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
-        _train_from(cfg, data, recipe.train, ckpt_dir, progress)
-        runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), data, k, layer)
+        _train_from(cfg, language, recipe.train, ckpt_dir, progress)
+        runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), language, k, layer)
     tasks = recipe.language.tasks
     spread = {key: [min(r[t][key] for r in runs.values() for t in tasks), max(r[t][key] for r in runs.values() for t in tasks)]
               for key in ("zero_shot", "few_shot", "shuffled_labels", "random_labels", "zero_shot_with_fv")}

@@ -13,18 +13,18 @@ def test_repeated_tokens_repeat_and_are_deterministic():
 
 
 def test_language_is_deterministic_and_copies_are_copies():
-    lang = SyntheticLanguage(seed=3)
-    a, b = lang.sample(64, seed=5), lang.sample(64, seed=5)
+    language = SyntheticLanguage(seed=3)
+    a, b = language.sample(64, seed=5), language.sample(64, seed=5)
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.copied, b.copied)
-    assert not torch.equal(a.tokens, lang.sample(64, seed=6).tokens)
-    assert torch.equal(lang.batch(12, 8), lang.batch(12, 8))
+    assert not torch.equal(a.tokens, language.sample(64, seed=6).tokens)
+    assert torch.equal(language.batch(12, 8), language.batch(12, 8))
     # every copied token equals the token at the same offset back as the token before it
     for row in range(64):
         pos = torch.nonzero(a.copied[row])[:, 0]
         if len(pos) == 0:
             continue
         seq = a.tokens[row]
-        offsets = [o for o in range(1, lang.n_ctx) if all(seq[p] == seq[p - o] and seq[p - 1] == seq[p - 1 - o] for p in pos)]
+        offsets = [o for o in range(1, language.n_ctx) if all(seq[p] == seq[p - o] and seq[p - 1] == seq[p - 1 - o] for p in pos)]
         assert offsets, f"row {row}: copied positions {pos.tolist()} are not a copy"
 
 
@@ -37,13 +37,13 @@ def test_copies_sit_at_random_offsets_and_lengths():
 
 
 def test_bigram_structure():
-    lang = SyntheticLanguage(successors=4, p_repeat=0.0)
-    probs = lang.transition_matrix()
-    assert torch.allclose(probs.sum(-1), torch.ones(lang.d_vocab, dtype=torch.float64))
+    language = SyntheticLanguage(successors=4, p_repeat=0.0)
+    probs = language.transition_matrix()
+    assert torch.allclose(probs.sum(-1), torch.ones(language.d_vocab, dtype=torch.float64))
     assert ((probs > 0).sum(-1) == 4).all()
-    toks = lang.sample(32, seed=1).tokens
+    toks = language.sample(32, seed=1).tokens
     assert (probs[toks[:, :-1], toks[:, 1:]] > 0).all()  # with no copies, every transition is a bigram
-    assert 0 < lang.bigram_entropy() < torch.log(torch.tensor(4.0)).item() + 1e-6
+    assert 0 < language.bigram_entropy() < torch.log(torch.tensor(4.0)).item() + 1e-6
 
 
 @pytest.mark.parametrize("kwargs,message", [

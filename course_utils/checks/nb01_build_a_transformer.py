@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import model as reference
+from .. import validate
 from . import fixtures
 from .framework import call, compare, done
 
@@ -196,8 +197,7 @@ def check_forward(fn, model):
     Tried on `model` and on two more attention-only models with three layers and non-zero biases,
     with batches of different lengths."""
     __tracebackhide__ = True
-    if not isinstance(model, reference.Transformer):
-        raise TypeError(f"model must be a course_utils Transformer, got {type(model).__name__}")
+    validate.instance(model, reference.Transformer, "model")
     if not model.cfg.attn_only or model.cfg.normalization_type is not None:
         raise ValueError("model must be attention-only without LayerNorm, like notebook 01's "
                          f"(attn_only=True, normalization_type=None), got {model.cfg}")
