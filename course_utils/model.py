@@ -5,6 +5,8 @@
    `unembed`. The checks of notebook 01 compare your versions with these.
 3. The same pieces as modules with hooks (`Embed`, `PosEmbed`, `LayerNorm`, `Attention`, `MLP`,
    `TransformerBlock`, `Unembed`), and the model that stacks them (`Transformer`).
+4. Notebook 01's last part, using the model: `sample` (greedy and temperature), and two hooks,
+   `record_patterns` (reads) and `logits_with_positions` (edits). Its training loop is in `train`.
 
 Every activation passes through a `HookPoint` with its TransformerLens name
 (`blocks.0.attn.hook_pattern`, ...) and every weight has its TransformerLens name and shape (`W_Q` is
