@@ -87,7 +87,7 @@ def _forward_editing_weights(tokens, model):
 
 
 def _loop(model, batches, lr, zero="before", shift="next", step=True, once=True, opt=torch.optim.AdamW, copy=False,
-          extra_step=False, own_loss=False):
+          extra_step=False, own_loss=False, after=False):
     """A training loop as a learner writes it, with the learner's mistakes as switches."""
     if copy:
         model = copy_module.deepcopy(model)  # "so as not to spoil the caller's model"
@@ -115,20 +115,20 @@ def _loop(model, batches, lr, zero="before", shift="next", step=True, once=True,
             optimizer.step()
         if zero == "after":
             optimizer.zero_grad()
-        losses.append(loss.item())
+        losses.append(model(tokens, return_type="loss").item() if after else loss.item())
     if extra_step:
         optimizer.step()
     return torch.tensor(losses)
 
 
 def _sampler(model, prompt, n_new, temperature, generator, last=-1, multiply=False, grow=True, axis=-1, use_generator=True,
-             only_new=False, floats=False):
+             only_new=False, floats=False, greedy=True):
     """Sampling as a learner writes it, one row at a time, with the learner's mistakes as switches."""
     tokens = prompt.clone()
     new = torch.zeros(prompt.shape[0], 0, dtype=torch.float if floats else torch.long)
     for _ in range(n_new):
         logits = model(tokens if grow else prompt)[:, last, :]
-        if temperature == 0:
+        if temperature == 0 and greedy:
             next_ids = logits.argmax(dim=-1)
         else:
             probs = F.softmax(logits * temperature if multiply else logits / temperature, dim=axis)
@@ -749,6 +749,7 @@ WRONG = {
         ("SGD", lambda m, b, lr: _loop(m, b, lr, opt=torch.optim.SGD), "plain gradient descent"),
         ("trained a copy", lambda m, b, lr: _loop(m, b, lr, copy=True), "not trained as they say"),
         ("an extra step after the loop", lambda m, b, lr: _loop(m, b, lr, extra_step=True), "no extra step"),
+        ("the loss after the step", lambda m, b, lr: _loop(m, b, lr, after=True), "measured after each step"),
     ],
     "sample": [
         ("from the first position", lambda *a: _sampler(*a, last=0), "logits at position 0"),
@@ -758,6 +759,7 @@ WRONG = {
         ("softmax over the batch", lambda *a: _sampler(*a, axis=0), "over the batch"),
         ("only the new tokens", lambda *a: _sampler(*a, only_new=True), r"expected shape \(3, 10\) \[batch, pos\], got \(3, 6\)"),
         ("float tokens", lambda *a: _sampler(*a, floats=True), "token ids are integers"),
+        ("no greedy branch", lambda *a: _sampler(*a, greedy=False), "temperature 0 means greedy"),
     ],
     "record_patterns": [
         ("the scores", lambda m, t: _recorder(m, t, names="blocks.{}.attn.hook_attn_scores"), "attention scores"),

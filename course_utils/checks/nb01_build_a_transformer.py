@@ -234,7 +234,7 @@ def check_forward(fn, model):
 # ---- the training loop, sampling, and hooks ----------------------------------------------------------
 
 
-def _train(model, batches, lr, zero_grad=True, shift="next", step=True, one_optimizer=True, sgd=False):
+def _train(model, batches, lr, zero_grad=True, shift="next", step=True, one_optimizer=True, sgd=False, after=False):
     """The training loop of notebook 01 written out, with the switches that make the common mistakes."""
     def new_optimizer():
         return (torch.optim.SGD if sgd else torch.optim.AdamW)(model.parameters(), lr=lr)
@@ -251,6 +251,9 @@ def _train(model, batches, lr, zero_grad=True, shift="next", step=True, one_opti
         loss.backward()
         if step:
             optimizer.step()
+        if after:  # the loss measured again, on the updated model
+            with torch.no_grad():
+                loss = F.cross_entropy(model(tokens)[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
         losses.append(loss.detach())
     return torch.stack(losses)
 
@@ -289,6 +292,8 @@ def check_train_loop(fn):
             "to step. Create it once, before the loop": variant(one_optimizer=False),
             "your steps are plain gradient descent (SGD): use torch.optim.AdamW(model.parameters(), lr=lr)":
                 variant(sgd=True),
+            "your losses were measured after each step, on the updated model: keep the loss you computed "
+            "before the step, the one you called backward on": variant(after=True),
         }
         compare("train_loop", got, expected, mistakes, atol=1e-4, axes="step")
         with torch.no_grad():
@@ -346,7 +351,14 @@ def check_sample(fn):
         expected = reference.sample(model, prompt, n_new, temperature, fixtures.generator(100 + seed))
         inputs = {"model": model, "prompt": prompt, "n_new": n_new, "temperature": temperature,
                   "generator": fixtures.generator(100 + seed)}
-        got = _with_global_seed(lambda: call("sample", fn, inputs))
+        try:
+            got = _with_global_seed(lambda: call("sample", fn, inputs))
+        except ExerciseError as err:
+            if temperature == 0 and "probability tensor contains" in str(err):
+                raise ExerciseError("[sample] with temperature 0 your function divided the logits by 0, which gives "
+                                    "inf and NaN probabilities: temperature 0 means greedy, so take the argmax "
+                                    "instead of sampling") from None
+            raise
 
         def variant(**switches):
             return lambda: _sample(model, prompt, n_new, temperature, fixtures.generator(100 + seed), **switches)
