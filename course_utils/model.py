@@ -5,6 +5,8 @@
    `unembed`. The checks of notebook 01 compare your versions with these.
 3. The same pieces as modules with hooks (`Embed`, `PosEmbed`, `LayerNorm`, `Attention`, `MLP`,
    `TransformerBlock`, `Unembed`), and the model that stacks them (`Transformer`).
+4. Notebook 01's last part, using the model: `sample` (greedy and temperature), and two hooks,
+   `record_patterns` (reads) and `logits_with_positions` (edits). Its training loop is in `train`.
 
 Every activation passes through a `HookPoint` with its TransformerLens name
 (`blocks.0.attn.hook_pattern`, ...) and every weight has its TransformerLens name and shape (`W_Q` is
@@ -443,3 +445,63 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
     loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            reduction="none" if per_token else "mean")
     return loss.view(targets.shape) if per_token else loss
+
+
+# ---- Notebook 01, last part: using the model ------------------------------------------------------
+
+
+def sample(model: Transformer, prompt: Int[Tensor, "batch pos"], n_new: int, temperature: float,
+           generator: torch.Generator) -> Int[Tensor, "batch pos_plus_new"]:
+    """The prompt followed by `n_new` tokens, each predicted from the sequence so far (notebook 01):
+    greedy (the most likely token) when temperature == 0, else drawn from softmax(logits / temperature)
+    with one torch.multinomial call per new token, for the whole batch, using `generator`."""
+    validate.model(model)
+    validate.tokens(prompt, model.cfg, "prompt")
+    validate.at_least(n_new, 0, "n_new")
+    validate.non_negative(temperature=temperature)
+    validate.instance(generator, torch.Generator, "generator")
+    if prompt.shape[1] + n_new > model.cfg.n_ctx:
+        raise ValueError(f"prompt has {prompt.shape[1]} positions and n_new={n_new} more would make "
+                         f"{prompt.shape[1] + n_new}, beyond the model's context n_ctx={model.cfg.n_ctx}")
+    tokens = prompt
+    with torch.no_grad():
+        for _ in range(n_new):
+            logits = model(tokens)[:, -1]  # [batch, d_vocab]: the last position predicts the next token
+            if temperature == 0:
+                next_token = logits.argmax(dim=-1, keepdim=True)
+            else:
+                probs = (logits / temperature).softmax(dim=-1)
+                next_token = torch.multinomial(probs, num_samples=1, generator=generator)
+            tokens = torch.cat([tokens, next_token], dim=1)
+    return tokens
+
+
+def record_patterns(model: Transformer, tokens: Int[Tensor, "batch pos"]
+                    ) -> Float[Tensor, "layer batch head_index query_pos key_pos"]:
+    """Every layer's attention pattern, read by hooks during one run (notebook 01)."""
+    validate.model(model)
+    validate.tokens(tokens, model.cfg)
+    patterns = []
+
+    def record(pattern, hook):
+        patterns.append(pattern.detach())  # returns None: the model carries on with the pattern unchanged
+
+    hooks = [(f"blocks.{layer}.attn.hook_pattern", record) for layer in range(model.cfg.n_layers)]
+    model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return torch.stack(patterns)
+
+
+def logits_with_positions(model: Transformer, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, " pos"]
+                          ) -> Float[Tensor, "batch pos d_vocab"]:
+    """The logits when the model is told that token i sits at position positions[i] (notebook 01): a
+    hook replaces the positional embedding with those rows of W_pos."""
+    validate.model(model)
+    validate.tokens(tokens, model.cfg)
+    validate.tensor(positions, "positions", "pos", dtype="int")
+    validate.shape_is(positions, "positions", (tokens.shape[1],), "[pos] (one position per token)")
+    validate.ids(positions, model.cfg.n_ctx, "positions", "the model's positions")
+
+    def move(pos_embed, hook):
+        return model.W_pos[positions].expand_as(pos_embed)
+
+    return model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", move)])

@@ -1,4 +1,5 @@
-"""One training loop for every notebook.
+"""The course's training loops: notebook 01's bare `train_loop`, and `train`, which every zoo model
+and every notebook after 01 uses:
 
 - Deterministic: the weights start from `model.cfg.seed`, and the batch at step t is `batches(t)`,
   a function of the step alone, so a run resumed from a checkpoint sees exactly the data it would
@@ -28,9 +29,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import validate
@@ -96,6 +100,26 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     validate.instance(cfg, TrainConfig, "cfg")
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_loop(model: Transformer, batches: Int[Tensor, "step batch pos"], lr: float) -> Float[Tensor, " step"]:
+    """The bare training loop of notebook 01: one AdamW step per batch, in place. Returns the loss at
+    every step (before that step's update). `train` below is the same loop, with warm-up, checkpoints
+    and resuming."""
+    validate.instance(model, Transformer, "model")
+    validate.tensor(batches, "batches", "step batch pos", dtype="int")
+    validate.positive_number(lr=lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for tokens in batches.to(model.W_E.device):
+        logits = model(tokens)
+        # the prediction at position t is for the token at t + 1: the last position predicts nothing
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    return torch.stack(losses)
 
 
 def train(

@@ -59,6 +59,14 @@ def positive_number(**named) -> None:
             raise (ValueError if is_number else TypeError)(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def non_negative(**named) -> None:
+    """Each argument must be a finite number >= 0 (a temperature, where 0 means greedy)."""
+    for name, value in named.items():
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or not 0 <= value < math.inf:
+            raise (ValueError if is_number else TypeError)(f"{name} must be a finite number >= 0, got {value!r}")
+
+
 def fraction(value, name: str) -> None:
     """`value` must be a number in [0, 1] (a probability)."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -96,7 +104,8 @@ def one_of(value, choices, name: str, what: str = "") -> None:
 def instance(value, cls: type, name: str) -> None:
     """`value` must be a `cls` (a Config, an ICLTasks, ...): TypeError otherwise."""
     if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__module__}.{cls.__qualname__}, got {type(value).__name__}")
+        module = "torch" if cls.__module__ == "torch._C" else cls.__module__  # torch.Generator, as it is spelt
+        raise TypeError(f"{name} must be a {module}.{cls.__qualname__}, got {type(value).__name__}")
 
 
 def model(value, name: str = "model") -> None:

@@ -9,6 +9,7 @@ where a tensor is needed, None, an extra axis, a crash.
 
 from __future__ import annotations
 
+import copy as copy_module
 import itertools
 import re
 from pathlib import Path
@@ -83,6 +84,88 @@ def _forward_editing_weights(tokens, model):
     with torch.no_grad():
         model.unembed.b_U.zero_()  # "to see what the bias does", and forgot to put it back
     return logits
+
+
+def _loop(model, batches, lr, zero="before", shift="next", step=True, once=True, opt=torch.optim.AdamW, copy=False,
+          extra_step=False, own_loss=False, after=False):
+    """A training loop as a learner writes it, with the learner's mistakes as switches."""
+    if copy:
+        model = copy_module.deepcopy(model)  # "so as not to spoil the caller's model"
+    optimizer = opt(model.parameters(), lr=lr)
+    losses = []
+    for step_ in range(len(batches)):
+        tokens = batches[step_]
+        if not once:
+            optimizer = opt(model.parameters(), lr=lr)
+        if own_loss:
+            loss = model(tokens, return_type="loss")
+        else:
+            logits = model(tokens)
+            if shift == "next":
+                logprobs = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])
+            else:
+                logprobs = logits.log_softmax(-1).gather(-1, tokens[..., None])
+            loss = -logprobs.mean()
+        if zero == "before":
+            optimizer.zero_grad()
+        loss.backward()
+        if zero == "between":
+            optimizer.zero_grad()
+        if step:
+            optimizer.step()
+        if zero == "after":
+            optimizer.zero_grad()
+        losses.append(model(tokens, return_type="loss").item() if after else loss.item())
+    if extra_step:
+        optimizer.step()
+    return torch.tensor(losses)
+
+
+def _sampler(model, prompt, n_new, temperature, generator, last=-1, multiply=False, grow=True, axis=-1, use_generator=True,
+             only_new=False, floats=False, greedy=True):
+    """Sampling as a learner writes it, one row at a time, with the learner's mistakes as switches."""
+    tokens = prompt.clone()
+    new = torch.zeros(prompt.shape[0], 0, dtype=torch.float if floats else torch.long)
+    for _ in range(n_new):
+        logits = model(tokens if grow else prompt)[:, last, :]
+        if temperature == 0 and greedy:
+            next_ids = logits.argmax(dim=-1)
+        else:
+            probs = F.softmax(logits * temperature if multiply else logits / temperature, dim=axis)
+            next_ids = torch.cat([torch.multinomial(row, 1, generator=generator if use_generator else None) for row in probs])
+        new = torch.cat([new, next_ids[:, None].to(new.dtype)], dim=1)
+        tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
+    return new if only_new else torch.cat([prompt.to(new.dtype), new], dim=1)
+
+
+def _recorder(model, tokens, names=None, leave_hook=False, late_binding=False, stack_dim=0):
+    """Reading patterns with hooks as a learner writes it."""
+    store = {}
+    hooks = []
+    for layer in range(model.cfg.n_layers):
+        def keep(pattern, hook):
+            store[layer if late_binding else hook.layer()] = pattern.detach().clone()
+        hooks.append(((names or "blocks.{}.attn.hook_pattern").format(layer), keep))
+    if leave_hook:
+        for name, fn in hooks:
+            model.add_hook(name, fn)
+        model(tokens)
+    else:
+        model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return torch.stack([store[k] for k in sorted(store)], dim=stack_dim)
+
+
+def _positions(model, tokens, positions, where="hook_pos_embed", add=False, ret=True, rows="positions", in_place=False):
+    """Editing the positional embedding with a hook as a learner writes it."""
+    def edit(act, hook):
+        new = model.W_pos[positions if rows == "positions" else tokens]
+        if in_place:
+            act[:] = new
+            return act
+        new = act + new if add else new.expand_as(act)
+        if ret:
+            return new
+    return model.run_with_hooks(tokens, fwd_hooks=[(where, edit)])
 
 
 def _diag(pattern, offset, skip=0):
@@ -593,6 +676,11 @@ RIGHT = {
     "multi_head_attention": [_mha],
     "unembed": [lambda r, W_U, b_U: r @ W_U + b_U, lambda r, W_U, b_U: einops.einsum(r, W_U, "b p d, d v -> b p v") + b_U],
     "forward": [_forward, lambda t, m: m(t)],
+    "train_loop": [_loop, lambda m, b, lr: _loop(m, b, lr, zero="after", own_loss=True)],
+    "sample": [_sampler, lambda m, p, n, t, g: reference.sample(m, p, n, t, g)],
+    "record_patterns": [_recorder, lambda m, t: torch.stack([c for n, c in m.run_with_cache(t)[1].items() if n.endswith("pattern")]),
+                        lambda m, t: _recorder(m, t, names="blocks.{}.attn.hook_pattern")],
+    "logits_with_positions": [_positions, lambda m, t, p: m.run_with_hooks(t, fwd_hooks=[("hook_pos_embed", lambda a, hook: m.W_pos[p])])],
     "per_token_loss": [lambda l, t: -l[:, :-1].log_softmax(-1).gather(-1, t[:, 1:, None])[..., 0],
                        lambda l, t: F.cross_entropy(l[:, :-1].transpose(1, 2), t[:, 1:], reduction="none")],
     "icl_score": [lambda loss, early, late: loss[..., late].mean() - loss[..., early].mean()],
@@ -721,6 +809,41 @@ WRONG = {
         ("residual stream returned", lambda t, m: _forward(t, m, unembed=False), "returned the residual stream"),
         ("left a hook", _forward_leaving_a_hook, "left a hook on the model"),
         ("changed the weights", _forward_editing_weights, r"changed the model's weights \(unembed.b_U\)"),
+    ],
+    "train_loop": [
+        ("no zero_grad", lambda m, b, lr: _loop(m, b, lr, zero="never"), "never zeroed the gradients"),
+        ("zero_grad between backward and step", lambda m, b, lr: _loop(m, b, lr, zero="between"), "weights never changed"),
+        ("no optimizer.step", lambda m, b, lr: _loop(m, b, lr, step=False), "weights never changed"),
+        ("targets not shifted", lambda m, b, lr: _loop(m, b, lr, shift="none"), "that same position"),
+        ("a new optimizer every step", lambda m, b, lr: _loop(m, b, lr, once=False), "new optimizer at every step"),
+        ("SGD", lambda m, b, lr: _loop(m, b, lr, opt=torch.optim.SGD), "plain gradient descent"),
+        ("trained a copy", lambda m, b, lr: _loop(m, b, lr, copy=True), "not trained as they say"),
+        ("an extra step after the loop", lambda m, b, lr: _loop(m, b, lr, extra_step=True), "no extra step"),
+        ("the loss after the step", lambda m, b, lr: _loop(m, b, lr, after=True), "measured after each step"),
+    ],
+    "sample": [
+        ("from the first position", lambda *a: _sampler(*a, last=0), "logits at position 0"),
+        ("not appended", lambda *a: _sampler(*a, grow=False), "from the prompt alone"),
+        ("temperature multiplied", lambda *a: _sampler(*a, multiply=True), "multiplied the logits by the temperature"),
+        ("generator ignored", lambda *a: _sampler(*a, use_generator=False), "ignored `generator`"),
+        ("softmax over the batch", lambda *a: _sampler(*a, axis=0), "over the batch"),
+        ("only the new tokens", lambda *a: _sampler(*a, only_new=True), r"expected shape \(3, 10\) \[batch, pos\], got \(3, 6\)"),
+        ("float tokens", lambda *a: _sampler(*a, floats=True), "token ids are integers"),
+        ("no greedy branch", lambda *a: _sampler(*a, greedy=False), "temperature 0 means greedy"),
+    ],
+    "record_patterns": [
+        ("the scores", lambda m, t: _recorder(m, t, names="blocks.{}.attn.hook_attn_scores"), "attention scores"),
+        ("layer 0 every time", lambda m, t: _recorder(m, t, names="blocks.0.attn.hook_pattern"), r"axis 0 \(layer\) has 1 entry"),
+        ("late-bound layer", lambda m, t: _recorder(m, t, late_binding=True), r"axis 0 \(layer\) has 1 entry"),
+        ("left the hooks", lambda m, t: _recorder(m, t, leave_hook=True), "left a hook on the model"),
+        ("stacked on the batch axis", lambda m, t: _recorder(m, t, stack_dim=1), "the same sizes in another order"),
+    ],
+    "logits_with_positions": [
+        ("no return", lambda m, t, p: _positions(m, t, p, ret=False), "the model's own"),
+        ("added to the old", lambda m, t, p: _positions(m, t, p, add=True), "added the new positional embedding"),
+        ("token embedding", lambda m, t, p: _positions(m, t, p, where="hook_embed"), r"token embedding \(hook_embed\)"),
+        ("rows by token id", lambda m, t, p: _positions(m, t, p, rows="tokens"), "indexed W_pos with the token ids"),
+        ("written in place", lambda m, t, p: _positions(m, t, p, in_place=True), "raised RuntimeError"),
     ],
     "per_token_loss": [
         ("same position", lambda l, t: -l.log_softmax(-1).gather(-1, t[..., None])[..., 0][:, 1:], "same position"),
@@ -1174,6 +1297,7 @@ def test_the_message_says_where_the_answer_differs():
 # ---- every check, with the wrong kinds of answer the framework catches ------------------------------------------
 
 ALL = sorted(REFERENCES) + ["forward"]
+TOKEN_ANSWERS = {"sample"}  # checks whose answer is token ids (torch.long), not floats
 
 
 def _reference(name):
@@ -1192,7 +1316,9 @@ def _changing_first_tensor(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_a_float64_answer_gets_a_dtype_message(name):
-    with pytest.raises(ExerciseError, match=r"expected dtype torch.float32, got torch.float64: float64 usually"):
+    match = (r"expected dtype torch.int64, got torch.float64: token ids are integers" if name in TOKEN_ANSWERS
+             else r"expected dtype torch.float32, got torch.float64: float64 usually")
+    with pytest.raises(ExerciseError, match=match):
         run_check(name, lambda *a: _reference(name)(*a).double())
 
 
@@ -1218,7 +1344,7 @@ def test_answers_of_the_wrong_kind_get_a_message_not_a_crash(name):
             run_check(name, fn)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if n not in TOKEN_ANSWERS])  # integers cannot need grad
 def test_an_answer_that_needs_grad_passes(name):
     run_check(name, lambda *a: _reference(name)(*a).detach().clone().requires_grad_())
 

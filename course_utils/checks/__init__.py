@@ -19,8 +19,9 @@ from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb
                nb05_logit_lens, nb06_activation_patching, nb07_function_vectors)
 from .framework import ExerciseError
 from .framework import passed as _passed
-from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward,
-                                       check_multi_head_attention, check_pos_embed, check_unembed)
+from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
+                                       check_multi_head_attention, check_pos_embed, check_record_patterns,
+                                       check_sample, check_train_loop, check_unembed)
 from .nb02_training import (check_attention_by_offset, check_copy_loss_curves, check_formation_steps, check_icl_score,
                             check_loss_on_copies, check_per_token_loss, check_prev_and_induction_scores,
                             check_window_shares)
@@ -65,7 +66,7 @@ def carry_on(name: str, fn):
 __all__ = [
     "ExerciseError", "REFERENCES", "carry_on",
     "check_embed", "check_pos_embed", "check_attention_pattern", "check_multi_head_attention", "check_unembed",
-    "check_forward",
+    "check_forward", "check_train_loop", "check_sample", "check_record_patterns", "check_logits_with_positions",
     "check_per_token_loss", "check_icl_score", "check_loss_on_copies", "check_prev_and_induction_scores",
     "check_attention_by_offset", "check_window_shares", "check_copy_loss_curves", "check_formation_steps",
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",

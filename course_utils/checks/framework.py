@@ -111,16 +111,20 @@ def _check_unchanged(name: str, arg: str, before, value) -> None:
         f"exercise reads the weights and never writes them (the check has put them back).")
 
 
-def call(name: str, fn, inputs: dict[str, Any]):
+def call(name: str, fn, inputs: dict[str, Any], trains: str | None = None):
     """fn(*inputs.values()), turning a crash, a missing answer or a changed input into a clear message.
 
     `inputs` maps each argument's name (used in messages) to its value, in the order fn takes them.
+    trains: the name of an input model whose weights fn is meant to change (a training loop); only
+    its hooks are checked.
     """
     __tracebackhide__ = True
     if not callable(fn):
         raise ExerciseError(f"[{name}] expected a function as fn (pass the function itself, not its result), "
                             f"got {type(fn).__name__}")
     before = {arg: _snapshot(value) for arg, value in inputs.items()}
+    if trains is not None:
+        before[trains] = ({}, before[trains][1])  # no weights to compare: only its hooks
     try:
         answer = fn(*inputs.values())
     except NotImplementedError:
@@ -192,7 +196,10 @@ def _check_dtype(name: str, got: torch.Tensor, expected: torch.Tensor) -> None:
     if got.dtype == expected.dtype:
         return
     why = ""
-    if got.dtype == torch.float64:
+    if expected.dtype == torch.long and got.is_floating_point():
+        why = (": token ids are integers; argmax and torch.multinomial give torch.long tensors, so keep theirs "
+               "(a tensor made from Python floats, or torch.zeros / torch.empty without a dtype, is float)")
+    elif got.dtype == torch.float64:
         why = (": float64 usually comes from numpy, from torch.tensor(...) of Python floats with dtype=torch.float64, "
                "or from mixing in a float64 tensor; compute with the float32 tensors you were given")
     elif got.is_complex() and not expected.is_complex():
@@ -257,6 +264,8 @@ def compare(name: str, got, expected: torch.Tensor | float, mistakes: dict[str, 
     if got.device != expected.device:
         raise ExerciseError(f"[{name}] expected a tensor on {expected.device}, the device of the inputs, "
                             f"got one on {got.device}: create new tensors with device=<input>.device")
+    if _matches(got, expected, atol):  # right: no mistake to name, so none is computed (some run a model)
+        mistakes = None
     for hint, wrong in (mistakes or {}).items():
         if callable(wrong):
             try:

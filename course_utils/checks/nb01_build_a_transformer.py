@@ -1,5 +1,6 @@
 """Checks for notebook 01, "Build a two-layer transformer": embedding, positional embedding, causal
-attention, multi-head attention, unembedding, and the forward pass that puts them together."""
+attention, multi-head attention, unembedding, the forward pass that puts them together; then the
+training loop, sampling, and two hooks, one that reads an activation and one that edits one."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import model as reference
-from .. import validate
+from .. import train, validate
 from . import fixtures
-from .framework import call, compare, done
+from .framework import ExerciseError, call, compare, done
 
 REFERENCES = {
     "embed": reference.embed,
@@ -18,6 +19,10 @@ REFERENCES = {
     "attention_pattern": reference.attention_pattern,
     "multi_head_attention": reference.multi_head_attention,
     "unembed": reference.unembed,
+    "train_loop": train.train_loop,
+    "sample": reference.sample,
+    "record_patterns": reference.record_patterns,
+    "logits_with_positions": reference.logits_with_positions,
 }
 
 
@@ -223,3 +228,230 @@ def check_forward(fn, model):
             compare("forward", got, expected, mistakes, atol=1e-4, axes="batch pos d_vocab", nan_hint=_PATTERN_NAN)
             cases += 1
     done("forward", cases)
+
+
+# ---- the training loop, sampling, and hooks ----------------------------------------------------------
+
+
+def _train(model, batches, lr, zero_grad=True, shift="next", step=True, one_optimizer=True, sgd=False, after=False):
+    """The training loop of notebook 01 written out, with the switches that make the common mistakes."""
+    def new_optimizer():
+        return (torch.optim.SGD if sgd else torch.optim.AdamW)(model.parameters(), lr=lr)
+
+    optimizer, losses = new_optimizer(), []
+    for tokens in batches:
+        optimizer = optimizer if one_optimizer else new_optimizer()
+        logits = model(tokens)
+        predicted, target = {"next": (logits[:, :-1], tokens[:, 1:]), "none": (logits, tokens),
+                             "back": (logits[:, 1:], tokens[:, :-1])}[shift]
+        loss = F.cross_entropy(predicted.flatten(0, 1), target.flatten())
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        if after:  # the loss measured again, on the updated model
+            with torch.no_grad():
+                loss = F.cross_entropy(model(tokens)[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+        losses.append(loss.detach())
+    return torch.stack(losses)
+
+
+_TRAIN_CASES = [  # (fixture model, steps, batch, pos, lr): attention-only, then with LayerNorm and MLPs
+    (dict(seed=3, attn_only=True), 4, 3, 7, 1e-2),
+    (dict(seed=4, n_heads=2), 5, 2, 9, 3e-3),
+]
+
+
+def check_train_loop(fn):
+    """fn(model, batches [step, batch, pos], lr) -> losses [step]: trains `model` in place, one AdamW step
+    per batch. Compares the losses and the trained model with the reference loop's, from the same start."""
+    __tracebackhide__ = True
+    for seed, (shape, steps, batch, seq, lr) in enumerate(_TRAIN_CASES):
+        g = fixtures.generator(seed)
+        batches = torch.stack([fixtures.tokens(g, batch, seq, 13) for _ in range(steps)])
+        reference_model = fixtures.model(**shape)
+        expected = train.train_loop(reference_model, batches, lr)
+        model = fixtures.model(**shape)
+        got = call("train_loop", fn, {"model": model, "batches": batches, "lr": lr}, trains="model")
+
+        def variant(**switches):
+            return lambda: _train(fixtures.model(**shape), batches, lr, **switches)
+
+        mistakes = {
+            "your weights never changed: every loss is the untrained model's. After loss.backward(), call "
+            "optimizer.step() (and zero the gradients before backward, not between backward and step)": variant(step=False),
+            "you never zeroed the gradients: loss.backward() adds to .grad, so each step used the sum of every "
+            "gradient so far. Call optimizer.zero_grad() once per step, before loss.backward()": variant(zero_grad=False),
+            "you compared the logits at each position with the token at that same position: the prediction at "
+            "position t is for the token at t + 1, so pair logits[:, :-1] with tokens[:, 1:]": variant(shift="none"),
+            "you shifted the wrong way: the prediction at position t is for the NEXT token, so pair "
+            "logits[:, :-1] with tokens[:, 1:] (not logits[:, 1:] with tokens[:, :-1])": variant(shift="back"),
+            "you made a new optimizer at every step: AdamW keeps running averages of the gradients from step "
+            "to step. Create it once, before the loop": variant(one_optimizer=False),
+            "your steps are plain gradient descent (SGD): use torch.optim.AdamW(model.parameters(), lr=lr)":
+                variant(sgd=True),
+            "your losses were measured after each step, on the updated model: keep the loss you computed "
+            "before the step, the one you called backward on": variant(after=True),
+        }
+        compare("train_loop", got, expected, mistakes, atol=1e-4, axes="step")
+        with torch.no_grad():
+            trained = torch.allclose(model(batches[0]), reference_model(batches[0]), atol=1e-4)
+        if not trained:
+            raise ExerciseError(
+                "[train_loop] your losses are right, but `model` is not trained as they say: after your function "
+                "its logits differ from the reference's. Train `model` itself, in place (not a copy), one step "
+                "per batch, and no extra step after the loop.")
+    done("train_loop", len(_TRAIN_CASES))
+
+
+def _sample(model, prompt, n_new, temperature, generator, position=-1, divide=True, append=True, axis=None,
+            use_temperature=True):
+    """Sampling written out, with the switches that make the common mistakes."""
+    tokens = prompt
+    with torch.no_grad():
+        for _ in range(n_new):
+            logits = model(tokens if append else prompt)
+            if axis == "pos":  # argmax or softmax over the positions, then the last row
+                scores = logits.argmax(1)[:, -1:] if temperature == 0 else None
+                probs = None if temperature == 0 else (logits / temperature).softmax(1)[:, -1]
+            else:
+                logits = logits[:, position]
+                t = temperature if use_temperature else 1.0
+                scores = logits.argmax(-1, keepdim=True) if temperature == 0 else None
+                probs = None if temperature == 0 else (logits / t if divide else logits * t).softmax(0 if axis == "batch" else -1)
+            next_token = scores if probs is None else torch.multinomial(probs, 1, generator=generator)
+            tokens = torch.cat([tokens, next_token], dim=1)
+    return tokens
+
+
+_GLOBAL_SEED = 12345  # the global RNG's seed while the learner samples: a sampler that ignores `generator` uses it
+_SAMPLE_CASES = [  # (fixture model, batch, prompt length, n_new, temperature); sampling first: its draws tell more
+    (dict(seed=5, attn_only=True), 3, 4, 6, 0.5),  # mistakes apart than greedy's, where a small model repeats itself
+    (dict(seed=5, attn_only=True), 3, 4, 5, 0.0),
+    (dict(seed=6, n_heads=2), 2, 3, 7, 2.0),
+    (dict(seed=7, attn_only=True, n_layers=2), 4, 1, 8, 1.5),
+]
+
+
+def _with_global_seed(f):
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(_GLOBAL_SEED)
+        return f()
+
+
+def check_sample(fn):
+    """fn(model, prompt [batch, pos], n_new, temperature, generator) -> tokens [batch, pos + n_new]: greedy
+    when temperature == 0, else one torch.multinomial draw per new token from softmax(logits / temperature)."""
+    __tracebackhide__ = True
+    for seed, (shape, batch, seq, n_new, temperature) in enumerate(_SAMPLE_CASES):
+        model = fixtures.model(**shape)
+        prompt = fixtures.tokens(fixtures.generator(seed), batch, seq, model.cfg.d_vocab)
+        expected = reference.sample(model, prompt, n_new, temperature, fixtures.generator(100 + seed))
+        inputs = {"model": model, "prompt": prompt, "n_new": n_new, "temperature": temperature,
+                  "generator": fixtures.generator(100 + seed)}
+        try:
+            got = _with_global_seed(lambda: call("sample", fn, inputs))
+        except ExerciseError as err:
+            if temperature == 0 and "probability tensor contains" in str(err):
+                raise ExerciseError("[sample] with temperature 0 your function divided the logits by 0, which gives "
+                                    "inf and NaN probabilities: temperature 0 means greedy, so take the argmax "
+                                    "instead of sampling") from None
+            raise
+
+        def variant(**switches):
+            return lambda: _sample(model, prompt, n_new, temperature, fixtures.generator(100 + seed), **switches)
+
+        mistakes = {
+            "you predicted each new token from the logits at position 0: the prediction for the next token sits "
+            "at the last position, logits[:, -1]": variant(position=0),
+            "you predicted every new token from the prompt alone: append each new token (torch.cat along the "
+            "positions) and run the model on the longer sequence": variant(append=False),
+            "you took the argmax or the softmax over the positions: take the last position's logits, "
+            "logits[:, -1] ([batch, d_vocab]), then work over the vocabulary, dim=-1": variant(axis="pos"),
+            "your softmax runs over the batch (dim=0): the next token's probabilities are over the "
+            "vocabulary, dim=-1": variant(axis="batch"),
+            "you multiplied the logits by the temperature: divide them by it, so that a temperature below 1 "
+            "sharpens the distribution and one above 1 flattens it": variant(divide=False),
+            "you sampled from softmax(logits), ignoring the temperature: divide the logits by it first":
+                variant(use_temperature=False),
+            "you ignored `generator`: pass it to torch.multinomial(probs, num_samples=1, generator=generator), "
+            "so that the same seed gives the same tokens":
+                lambda: _with_global_seed(lambda: _sample(model, prompt, n_new, temperature, None)),
+        }
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape and not torch.equal(got[:, :seq], prompt):
+            raise ExerciseError("[sample] your output does not start with the prompt: return the prompt followed "
+                                "by the new tokens, [batch, pos + n_new]")
+        compare("sample", got, expected, mistakes, axes="batch pos")
+    done("sample", len(_SAMPLE_CASES))
+
+
+def _patterns(model, tokens, hook="hook_pattern"):
+    _, cache = model.run_with_cache(tokens)
+    return torch.stack([cache[f"blocks.{layer}.attn.{hook}"] for layer in range(model.cfg.n_layers)])
+
+
+_PATTERN_CASES = [  # (fixture model, batch, pos): three layers without LayerNorm, then two with, two heads
+    (dict(seed=8, attn_only=True), 2, 6),
+    (dict(seed=9, n_layers=2, n_heads=2), 3, 9),
+]
+
+
+def check_record_patterns(fn):
+    """fn(model, tokens) -> every layer's attention pattern [layer, batch, head_index, query_pos, key_pos],
+    read with hooks during one run; compared with run_with_cache's."""
+    __tracebackhide__ = True
+    for seed, (shape, batch, seq) in enumerate(_PATTERN_CASES):
+        model = fixtures.model(**shape)
+        tokens = fixtures.tokens(fixtures.generator(seed), batch, seq, model.cfg.d_vocab)
+        expected = _patterns(model, tokens)
+        got = call("record_patterns", fn, {"model": model, "tokens": tokens})
+        n = model.cfg.n_layers
+        mistakes = {
+            "you recorded the attention scores (hook_attn_scores: before the softmax, -inf in the future): "
+            "record the pattern, blocks.{layer}.attn.hook_pattern": lambda: _patterns(model, tokens, "hook_attn_scores"),
+            "every entry is layer 0's pattern: hook blocks.{layer}.attn.hook_pattern for each layer":
+                expected[:1].expand(n, *expected.shape[1:]),
+            "every entry is the last layer's pattern: a hook defined in a loop sees the loop variable's last "
+            "value; record the patterns in the order the hooks run, or bind the layer (def hook(p, hook, layer=layer))":
+                expected[-1:].expand(n, *expected.shape[1:]),
+        }
+        compare("record_patterns", got, expected, mistakes, axes="layer batch head_index query_pos key_pos")
+    done("record_patterns", len(_PATTERN_CASES))
+
+
+def _moved(model, tokens, replace):
+    return model.run_with_hooks(tokens, fwd_hooks=[(name, lambda act, hook, f=f: f(act)) for name, f in replace.items()])
+
+
+_POSITION_CASES = [  # (fixture model, batch, pos, positions): shifted, all at position 0, reversed. The first has
+    (dict(seed=10, attn_only=True, n_ctx=16), 2, 6, torch.arange(6) + 3),  # more positions than token ids: W_pos[tokens] runs
+    (dict(seed=11, n_heads=2), 3, 5, torch.zeros(5, dtype=torch.long)),
+    (dict(seed=12, attn_only=True, n_layers=2), 2, 7, torch.arange(7).flip(0)),
+]
+
+
+def check_logits_with_positions(fn):
+    """fn(model, tokens, positions [pos]) -> logits [batch, pos, d_vocab] when a hook on hook_pos_embed tells
+    the model that token i sits at position positions[i]."""
+    __tracebackhide__ = True
+    for seed, (shape, batch, seq, positions) in enumerate(_POSITION_CASES):
+        model = fixtures.model(**shape)
+        tokens = fixtures.tokens(fixtures.generator(seed), batch, seq, model.cfg.d_vocab)
+        with torch.no_grad():
+            expected = reference.logits_with_positions(model, tokens, positions)
+            got = call("logits_with_positions", fn, {"model": model, "tokens": tokens, "positions": positions.clone()})
+            W_pos = model.W_pos
+            mistakes = {
+                "your logits are the model's own: the hook's change never reached the model. A hook changes an "
+                "activation by returning the new tensor": lambda: model(tokens),
+                "you added the new positional embedding to the old one: what the hook returns replaces the "
+                "activation, so return W_pos[positions] alone": lambda: _moved(
+                    model, tokens, {"hook_pos_embed": lambda act: act + W_pos[positions]}),
+                "you changed the token embedding (hook_embed): the positional embedding passes through "
+                "hook_pos_embed": lambda: _moved(model, tokens, {"hook_embed": lambda act: W_pos[positions].expand_as(act)}),
+                "you indexed W_pos with the token ids: use the rows `positions`, one per position":
+                    lambda: _moved(model, tokens, {"hook_pos_embed": lambda act: W_pos[tokens]}),
+            }
+        compare("logits_with_positions", got, expected, mistakes, atol=1e-4, axes="batch pos d_vocab")
+    done("logits_with_positions", len(_POSITION_CASES))
