@@ -26,6 +26,8 @@ Every function takes the course's Transformer or a TransformerBridge, and gives 
 from __future__ import annotations
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 
 from . import validate
 from .icl_tasks import ICLTasks
@@ -58,7 +60,7 @@ def _validate_vector(model, vector, name="vector") -> None:
     validate.finite(vector, name)
 
 
-def mean_head_z(model, tokens: torch.Tensor) -> torch.Tensor:
+def mean_head_z(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer head_index d_head"]:
     """Each head's `hook_z` at the last position, averaged over the prompts: [layer, head, d_head]."""
     _validate_prompts(model, tokens)
     names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)]
@@ -67,7 +69,7 @@ def mean_head_z(model, tokens: torch.Tensor) -> torch.Tensor:
     return torch.stack([cache[name][:, -1].mean(0) for name in names])  # hook_z is [batch, pos, head, d_head]
 
 
-def mean_head_outputs(model, tokens: torch.Tensor) -> torch.Tensor:
+def mean_head_outputs(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer head_index d_model"]:
     """Each head's mean contribution to the residual stream at the last position: [layer, head, d_model].
 
     A head writes z @ W_O[layer, head] (its share of the attention output, without the bias b_O);
@@ -91,7 +93,8 @@ def _patch_z_hook(head: int, z: torch.Tensor):
     return hook
 
 
-def indirect_effect(model, tokens, answers, mean_z, layer: int, head: int) -> torch.Tensor:
+def indirect_effect(model, tokens: Int[Tensor, "batch pos"], answers: Int[Tensor, " batch"], mean_z: Float[Tensor, "layer head_index d_head"],
+                    layer: int, head: int) -> Float[Tensor, " batch"]:
     """Gain in P(answer) on each prompt when head (layer, head) outputs its mean z at the last position: [batch].
 
     mean_z: [layer, head, d_head], from `mean_head_z` on prompts that show the task.
@@ -104,7 +107,8 @@ def indirect_effect(model, tokens, answers, mean_z, layer: int, head: int) -> to
     return _answer_probs(model, tokens, answers, [hook]) - clean
 
 
-def indirect_effects(model, tokens, answers, mean_z) -> torch.Tensor:
+def indirect_effects(model, tokens: Int[Tensor, "batch pos"], answers: Int[Tensor, " batch"],
+                     mean_z: Float[Tensor, "layer head_index d_head"]) -> Float[Tensor, "layer head_index"]:
     """`indirect_effect` of every head, averaged over the prompts: [layer, head]."""
     _validate_prompts(model, tokens, answers)
     _validate_mean_z(model, mean_z)
@@ -112,7 +116,7 @@ def indirect_effects(model, tokens, answers, mean_z) -> torch.Tensor:
                           for head in range(model.cfg.n_heads)] for layer in range(model.cfg.n_layers)])
 
 
-def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
+def top_heads(aie: Float[Tensor, "layer head_index"], k: int) -> list[tuple[int, int]]:
     """The k heads with the largest average indirect effect, as (layer, head), largest first."""
     validate.tensor(aie, "aie", "layer head_index", dtype="float")
     validate.int_in(k, 0, aie.numel(), "k", "how many heads to take")
@@ -121,7 +125,8 @@ def top_heads(aie: torch.Tensor, k: int) -> list[tuple[int, int]]:
     return [(int(i) // aie.shape[1], int(i) % aie.shape[1]) for i in order]
 
 
-def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) -> torch.Tensor:
+def function_vector(mean_outputs: Float[Tensor, "layer head_index d_model"],
+                    heads: list[tuple[int, int]]) -> Float[Tensor, " d_model"]:
     """The sum of the mean outputs [layer, head, d_model] of the given heads: [d_model]."""
     validate.tensor(mean_outputs, "mean_outputs", "layer head_index d_model", dtype="float")
     validate.finite(mean_outputs, "mean_outputs")
@@ -137,7 +142,8 @@ def function_vector(mean_outputs: torch.Tensor, heads: list[tuple[int, int]]) ->
     return vector
 
 
-def top_heads_vector(mean_outputs: torch.Tensor, aie: torch.Tensor, k: int) -> torch.Tensor:
+def top_heads_vector(mean_outputs: Float[Tensor, "layer head_index d_model"], aie: Float[Tensor, "layer head_index"],
+                     k: int) -> Float[Tensor, " d_model"]:
     """The function vector of the k heads with the largest AIE: the sum of their mean outputs, [d_model].
     mean_outputs [layer, head, d_model] and aie [layer, head] of the same heads (notebook 07 builds it)."""
     validate.tensor(mean_outputs, "mean_outputs", "layer head_index d_model", dtype="float")
@@ -148,7 +154,7 @@ def top_heads_vector(mean_outputs: torch.Tensor, aie: torch.Tensor, k: int) -> t
     return function_vector(mean_outputs, top_heads(aie, k))
 
 
-def add_vector_hook(vector: torch.Tensor, layer: int):
+def add_vector_hook(vector: Float[Tensor, " d_model"], layer: int):
     """(hook name, hook) that adds `vector` at the last position to the attention output of block
     `layer` (`blocks.{layer}.hook_attn_out`), as if that layer's heads had written it.
 
@@ -165,7 +171,8 @@ def add_vector_hook(vector: torch.Tensor, layer: int):
     return (f"blocks.{layer}.hook_attn_out", hook)
 
 
-def logits_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
+def logits_with_vector(model, tokens: Int[Tensor, "batch pos"], vector: Float[Tensor, " d_model"] | None = None,
+                       layer: int = 0) -> Float[Tensor, "batch d_vocab"]:
     """The logits at the last position, with `vector` added to the residual stream there just after
     the attention of block `layer`: [batch, d_vocab]. With vector=None, the model's own logits."""
     _validate_prompts(model, tokens)
@@ -179,18 +186,21 @@ def logits_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None 
     return logits[:, -1]
 
 
-def predictions_with_vector(model, tokens: torch.Tensor, vector: torch.Tensor | None = None, layer: int = 0) -> torch.Tensor:
+def predictions_with_vector(model, tokens: Int[Tensor, "batch pos"], vector: Float[Tensor, " d_model"] | None = None,
+                            layer: int = 0) -> Int[Tensor, " batch"]:
     """The model's top token at the last position, with `vector` added after block `layer`'s attention: [batch]."""
     return logits_with_vector(model, tokens, vector, layer).argmax(-1).cpu()
 
 
-def accuracy_with_vector(model, tokens, answers, vector: torch.Tensor | None = None, layer: int = 0) -> float:
+def accuracy_with_vector(model, tokens: Int[Tensor, "batch pos"], answers: Int[Tensor, " batch"], vector: Float[Tensor, " d_model"] | None = None,
+                         layer: int = 0) -> float:
     """Fraction of prompts whose top token is the answer, with `vector` (if any) added after block `layer`'s attention."""
     _validate_prompts(model, tokens, answers)
     return (predictions_with_vector(model, tokens, vector, layer) == answers.cpu()).float().mean().item()
 
 
-def layer_sweep(model, tokens, answers, mean_outputs: torch.Tensor, aie: torch.Tensor, ks: list[int]) -> torch.Tensor:
+def layer_sweep(model, tokens: Int[Tensor, "batch pos"], answers: Int[Tensor, " batch"], mean_outputs: Float[Tensor, "layer head_index d_model"],
+                aie: Float[Tensor, "layer head_index"], ks: list[int]) -> Float[Tensor, "layer k"]:
     """Accuracy with the function vector of the top-k heads added to each layer's attention output:
     [layer, len(ks)], entry [layer, i] for k = ks[i] (k = 0: no vector). Notebook 07's layer sweep."""
     _validate_prompts(model, tokens, answers)
@@ -203,7 +213,7 @@ def layer_sweep(model, tokens, answers, mean_outputs: torch.Tensor, aie: torch.T
                          for layer in range(model.cfg.n_layers)])
 
 
-def attention_to(model, tokens: torch.Tensor, key_positions) -> torch.Tensor:
+def attention_to(model, tokens: Int[Tensor, "batch pos"], key_positions) -> Float[Tensor, "layer head_index"]:
     """How much each head attends from the last position to `key_positions` (a list of positions, e.g. where
     the demonstrations' answers sit): [layer, head], the attention weights of the last query on those keys,
     summed over the keys and averaged over the prompts. Notebook 07 builds it."""
@@ -224,7 +234,8 @@ def attention_to(model, tokens: torch.Tensor, key_positions) -> torch.Tensor:
     return torch.stack([cache[name][:, :, -1, keys].sum(-1).mean(0) for name in names])  # pattern [batch, head, q, k]
 
 
-def answer_shares(model, tokens: torch.Tensor, answers: torch.Tensor, vectors: torch.Tensor, layer: int) -> torch.Tensor:
+def answer_shares(model, tokens: Int[Tensor, "batch pos"], answers: Int[Tensor, "task batch"], vectors: Float[Tensor, "vector d_model"],
+                  layer: int) -> Float[Tensor, "vector task"]:
     """Whose answer the model gives with each vector: [vector, task], entry [a, b] the fraction of prompts
     whose top token at the last position, with vectors[a] added to block `layer`'s attention output there,
     is answers[b] (task b's answer to each prompt's query).
@@ -266,7 +277,8 @@ def task_mean_outputs(model, language, shots: int = 5, size: int = 128, seed: in
     return {task: mean_head_outputs(model, language.prompts(task, shots, size, seed=seed).tokens) for task in language.tasks}
 
 
-def average_indirect_effects(model, language, mean_z: dict, shots: int = 5, size: int = 128, seed: int = 2) -> torch.Tensor:
+def average_indirect_effects(model, language, mean_z: dict, shots: int = 5, size: int = 128,
+                             seed: int = 2) -> Float[Tensor, "layer head_index"]:
     """Each head's indirect effect on prompts whose demonstrations have random answers (they show no
     task), averaged over the prompts and the tasks (Todd et al.'s AIE): [layer, head].
 
@@ -280,7 +292,8 @@ def average_indirect_effects(model, language, mean_z: dict, shots: int = 5, size
     return torch.stack(effects).mean(0)
 
 
-def cross_task_matrix(model, language, vectors: dict, layer: int, size: int = 128, seed: int = 3) -> torch.Tensor:
+def cross_task_matrix(model, language, vectors: dict, layer: int, size: int = 128,
+                      seed: int = 3) -> Float[Tensor, "vector task"]:
     """[vector's task, task b]: on zero-shot prompts `<bos> xq ->`, with the first task's vector
     added after block `layer`'s attention, the fraction of answers that are f_b(xq). A task-specific vector
     gives a large diagonal and small entries off it."""

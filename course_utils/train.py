@@ -294,9 +294,10 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}: path must be an existing .safetensors file")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        return load_file(str(path)), metadata
+        with _ctrl_c_deferred():  # a Ctrl-C inside the reader's C code would come out as a ValueError
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+            return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(
             f"{path} is not a readable safetensors file (truncated or corrupt?): {err}. "

@@ -184,7 +184,7 @@ def test_bad_training_arguments():
         TrainConfig(device="tpu")
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         TrainConfig(lr=0)
-    with pytest.raises(TypeError, match="course_utils Transformer"):
+    with pytest.raises(TypeError, match=r"course_utils\.model\.Transformer"):
         train(torch.nn.Linear(2, 2), batches, TCFG)
     with pytest.raises(TypeError, match="batches must be a function"):
         train(Transformer(CFG), [1, 2], TCFG)
