@@ -111,16 +111,17 @@ def _check_unchanged(name: str, arg: str, before, value) -> None:
         f"exercise reads the weights and never writes them (the check has put them back).")
 
 
-def call(name: str, fn, inputs: dict[str, Any]):
+def call(name: str, fn, inputs: dict[str, Any], changes: tuple[str, ...] = ()):
     """fn(*inputs.values()), turning a crash, a missing answer or a changed input into a clear message.
 
     `inputs` maps each argument's name (used in messages) to its value, in the order fn takes them.
+    `changes` names the arguments the function is asked to change (a lens it trains in place).
     """
     __tracebackhide__ = True
     if not callable(fn):
         raise ExerciseError(f"[{name}] expected a function as fn (pass the function itself, not its result), "
                             f"got {type(fn).__name__}")
-    before = {arg: _snapshot(value) for arg, value in inputs.items()}
+    before = {arg: _snapshot(value) for arg, value in inputs.items() if arg not in changes}
     try:
         answer = fn(*inputs.values())
     except NotImplementedError:
@@ -129,13 +130,13 @@ def call(name: str, fn, inputs: dict[str, Any]):
             f"with your code. The notebook carries on with the reference implementation meanwhile."
         ) from None
     except Exception as err:  # the learner's code crashed: say where, briefly
-        for arg, value in inputs.items():  # a hook added, or a weight changed, before the crash: undone
-            _what_changed(before[arg], value)
+        for arg, value in before.items():  # a hook added, or a weight changed, before the crash: undone
+            _what_changed(value, inputs[arg])
         called = ", ".join(f"{arg} {_describe(value)}" for arg, value in inputs.items())
         raise ExerciseError(f"[{name}] your function raised {type(err).__name__}: {err}\n"
                             f"It was called with {called}.") from None
-    for arg, value in inputs.items():
-        _check_unchanged(name, arg, before[arg], value)
+    for arg, value in before.items():
+        _check_unchanged(name, arg, value, inputs[arg])
     return answer
 
 
