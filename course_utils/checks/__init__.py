@@ -74,6 +74,7 @@ __all__ = [
     "check_keys_without", "check_pattern_preserving_loss", "check_perfect_prev_token_pattern",
     "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
+    "check_lens_top_tokens", "check_settle_layer", "check_head_attribution", "check_fit_tuned_lens",
     "check_correct_logprob", "check_normalized_metric", "check_patch_resid_pre", "check_resid_patching",
     "check_patch_heads", "check_patch_k_path",
     "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",
