@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import validate
@@ -124,14 +123,51 @@ def logit_lens(model, cache) -> torch.Tensor:
 def kl_to_final(lens_logits: torch.Tensor, final_logits: torch.Tensor) -> torch.Tensor:
     """KL(final || lens) in nats for each row of a lens: lens_logits [layer, ..., d_vocab],
     final_logits [..., d_vocab] -> [layer], averaged over every other axis."""
+    validate.tensor(lens_logits, "lens_logits", "... d_vocab", dtype="float")
+    validate.tensor(final_logits, "final_logits", "... d_vocab", dtype="float")
     if lens_logits.shape[1:] != final_logits.shape:
         raise ValueError(f"lens_logits {tuple(lens_logits.shape)} must be [layer, *final_logits.shape]; "
                          f"final_logits is {tuple(final_logits.shape)}")
+    if lens_logits.shape[0] == 0:  # an empty lens would give an empty answer, read later as "no layer is far"
+        raise ValueError(f"lens_logits has no layer (shape {tuple(lens_logits.shape)}): expected at least one row")
     validate.finite(lens_logits, "lens_logits")
     validate.finite(final_logits, "final_logits")
     final = final_logits.log_softmax(-1)
     lens = lens_logits.log_softmax(-1)
     return (final.exp() * (final - lens)).sum(-1).flatten(1).mean(-1)
+
+
+def lens_top_tokens(model, cache, seq: int, positions) -> torch.Tensor:
+    """The logit lens's top token at chosen positions of one sequence: [n_layers + 1, len(positions)]
+    token ids, row 0 from the embeddings alone, the last row the model's own prediction."""
+    _validate_cache(model, cache)
+    n_batch, n_pos = cache["hook_embed"].shape[:2]
+    validate.int_in(seq, 0, n_batch - 1, "seq", "a sequence of the cache's batch")
+    if isinstance(positions, torch.Tensor):
+        positions = positions.tolist()
+    if not isinstance(positions, (list, tuple)) or not positions:
+        raise ValueError(f"positions must be a non-empty list of positions, got {positions!r}")
+    for pos in positions:
+        validate.int_in(pos, 0, n_pos - 1, "positions", "a position of the cache's sequences")
+    resid = cache.accumulated_resid()[:, seq, list(positions)]  # [layer, len(positions), d_model]
+    w, b, eps = ln_final_params(model)
+    return unembed_resid(resid, w, b, model.W_U, model.b_U, eps).argmax(-1)
+
+
+def settle_layer(lens_logits: torch.Tensor) -> torch.Tensor:
+    """Where the lens's prediction settles: lens_logits [layer, ..., d_vocab] -> [...] (torch.long),
+    the first row from which the top token is the last row's top token in every later row. 0: the
+    embeddings already predict it; layer - 1: only the last row does."""
+    validate.tensor(lens_logits, "lens_logits", "... d_vocab", dtype="float")
+    if lens_logits.ndim < 2:
+        raise ValueError(f"lens_logits must have shape [layer, ..., d_vocab], got shape {tuple(lens_logits.shape)}")
+    if lens_logits.shape[0] == 0:
+        raise ValueError(f"lens_logits has no layer (shape {tuple(lens_logits.shape)}): expected at least one row")
+    validate.finite(lens_logits, "lens_logits")
+    top = lens_logits.argmax(-1)  # [layer, ...]
+    agrees = top == top[-1]
+    from_here_on = agrees.flip(0).long().cumprod(0).flip(0)  # 1 where this row and every later one agree
+    return lens_logits.shape[0] - from_here_on.sum(0)
 
 
 def rank_of(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
@@ -186,7 +222,11 @@ def direct_logit_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.
 
 
 def head_attribution(model, cache, tokens: torch.Tensor) -> torch.Tensor:
-    """Direct logit attribution of each head, [n_layers, n_heads, batch, pos - 1]."""
+    """Direct logit attribution of each head to the correct next token, [n_layers, n_heads, batch, pos - 1].
+
+    A head's output is its `hook_z` times its W_O (`cache.stack_head_results`); the final LayerNorm,
+    its scale fixed at the cached `ln_final.hook_scale`, centres it, divides it by that scale and
+    multiplies it by w; the result is dotted with the next token's unembedding."""
     dla, labels = direct_logit_attribution(model, cache, tokens)
     rows = [i for i, label in enumerate(labels) if label.startswith("L")]
     return dla[rows].unflatten(0, (model.cfg.n_layers, model.cfg.n_heads))
@@ -207,24 +247,26 @@ def layer_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor,
 
 
 class TunedLens(nn.Module):
-    """One affine translator per lens row, resid -> resid @ A + c, applied before the model's own
-    final LayerNorm and unembedding. A starts as the identity and c as zero, so an untrained tuned
+    """One affine translator per layer, resid -> resid @ A + c, applied to the residual stream before
+    layer 0 and after each layer but the last, then the model's own final LayerNorm and unembedding.
+    The last row is the model's output itself and is left as it is (training a translator there would
+    chase float noise: its KL is 0). A starts as the identity and c as zero, so an untrained tuned
     lens is the logit lens."""
 
     def __init__(self, n_layers: int, d_model: int):
         validate.positive(n_layers=n_layers, d_model=d_model)
         super().__init__()
-        self.A = nn.Parameter(torch.eye(d_model).repeat(n_layers + 1, 1, 1))  # [layer, d_model, d_model]
-        self.c = nn.Parameter(torch.zeros(n_layers + 1, d_model))
+        self.A = nn.Parameter(torch.eye(d_model).repeat(n_layers, 1, 1))  # [layer, d_model, d_model]
+        self.c = nn.Parameter(torch.zeros(n_layers, d_model))
 
     def forward(self, resid_stack: torch.Tensor, model) -> torch.Tensor:
-        """resid_stack [layer, batch, pos, d_model] (unnormalised) -> logits [layer, batch, pos, d_vocab]."""
-        if resid_stack.shape[0] != self.A.shape[0]:
-            raise ValueError(f"resid_stack has {resid_stack.shape[0]} rows; this lens has {self.A.shape[0]}")
+        """resid_stack [layer + 1, batch, pos, d_model] (unnormalised) -> logits [layer + 1, batch, pos, d_vocab]."""
+        if resid_stack.shape[0] != self.A.shape[0] + 1:
+            raise ValueError(f"resid_stack has {resid_stack.shape[0]} rows; this lens has {self.A.shape[0] + 1}")
         validate.finite(resid_stack, "resid_stack")
-        translated = torch.einsum("l...d,lde->l...e", resid_stack, self.A) + self.c[:, None, None]
+        translated = torch.einsum("l...d,lde->l...e", resid_stack[:-1], self.A) + self.c[:, None, None]
         w, b, eps = ln_final_params(model)
-        return unembed_resid(translated, w, b, model.W_U, model.b_U, eps)
+        return unembed_resid(torch.cat([translated, resid_stack[-1:]]), w, b, model.W_U, model.b_U, eps)
 
 
 def _resid_stack(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,10 +277,38 @@ def _resid_stack(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return cache.accumulated_resid().detach(), logits.detach()
 
 
+def fit_tuned_lens(tuned: TunedLens, model, batches, steps: int, lr: float = 1e-2,
+                   progress: bool = True) -> torch.Tensor:
+    """Train `tuned` in place on `model` (kept frozen): each step runs the model on `batches(step)`
+    [batch, pos], reads its residual stream at every lens row, and takes one Adam step on the KL
+    from the model's final output to each row's translated decoding (`kl_to_final`), summed over the
+    rows. Returns the loss before each step, [steps]."""
+    validate.instance(tuned, TunedLens, "tuned")
+    validate.model(model)
+    validate.positive(steps=steps)
+    validate.positive_number(lr=lr)
+    if not callable(batches):
+        raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
+    if tuned.A.shape[0] != model.cfg.n_layers or tuned.A.shape[1] != model.cfg.d_model:
+        raise ValueError(f"tuned has translators for {tuned.A.shape[0]} layers of d_model {tuned.A.shape[1]}; the model "
+                         f"has {model.cfg.n_layers} layers of d_model {model.cfg.d_model}")
+    device = model.W_U.device
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    losses = []
+    with torch.enable_grad():
+        for step in tqdm(range(steps), desc="tuned lens", disable=not progress):
+            resid, final = _resid_stack(model, batches(step).to(device))
+            loss = kl_to_final(tuned(resid, model), final).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+    return torch.stack(losses)
+
+
 def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: int = 0,
                      progress: bool = True) -> tuple[TunedLens, list[float]]:
-    """Train a TunedLens on `model` (kept frozen) to minimise the KL from the model's final output,
-    summed over layers. `batches(step)` gives token batches [batch, pos]. Returns (lens, losses)."""
+    """A new TunedLens for `model`, trained by `fit_tuned_lens`. Returns (lens, losses)."""
     validate.model(model)
     validate.positive(steps=steps)
     validate.positive_number(lr=lr)
@@ -246,22 +316,9 @@ def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: i
     if not callable(batches):
         raise TypeError(f"batches must be a function step -> tokens [batch, pos], got {type(batches).__name__}")
     torch.manual_seed(seed)
-    device = model.W_U.device
-    lens = TunedLens(model.cfg.n_layers, model.cfg.d_model).to(device)
-    opt = torch.optim.Adam(lens.parameters(), lr=lr)
-    losses = []
-    with torch.enable_grad():
-        for step in tqdm(range(steps), desc="tuned lens", disable=not progress):
-            resid, final = _resid_stack(model, batches(step).to(device))
-            lens_logits = lens(resid, model)
-            target = final.log_softmax(-1)
-            loss = F.kl_div(lens_logits.log_softmax(-1), target[None].expand_as(lens_logits),
-                            log_target=True, reduction="none").sum(-1).mean(dim=(1, 2)).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    return lens.eval(), losses
+    tuned = TunedLens(model.cfg.n_layers, model.cfg.d_model).to(model.W_U.device)
+    losses = fit_tuned_lens(tuned, model, batches, steps, lr, progress)
+    return tuned.eval(), losses.tolist()
 
 
 def tuned_lens_logits(lens: TunedLens, model, cache) -> torch.Tensor:

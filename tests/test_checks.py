@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from transformer_lens import FactoredMatrix
 
 from course_utils import checks
+from course_utils import lens as lens_module
 from course_utils import model as reference
 from course_utils.checks import REFERENCES, ExerciseError, framework
 from course_utils.model import Config, Transformer
@@ -352,6 +353,77 @@ def _dla(stack, W_U, tokens, shift=1, keep_last=False, first=False, every_logit=
     chosen = logits[:, :, 1:] if first else logits[:, :, :-1]
     targets = tokens[:, 1:] if shift else tokens[:, :-1]
     return chosen.gather(-1, targets[None, ..., None].expand(stack.shape[0], -1, -1, 1))[..., 0]
+
+
+def _top_tokens(model, cache, seq, positions, ln=True, rows=slice(None), seq_fixed=None):
+    resid = cache.accumulated_resid()[rows, seq if seq_fixed is None else seq_fixed, positions]
+    w, b, eps = lens_module.ln_final_params(model)
+    logits = reference.unembed(_ln(resid, w, b, eps), model.W_U, model.b_U) if ln else resid @ model.W_U + model.b_U
+    return logits.argmax(-1)
+
+
+def _settle(lens_logits, first_match=False, count=False, offset=0):
+    top = lens_logits.argmax(-1)
+    agrees = top == top[-1]
+    if first_match:
+        return agrees.int().argmax(0).long()
+    if count:
+        return agrees.sum(0)
+    settled = torch.full(top.shape[1:], lens_logits.shape[0] - 1, dtype=torch.long)
+    for row in range(lens_logits.shape[0] - 1, -1, -1):
+        still = agrees[row:].all(0)
+        settled = torch.where(still, torch.full_like(settled, row), settled)
+    return settled + offset
+
+
+def _head_dla(model, cache, tokens, centre=True, scale=True, w=True, shift=1, own_scale=False, ln_bias=False):
+    rows = []
+    w_, b_, eps = lens_module.ln_final_params(model)
+    for layer in range(model.cfg.n_layers):
+        out = einops.einsum(cache[f"blocks.{layer}.attn.hook_z"], model.W_O[layer], "b p h e, h e d -> h b p d")
+        if centre:
+            out = out - out.mean(-1, keepdim=True)
+        if own_scale:  # LayerNorm's formula applied to each head on its own
+            out = out / (out.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        elif scale:
+            out = out / cache["ln_final.hook_scale"]
+        out = out * (w_ if w else 1) + (b_ if ln_bias else 0)
+        rows.append(out)
+    out = torch.stack(rows)  # [layer, head, batch, pos, d_model]
+    targets = tokens[:, 1:] if shift else tokens[:, :-1]
+    return einops.einsum(out[..., :-1, :], model.W_U.T[targets], "l h b p d, b p d -> l h b p")
+
+
+def _fit(tuned, model, batches, steps, lr, reverse=False, zero_grad=True, mean=False, step=True, params=None,
+         fresh=False):
+    if fresh:
+        tuned = lens_module.TunedLens(model.cfg.n_layers, model.cfg.d_model)
+    opt = torch.optim.Adam(tuned.parameters() if params is None else params(tuned, model), lr=lr)
+    losses = []
+    with torch.enable_grad():
+        for s in range(steps):
+            with torch.no_grad():
+                final, cache = model.run_with_cache(batches(s))
+            kl = _kl(tuned(cache.accumulated_resid(), model), final, reverse=reverse)
+            loss = kl.mean() if mean else kl.sum()
+            if zero_grad:
+                opt.zero_grad()
+            loss.backward()
+            if step:
+                opt.step()
+            losses.append(loss.item())
+    return torch.tensor(losses)
+
+
+def _fit_without_grad(tuned, model, batches, steps, lr):
+    """The loop without torch.enable_grad(), run where gradients are off (as in the notebook)."""
+    with torch.no_grad():
+        opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+        final, cache = model.run_with_cache(batches(0))
+        loss = _kl(tuned(cache.accumulated_resid(), model), final).sum()
+        loss.backward()
+        opt.step()
+    return torch.tensor([loss.item()] * steps)
 
 
 def _patch(model, corrupted, cache, metric, layer, pos, where="resid_pre", index=None, leave_hook=False,
@@ -721,6 +793,11 @@ RIGHT = {
     "kl_to_final": [_kl, lambda l, f: torch.stack([F.kl_div(row.log_softmax(-1), f.log_softmax(-1), log_target=True,
                                                             reduction="none").sum(-1).mean() for row in l])],
     "logit_attribution": [_dla, lambda s, W_U, t: (s[:, :, :-1] * W_U.T[t[:, 1:]]).sum(-1)],
+    "lens_top_tokens": [_top_tokens, lambda m, c, s, p: (c.accumulated_resid(apply_ln=True)[:, s, p] @ m.W_U + m.b_U).argmax(-1)],
+    "settle_layer": [_settle, lambda l: torch.stack([(l.argmax(-1)[r:] == l.argmax(-1)[-1]).all(0) for r in range(len(l))])
+                     .long().argmax(0)],
+    "head_attribution": [_head_dla],
+    "fit_tuned_lens": [_fit, lambda t, m, b, s, lr: _fit(t, m, b, s, lr, mean=True) * (m.cfg.n_layers + 1)],
     "correct_logprob": [_logprob, lambda l, t, p: l.log_softmax(-1)[:, :-1].gather(-1, t[:, 1:, None])[:, p].mean()],
     "normalized_metric": [lambda v, c, x: (v - x) / (c - x)],
     "patch_resid_pre": [_patch],
@@ -828,7 +905,7 @@ WRONG = {
         ("generator ignored", lambda *a: _sampler(*a, use_generator=False), "ignored `generator`"),
         ("softmax over the batch", lambda *a: _sampler(*a, axis=0), "over the batch"),
         ("only the new tokens", lambda *a: _sampler(*a, only_new=True), r"expected shape \(3, 10\) \[batch, pos\], got \(3, 6\)"),
-        ("float tokens", lambda *a: _sampler(*a, floats=True), "token ids are integers"),
+        ("float tokens", lambda *a: _sampler(*a, floats=True), "the answer is integers"),
         ("no greedy branch", lambda *a: _sampler(*a, greedy=False), "temperature 0 means greedy"),
     ],
     "record_patterns": [
@@ -1121,6 +1198,39 @@ WRONG = {
         ("dropped the first position", lambda s, W_U, t: _dla(s, W_U, t, first=True), "dropped the first position"),
         ("summed components", lambda s, W_U, t: _dla(s, W_U, t).sum(0), "summed over the components"),
     ],
+    "lens_top_tokens": [
+        ("no LayerNorm", lambda m, c, s, p: _top_tokens(m, c, s, p, ln=False), "without the final LayerNorm"),
+        ("no embeddings row", lambda m, c, s, p: _top_tokens(m, c, s, p, rows=slice(1, None)), "misses the first row"),
+        ("sequence 0", lambda m, c, s, p: _top_tokens(m, c, s, p, seq_fixed=0), "read sequence 0"),
+        ("values, not ids", lambda m, c, s, p: _top_tokens(m, c, s, p).float(), r"expected dtype torch.int64"),
+        ("transposed", lambda m, c, s, p: _top_tokens(m, c, s, p).T, r"expected shape"),
+    ],
+    "settle_layer": [
+        ("first agreeing row", lambda l: _settle(l, first_match=True), "a later row may disagree again"),
+        ("counted agreeing rows", lambda l: _settle(l, count=True), "counted the rows that agree"),
+        ("rows from 1", lambda l: _settle(l, offset=1), "counted from 1"),
+        ("last disagreeing row", lambda l: _settle(l, offset=-1), "last row that disagrees"),
+        ("a float answer", lambda l: _settle(l).float(), r"expected dtype torch.int64"),
+    ],
+    "head_attribution": [
+        ("not centred", lambda m, c, t: _head_dla(m, c, t, centre=False), "did not centre"),
+        ("no scale", lambda m, c, t: _head_dla(m, c, t, scale=False), "did not divide by the final LayerNorm's scale"),
+        ("own scale", lambda m, c, t: _head_dla(m, c, t, own_scale=True), r"normalised each head's output by its own size"),
+        ("no w", lambda m, c, t: _head_dla(m, c, t, w=False), "forgot the final LayerNorm's weight w"),
+        ("added b", lambda m, c, t: _head_dla(m, c, t, ln_bias=True), "added the final LayerNorm's bias b"),
+        ("same position", lambda m, c, t: _head_dla(m, c, t, shift=0), "same position"),
+        ("layer and head swapped", lambda m, c, t: _head_dla(m, c, t).transpose(0, 1), r"expected shape|another order"),
+    ],
+    "fit_tuned_lens": [
+        ("reversed KL", lambda t, m, b, s, lr: _fit(t, m, b, s, lr, reverse=True), r"KL\(lens \|\| final\)"),
+        ("no zero_grad", lambda t, m, b, s, lr: _fit(t, m, b, s, lr, zero_grad=False), "never called opt.zero_grad"),
+        ("mean over rows", lambda t, m, b, s, lr: _fit(t, m, b, s, lr, mean=True), "averaged the KL over the rows"),
+        ("no step", lambda t, m, b, s, lr: _fit(t, m, b, s, lr, step=False), "those of the untrained lens"),
+        ("trained a new lens", lambda t, m, b, s, lr: _fit(t, m, b, s, lr, fresh=True), "the lens you were given is untrained"),
+        ("trained the model too", lambda t, m, b, s, lr: _fit(t, m, b, s, lr, params=lambda t_, m_: [*t_.parameters(), *m_.parameters()]),
+         r"changed the model's weights"),
+        ("grad switched off", lambda t, m, b, s, lr: _fit_without_grad(t, m, b, s, lr), r"raised RuntimeError"),
+    ],
     "normalized_metric": [
         ("upside down", lambda v, c, x: (c - v) / (c - x), "upside down"),
         ("clean alone", lambda v, c, x: (v - x) / c, "clean value alone"),
@@ -1297,7 +1407,6 @@ def test_the_message_says_where_the_answer_differs():
 # ---- every check, with the wrong kinds of answer the framework catches ------------------------------------------
 
 ALL = sorted(REFERENCES) + ["forward"]
-TOKEN_ANSWERS = {"sample"}  # checks whose answer is token ids (torch.long), not floats
 
 
 def _reference(name):
@@ -1314,15 +1423,20 @@ def _changing_first_tensor(name):
     return fn
 
 
+INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer"}  # token ids and row numbers: torch.long, never a gradient
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_a_float64_answer_gets_a_dtype_message(name):
-    match = (r"expected dtype torch.int64, got torch.float64: token ids are integers" if name in TOKEN_ANSWERS
+    match = (r"expected dtype torch.int64, got torch.float64: the answer is integers" if name in INTEGER_ANSWERS
              else r"expected dtype torch.float32, got torch.float64: float64 usually")
     with pytest.raises(ExerciseError, match=match):
         run_check(name, lambda *a: _reference(name)(*a).double())
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid")])
+# (no tensor among the inputs of these: a cache, a model, a lens to train, a list of positions)
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid",
+                                                               "lens_top_tokens", "fit_tuned_lens")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))
@@ -1344,7 +1458,7 @@ def test_answers_of_the_wrong_kind_get_a_message_not_a_crash(name):
             run_check(name, fn)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in TOKEN_ANSWERS])  # integers cannot need grad
+@pytest.mark.parametrize("name", [n for n in ALL if n not in INTEGER_ANSWERS])  # integers cannot need grad
 def test_an_answer_that_needs_grad_passes(name):
     run_check(name, lambda *a: _reference(name)(*a).detach().clone().requires_grad_())
 

@@ -31,7 +31,8 @@ from .nb03_induction_heads import (check_composition_excess, check_composition_s
 from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, check_ablation_effects,
                                          check_clamp_head_pattern, check_combination_costs, check_keys_without,
                                          check_pattern_preserving_loss, check_perfect_prev_token_pattern)
-from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
+from .nb05_logit_lens import (check_decompose_resid, check_fit_tuned_lens, check_head_attribution, check_kl_to_final,
+                              check_lens_top_tokens, check_logit_attribution, check_settle_layer, check_unembed_resid)
 from .nb06_activation_patching import (check_correct_logprob, check_normalized_metric, check_patch_heads,
                                        check_patch_k_path, check_patch_resid_pre, check_resid_patching)
 from .nb07_function_vectors import (check_answer_shares, check_attention_to, check_indirect_effect,
@@ -76,6 +77,7 @@ __all__ = [
     "check_keys_without", "check_pattern_preserving_loss", "check_perfect_prev_token_pattern",
     "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
+    "check_lens_top_tokens", "check_settle_layer", "check_head_attribution", "check_fit_tuned_lens",
     "check_correct_logprob", "check_normalized_metric", "check_patch_resid_pre", "check_resid_patching",
     "check_patch_heads", "check_patch_k_path",
     "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",

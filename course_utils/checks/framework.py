@@ -111,20 +111,23 @@ def _check_unchanged(name: str, arg: str, before, value) -> None:
         f"exercise reads the weights and never writes them (the check has put them back).")
 
 
-def call(name: str, fn, inputs: dict[str, Any], trains: str | None = None):
+def call(name: str, fn, inputs: dict[str, Any], changes: tuple[str, ...] = ()):
     """fn(*inputs.values()), turning a crash, a missing answer or a changed input into a clear message.
 
     `inputs` maps each argument's name (used in messages) to its value, in the order fn takes them.
-    trains: the name of an input model whose weights fn is meant to change (a training loop); only
-    its hooks are checked.
+    `changes` names the arguments the function is asked to change (a model a training loop trains, a
+    lens it fits in place): their values are not compared, but a model's hooks still are.
     """
     __tracebackhide__ = True
     if not callable(fn):
         raise ExerciseError(f"[{name}] expected a function as fn (pass the function itself, not its result), "
                             f"got {type(fn).__name__}")
     before = {arg: _snapshot(value) for arg, value in inputs.items()}
-    if trains is not None:
-        before[trains] = ({}, before[trains][1])  # no weights to compare: only its hooks
+    for arg in changes:  # no values to compare: only a module's hooks
+        if isinstance(inputs[arg], nn.Module):
+            before[arg] = ({}, before[arg][1])
+        else:
+            del before[arg]
     try:
         answer = fn(*inputs.values())
     except NotImplementedError:
@@ -133,13 +136,13 @@ def call(name: str, fn, inputs: dict[str, Any], trains: str | None = None):
             f"with your code. The notebook carries on with the reference implementation meanwhile."
         ) from None
     except Exception as err:  # the learner's code crashed: say where, briefly
-        for arg, value in inputs.items():  # a hook added, or a weight changed, before the crash: undone
-            _what_changed(before[arg], value)
+        for arg, value in before.items():  # a hook added, or a weight changed, before the crash: undone
+            _what_changed(value, inputs[arg])
         called = ", ".join(f"{arg} {_describe(value)}" for arg, value in inputs.items())
         raise ExerciseError(f"[{name}] your function raised {type(err).__name__}: {err}\n"
                             f"It was called with {called}.") from None
-    for arg, value in inputs.items():
-        _check_unchanged(name, arg, before[arg], value)
+    for arg, value in before.items():
+        _check_unchanged(name, arg, value, inputs[arg])
     return answer
 
 
@@ -197,7 +200,7 @@ def _check_dtype(name: str, got: torch.Tensor, expected: torch.Tensor) -> None:
         return
     why = ""
     if expected.dtype == torch.long and got.is_floating_point():
-        why = (": token ids are integers; argmax and torch.multinomial give torch.long tensors, so keep theirs "
+        why = (": the answer is integers (token ids, positions, row numbers); argmax and torch.multinomial give torch.long tensors, so keep theirs "
                "(a tensor made from Python floats, or torch.zeros / torch.empty without a dtype, is float)")
     elif got.dtype == torch.float64:
         why = (": float64 usually comes from numpy, from torch.tensor(...) of Python floats with dtype=torch.float64, "

@@ -273,7 +273,7 @@ def check_train_loop(fn):
         reference_model = fixtures.model(**shape)
         expected = train.train_loop(reference_model, batches, lr)
         model = fixtures.model(**shape)
-        got = call("train_loop", fn, {"model": model, "batches": batches, "lr": lr}, trains="model")
+        got = call("train_loop", fn, {"model": model, "batches": batches, "lr": lr}, changes=("model",))
 
         def variant(**switches):
             return lambda: _train(fixtures.model(**shape), batches, lr, **switches)

@@ -1,5 +1,6 @@
 """Checks for notebook 05, "Logit lens": decomposing the residual stream, unembedding it through the
-final LayerNorm, the KL to the final output, and direct logit attribution."""
+final LayerNorm, the KL to the final output, the lens's top tokens and where they settle, direct
+logit attribution (by component and by head), and training a tuned lens."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ REFERENCES = {
     "unembed_resid": lens.unembed_resid,
     "kl_to_final": lens.kl_to_final,
     "logit_attribution": lens.logit_attribution,
+    "lens_top_tokens": lens.lens_top_tokens,
+    "settle_layer": lens.settle_layer,
+    "head_attribution": lens.head_attribution,
+    "fit_tuned_lens": lens.fit_tuned_lens,
 }
 
 
@@ -146,3 +151,177 @@ def check_logit_attribution(fn):
         }
         compare("logit_attribution", got, expected, mistakes, atol=1e-4, axes="component batch pos")
     done("logit_attribution", len(shapes))
+
+
+def check_lens_top_tokens(fn):
+    """fn(model, cache, seq, positions) -> token ids [n_layers + 1, len(positions)]."""
+    __tracebackhide__ = True
+    cases = [(0, 2, (3, 7), 1, [0, 3, 5, 6]), (1, 3, (2, 9), 0, [8, 2]), (2, 4, (4, 5), 3, [1, 2, 4])]
+    for seed, n_layers, (batch, seq_len), seq, positions in cases:  # (seed, n_layers, tokens' shape, seq, positions)
+        model = fixtures.model(seed, n_layers=n_layers)
+        tokens = fixtures.tokens(fixtures.generator(seed), batch, seq_len, model.cfg.d_vocab)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens)
+            expected = lens.lens_top_tokens(model, cache, seq, positions)
+            resid = cache.accumulated_resid()[:, seq, positions]
+            raw = (resid @ model.W_U + model.b_U).argmax(-1)
+            first_seq = lens.lens_top_tokens(model, cache, 0, positions)
+        got = call("lens_top_tokens", fn, {"model": model, "cache": cache, "seq": seq, "positions": list(positions)})
+        mistakes = {
+            "you unembedded the residual stream without the final LayerNorm: every row goes through "
+            "ln_final before W_U, as the model's own last row does": raw,
+            "your table misses the first row, the embeddings alone (cache.accumulated_resid() starts with "
+            "it, before layer 0)": expected[1:],
+            "you read sequence 0 of the batch: use the argument seq": first_seq if seq else None,
+            "you returned the positions' tokens' ids, not the lens's predictions: take the argmax over "
+            "the vocabulary of each row's logits": tokens[seq, positions].expand_as(expected),
+        }
+        compare("lens_top_tokens", got, expected, mistakes, axes="layer position")
+    done("lens_top_tokens", len(cases))
+
+
+def check_settle_layer(fn):
+    """fn(lens_logits [layer, ..., d_vocab]) -> [...] (torch.long): the row where the top token settles."""
+    __tracebackhide__ = True
+    shapes = [(5, 3, 6, 3), (4, 9, 4), (6, 2, 5, 3)]  # a small vocabulary, so rows often agree
+    for seed, shape in enumerate(shapes):
+        g = fixtures.generator(seed)
+        lens_logits = torch.randn(shape, generator=g)
+        lens_logits[-1] += torch.randn(shape[1:], generator=g)  # some rows agree with the last, some not
+        expected = lens.settle_layer(lens_logits)
+        got = call("settle_layer", fn, {"lens_logits": lens_logits})
+        agrees = lens_logits.argmax(-1) == lens_logits[-1].argmax(-1)
+        mistakes = {
+            "you returned the first row that agrees with the last one, but a later row may disagree again: "
+            "the prediction has settled only where this row and every later one agree":
+                agrees.long().argmax(0),
+            "you counted the rows that agree with the last one; we want the first row of the unbroken run "
+            "of agreeing rows that ends at the last row": agrees.long().sum(0),
+            "your rows are counted from 1: row 0 is the embeddings, so an answer there settles at 0":
+                expected + 1,
+            "you returned the last row that disagrees (add 1: the run of agreeing rows starts after it)":
+                expected - 1,
+        }
+        compare("settle_layer", got, expected, mistakes, axes=" ".join(["batch", "pos"][-(len(shape) - 2):]))
+    done("settle_layer", len(shapes))
+
+
+def _head_dla(model, cache, tokens, centre=True, scale=True, w=True, shift=1, ln_bias=False, own_scale=False):
+    """Direct logit attribution of each head, written with the mistakes a learner may make."""
+    heads = torch.stack([torch.einsum("bphe,hed->hbpd", cache[f"blocks.{layer}.attn.hook_z"], model.W_O[layer])
+                         for layer in range(model.cfg.n_layers)])  # [layer, head, batch, pos, d_model]
+    w_, b_, eps = lens.ln_final_params(model)
+    if centre:
+        heads = heads - heads.mean(-1, keepdim=True)
+    if own_scale:
+        heads = heads / (heads.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    elif scale:
+        heads = heads / cache["ln_final.hook_scale"]
+    heads = heads * (w_ if w else 1) + (b_ if ln_bias else 0)
+    n = tokens.shape[1]
+    directions = model.W_U.T[tokens[:, shift:n - 1 + shift]]  # [batch, pos - 1, d_model]
+    return (heads[..., :-1, :] * directions).sum(-1)
+
+
+def check_head_attribution(fn):
+    """fn(model, cache, tokens) -> [n_layers, n_heads, batch, pos - 1]."""
+    __tracebackhide__ = True
+    cases = [(0, 2, 3, (2, 7)), (1, 3, 2, (3, 5)), (2, 4, 3, (1, 9))]  # (seed, n_layers, n_heads, tokens' shape)
+    for seed, n_layers, n_heads, (batch, seq) in cases:
+        model = fixtures.model(seed, n_layers=n_layers, n_heads=n_heads)
+        tokens = fixtures.tokens(fixtures.generator(seed), batch, seq, model.cfg.d_vocab)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens)
+            expected = lens.head_attribution(model, cache, tokens)
+        got = call("head_attribution", fn, {"model": model, "cache": cache, "tokens": tokens})
+        with torch.no_grad():
+            mistakes = {
+                "you did not centre the heads' outputs: the final LayerNorm subtracts the mean over d_model "
+                "before it divides by the scale, and that is linear, so do it to each head's output":
+                    _head_dla(model, cache, tokens, centre=False),
+                "you did not divide by the final LayerNorm's scale: take it from the cache, "
+                "cache['ln_final.hook_scale'] ([batch, pos, 1])": _head_dla(model, cache, tokens, scale=False),
+                "you normalised each head's output by its own size: the final LayerNorm divides the whole "
+                "residual stream by ONE number per position, its cached scale (ln_final.hook_scale)":
+                    _head_dla(model, cache, tokens, own_scale=True),
+                "you forgot the final LayerNorm's weight w (lens.ln_final_params(model))":
+                    _head_dla(model, cache, tokens, w=False),
+                "you added the final LayerNorm's bias b to every head: it is a constant that belongs to no "
+                "head (like b_U)": _head_dla(model, cache, tokens, ln_bias=True),
+                "you read the logit of the token at the same position: position t predicts tokens[:, t + 1]":
+                    _head_dla(model, cache, tokens, shift=0),
+            }
+        compare("head_attribution", got, expected, mistakes, atol=1e-4, axes="layer head batch pos")
+    done("head_attribution", len(cases))
+
+
+def _fit(tuned, model, batches, steps, lr, reverse=False, zero_grad=True, step_=True):
+    """The tuned lens's training loop, with the mistakes a learner may make; returns the losses."""
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    losses = []
+    with torch.enable_grad():
+        for step in range(steps):
+            with torch.no_grad():
+                final, cache = model.run_with_cache(batches(step))
+            lens_logits = tuned(cache.accumulated_resid(), model)
+            loss = _kl(lens_logits, final, reverse).sum()
+            if zero_grad:
+                opt.zero_grad()
+            loss.backward()
+            if step_:
+                opt.step()
+            losses.append(loss.detach())
+    return torch.stack(losses)
+
+
+def _kl(lens_logits, final_logits, reverse):
+    p, q = final_logits.log_softmax(-1), lens_logits.log_softmax(-1)
+    if reverse:
+        return (q.exp() * (q - p)).sum(-1).flatten(1).mean(-1)
+    return (p.exp() * (p - q)).sum(-1).flatten(1).mean(-1)
+
+
+def _held_out_kl(tuned, model, tokens):
+    with torch.no_grad():
+        final, cache = model.run_with_cache(tokens)
+        return lens.kl_to_final(tuned(cache.accumulated_resid(), model), final)
+
+
+def check_fit_tuned_lens(fn):
+    """fn(tuned, model, batches, steps, lr) -> losses [steps]; trains `tuned` in place."""
+    __tracebackhide__ = True
+    cases = [(0, 2, 12, 0.05), (1, 3, 10, 0.02)]  # (seed, n_layers, steps, lr)
+    for seed, n_layers, steps, lr in cases:
+        model = fixtures.model(seed, n_layers=n_layers)
+        d_vocab, n_rows = model.cfg.d_vocab, n_layers + 1
+
+        def batches(step, seed=seed):
+            return fixtures.tokens(fixtures.generator(1000 * seed + step), 3, 8, d_vocab)
+
+        held_out = fixtures.tokens(fixtures.generator(999 + seed), 4, 8, d_vocab)
+        reference = lens.TunedLens(n_layers, model.cfg.d_model)
+        expected = lens.fit_tuned_lens(reference, model, batches, steps, lr, progress=False)
+        expected_kl = _held_out_kl(reference, model, held_out)
+        untrained_kl = _held_out_kl(lens.TunedLens(n_layers, model.cfg.d_model), model, held_out)
+
+        tuned = lens.TunedLens(n_layers, model.cfg.d_model)
+        got = call("fit_tuned_lens", fn, {"tuned": tuned, "model": model, "batches": batches, "steps": steps, "lr": lr},
+                   changes=("tuned",))
+        mistakes = {
+            "you minimised KL(lens || final): the lens should predict what the model predicts, "
+            "KL(final || lens) = sum p_final (log p_final - log p_lens), as in kl_to_final":
+                lambda: _fit(lens.TunedLens(n_layers, model.cfg.d_model), model, batches, steps, lr, reverse=True),
+            "you never called opt.zero_grad(): each step's gradients were added to all the earlier ones":
+                lambda: _fit(lens.TunedLens(n_layers, model.cfg.d_model), model, batches, steps, lr, zero_grad=False),
+            "you averaged the KL over the rows: the loss is the sum of every row's KL (kl_to_final(...).sum())":
+                expected / n_rows,
+            "your losses are those of the untrained lens: did the optimizer step (opt.step()) on the lens's "
+            "own parameters (tuned.parameters())?":
+                lambda: _fit(lens.TunedLens(n_layers, model.cfg.d_model), model, batches, steps, lr, step_=False),
+        }
+        compare("fit_tuned_lens", got, expected, mistakes, atol=2e-3, axes="step")
+        got_kl = _held_out_kl(tuned, model, held_out)
+        compare("fit_tuned_lens", got_kl, expected_kl, {
+            "your losses are right but the lens you were given is untrained: train `tuned` itself (its "
+            "parameters, in place), not a new lens or a copy": untrained_kl}, atol=2e-3, axes="layer")
+    done("fit_tuned_lens", len(cases))
