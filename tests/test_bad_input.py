@@ -70,6 +70,11 @@ def floats(*shape, device="cpu"):
     return torch.rand(shape, device=device)
 
 
+def noise(batch, pos):
+    """Noise for tiny()'s embeddings: [batch, pos, d_model = 16]."""
+    return floats(batch, pos, 16)
+
+
 META = "meta"  # a device with shapes and dtypes but no data: a "wrong device" that needs no GPU
 
 _TMP = tempfile.TemporaryDirectory(prefix="course_utils_bad_input_")
@@ -733,7 +738,7 @@ CASES: list[Case] = [
                  checks.check_decompose_resid, checks.check_unembed_resid, checks.check_kl_to_final,
                  checks.check_logit_attribution, checks.check_normalized_metric, checks.check_patch_resid_pre,
                  checks.check_correct_logprob, checks.check_resid_patching, checks.check_patch_heads,
-                 checks.check_patch_k_path,
+                 checks.check_patch_k_path, checks.check_noised_logprob, checks.check_causal_trace,
                  checks.check_mean_head_outputs, checks.check_indirect_effect, checks.check_logits_with_vector,
                  checks.check_indirect_effects, checks.check_top_heads_vector, checks.check_layer_sweep,
                  checks.check_qk_circuit, checks.check_composition_excess, checks.check_ov_eigenvalue_score,
@@ -1060,15 +1065,37 @@ CASES: list[Case] = [
       ValueError, r"activation must be one of \('z', 'q', 'k', 'v', 'pattern'\), got 'result'"),
     C("patching.head_patching", "corrupted of another shape", lambda: patching.head_patching(tiny(), tokens(1, 4), tiny_cache(), metric),
       ValueError, r"corrupted_tokens has shape \(1, 4\), the clean cache \(2, 4\)"),
-    C("patching.causal_trace", "noise position out of range", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [4]),
+    C("patching.causal_trace", "noise position out of range", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 4), [4], slice(0, 2)),
       ValueError, r"noise_positions must be a non-empty list of positions in \[0, 3\], got \[4\]"),
-    C("patching.causal_trace", "no noise positions", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), []),
+    C("patching.causal_trace", "no noise positions", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 4), [], slice(0, 2)),
       ValueError, r"noise_positions must be a non-empty list of positions in \[0, 3\], got \[\]"),
-    C("patching.causal_trace", "noise_scale 0", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], noise_scale=0),
-      ValueError, r"noise_scale must be a finite number > 0, got 0"),
-    C("patching.causal_trace", "float tokens", lambda: patching.causal_trace(tiny(), floats(2, 4), slice(0, 2), [0]),
+    C("patching.causal_trace", "noise_positions an int", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 4), 1, slice(0, 2)),
+      TypeError, r"noise_positions must be a list of positions, got int"),
+    C("patching.causal_trace", "noise of another shape", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 3), [0], slice(0, 2)),
+      ValueError, r"noise must have shape \[batch, pos, d_model\] = \[2, 4, 16\], got shape \(2, 3, 16\)"),
+    C("patching.causal_trace", "noise without d_model", lambda: patching.causal_trace(tiny(), tokens(2, 4), floats(2, 4), [0], slice(0, 2)),
+      ValueError, r"noise must have shape \[batch, pos, d_model\], got shape \(2, 4\)"),
+    C("patching.causal_trace", "noise a float", lambda: patching.causal_trace(tiny(), tokens(2, 4), 3.0, [0], slice(0, 2)),
+      TypeError, r"noise must be a torch.Tensor \[batch, pos, d_model\], got float"),
+    C("patching.causal_trace", "noise NaN", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 4) * float("nan"), [0], slice(0, 2)),
+      ValueError, r"noise contains NaN or inf"),
+    C("patching.causal_trace", "metric_positions a list", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 4), [0], [1, 2]),
+      TypeError, r"metric_positions must be a slice of predicted positions, got list"),
+    C("patching.causal_trace", "float tokens", lambda: patching.causal_trace(tiny(), floats(2, 4), noise(2, 4), [0], slice(0, 2)),
       TypeError, r"tokens must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
-    C("patching.causal_trace", "model a string", lambda: patching.causal_trace("gpt2", tokens(2, 4), slice(0, 2), [0]),
+    C("patching.causal_trace", "model a string", lambda: patching.causal_trace("gpt2", tokens(2, 4), noise(2, 4), [0], slice(0, 2)),
+      TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("patching.causal_trace", "progress 'yes'", lambda: patching.causal_trace(tiny(), tokens(2, 4), noise(2, 4), [0], slice(0, 2), progress="yes"),
+      TypeError, r"progress must be True or False, got 'yes'"),
+    C("patching.noised_logprob", "noise of another batch", lambda: patching.noised_logprob(tiny(), tokens(2, 4), noise(3, 4), [0], slice(0, 2)),
+      ValueError, r"noise must have shape \[batch, pos, d_model\] = \[2, 4, 16\], got shape \(3, 4, 16\)"),
+    C("patching.noised_logprob", "integer noise", lambda: patching.noised_logprob(tiny(), tokens(2, 4), tokens(2, 4, 16), [0], slice(0, 2)),
+      TypeError, r"noise must be a floating-point tensor, got dtype torch.int64"),
+    C("patching.noised_logprob", "noise position True", lambda: patching.noised_logprob(tiny(), tokens(2, 4), noise(2, 4), [True], slice(0, 2)),
+      ValueError, r"noise_positions must be a non-empty list of positions in \[0, 3\], got \[True\]"),
+    C("patching.noised_logprob", "metric positions select nothing", lambda: patching.noised_logprob(tiny(), tokens(2, 4), noise(2, 4), [0], slice(5, 9)),
+      ValueError, r"positions slice\(5, 9, None\) selects none of the 3 predicted positions"),
+    C("patching.noised_logprob", "model a string", lambda: patching.noised_logprob("gpt2", tokens(2, 4), noise(2, 4), [0], slice(0, 2)),
       TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
     # -- icl_tasks (notebook 07) --
     C("icl_tasks.ICLTasks", "n_items odd", lambda: ICLTasks(n_items=7), ValueError, r"n_items must be an even number >= 8, got 7"),
@@ -1324,14 +1351,6 @@ CASES: list[Case] = [
       TypeError, r"shots must be an int in \[0, 1\] .*got True"),
     C("function_vectors.cross_task_matrix", "seed 1.5", lambda: fv.cross_task_matrix(icl_model(), icl(), per_task(16), 0, size=4, seed=1.5),
       TypeError, r"seed must be an int, got 1\.5"),
-    C("patching.causal_trace", "noise position True", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [True]), ValueError,
-      r"noise_positions must be a non-empty list of positions in \[0, 3\], got \[True\]"),
-    C("patching.causal_trace", "seed 1.5", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], seed=1.5), TypeError,
-      r"seed must be an int, got 1\.5"),
-    C("patching.causal_trace", "noise_scale inf", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], noise_scale=float("inf")),
-      ValueError, r"noise_scale must be a finite number > 0, got inf"),
-    C("patching.causal_trace", "noise_scale a string", lambda: patching.causal_trace(tiny(), tokens(2, 4), slice(0, 2), [0], noise_scale="3"),
-      TypeError, r"noise_scale must be a finite number > 0, got '3'"),
     C("metrics.random_composition_baseline", "seed 1.5", lambda: metrics.random_composition_baseline(tiny(), "Q", seed=1.5), TypeError,
       r"seed must be an int, got 1\.5"),
     C("lens.train_tuned_lens", "seed 1.5", lambda: lens.train_tuned_lens(ln_model(), lambda s: tokens(2, 4), steps=1, seed=1.5), TypeError,

@@ -354,6 +354,75 @@ def _k_path(model, corrupted, cache, metric, writer, readers, sign=1.0, whole_ou
     return metric(model.run_with_hooks(corrupted, fwd_hooks=hooks))
 
 
+def _noised(model, tokens, noise, positions, metric_positions, every=False, replace=False, first_rows=False,
+            where="hook_embed", leave_hook=False):
+    at = list(range(tokens.shape[1])) if every else positions
+    rows = list(range(len(positions))) if first_rows else at
+
+    def add_noise(embed, hook):
+        embed = embed.clone()  # hook_pos_embed's tensor is a view of W_pos: edit a copy
+        embed[:, at] = noise[:, rows] if replace else embed[:, at] + noise[:, rows]
+        return embed
+    if leave_hook:
+        model.add_hook(where, add_noise)
+        logits = model(tokens)
+    else:
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(where, add_noise)])
+    return _logprob(logits, tokens, metric_positions)
+
+
+def _trace(model, tokens, noise, positions, metric_positions, every=False, from_noised=False, noise_in_restore=True,
+           raw=False, leave_hook=False, transpose=False, noise_where="hook_embed", restore_first=False):
+    at = list(range(tokens.shape[1])) if every else positions
+
+    def add_noise(x, hook):
+        x[:, at] += noise[:, at]
+        return x
+    clean_logits, clean_cache = model.run_with_cache(tokens)
+    with model.hooks(fwd_hooks=[(noise_where, add_noise)]):
+        noised_logits, noised_cache = model.run_with_cache(tokens)
+    cache = noised_cache if from_noised else clean_cache
+    clean, noised = _logprob(clean_logits, tokens, metric_positions), _logprob(noised_logits, tokens, metric_positions)
+    out = torch.zeros(model.cfg.n_layers, tokens.shape[1])
+    for layer in range(model.cfg.n_layers):
+        for pos in range(tokens.shape[1]):
+            name = f"blocks.{layer}.hook_resid_pre"
+
+            def restore(resid, hook, pos=pos, name=name):
+                resid[:, pos] = cache[name][:, pos]
+                return resid
+            hooks = [(name, restore)] + ([(noise_where, add_noise)] if noise_in_restore else [])
+            if not restore_first:
+                hooks = hooks[::-1]
+            if leave_hook:
+                for hook_name, hook in hooks:
+                    model.add_hook(hook_name, hook)
+                logits = model(tokens)
+            else:
+                logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+            value = _logprob(logits, tokens, metric_positions)
+            out[layer, pos] = value if raw else (value - noised) / (clean - noised)
+    return out.T if transpose else out
+
+
+def _trace_by_noised(model, tokens, noise, positions, metric_positions):
+    """A right answer another way: restoring layer L at pos = the noised run with one state swapped, via
+    the learner's noised_logprob-like helper with an extra hook."""
+    _, cache = model.run_with_cache(tokens)
+    clean = _logprob(model(tokens), tokens, metric_positions)
+    noised = _noised(model, tokens, noise, positions, metric_positions)
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        row = []
+        for pos in range(tokens.shape[1]):
+            name = f"blocks.{layer}.hook_resid_pre"
+            with model.hooks(fwd_hooks=[(name, lambda r, hook, pos=pos, name=name: torch.cat(
+                    [r[:, :pos], cache[name][:, pos:pos + 1], r[:, pos + 1:]], 1))]):
+                row.append(_noised(model, tokens, noise, positions, metric_positions))
+        rows.append(torch.stack(row))
+    return (torch.stack(rows) - noised) / (clean - noised)
+
+
 def _mean_outputs(model, tokens, position=-1, with_W_O=True, reduce="mean", b_O=False, sum_heads=False):
     _, cache = model.run_with_cache(tokens)
     z = torch.stack([cache[f"blocks.{l}.attn.hook_z"][:, position] for l in range(model.cfg.n_layers)], 1)
@@ -573,6 +642,8 @@ RIGHT = {
     "resid_patching": [_resid_map],
     "patch_heads": [_heads],
     "patch_k_path": [_k_path],
+    "noised_logprob": [_noised, lambda m, t, n, p, mp: _noised(m, t, n, p, mp, where="hook_pos_embed")],
+    "causal_trace": [_trace, _trace_by_noised],
     "mean_head_outputs": [_mean_outputs],
     "indirect_effect": [_effect],
     "logits_with_vector": [_with_vector],
@@ -947,6 +1018,26 @@ WRONG = {
         ("whole keys", lambda *a: _k_path(*a, whole_keys=True), "patched the readers' whole keys"),
         ("sign flipped", lambda *a: _k_path(*a, sign=-1.0), "wrong sign"),
         ("no path", lambda m, c, cache, metric, w, r: metric(m(c)), "returned the corrupted run's metric"),
+    ],
+    "noised_logprob": [
+        ("every position", lambda *a: _noised(*a, every=True), "added noise at every position"),
+        ("replaced", lambda *a: _noised(*a, replace=True), "replaced the embeddings by the noise"),
+        ("first rows", lambda *a: _noised(*a, first_rows=True), r"noise's first rows"),
+        ("after layer 0", lambda *a: _noised(*a, where="blocks.1.hook_resid_pre"), "after layer 0"),
+        ("no noise", lambda m, t, n, p, mp: _logprob(m(t), t, mp), "the clean run's"),
+        ("left a hook", lambda *a: _noised(*a, leave_hook=True), "left a hook on the model"),
+        ("a Python float", lambda *a: _noised(*a).item(), "got a Python float"),
+    ],
+    "causal_trace": [
+        ("every position", lambda *a: _trace(*a, every=True), "added noise at every position"),
+        ("restored the noised state", lambda *a: _trace(*a, from_noised=True), "restored the noised run's own state"),
+        ("no noise when restoring", lambda *a: _trace(*a, noise_in_restore=False), "forgot the noise in the restoring runs"),
+        ("raw log-probabilities", lambda *a: _trace(*a, raw=True), "returned raw log-probabilities"),
+        ("transposed", lambda *a: _trace(*a, transpose=True), "transposed"),
+        ("noise after the restoration", lambda *a: _trace(*a, noise_where="blocks.0.hook_resid_pre", restore_first=True),
+         "noise ran after the restoration"),
+        ("left hooks", lambda *a: _trace(*a, leave_hook=True), "left a hook on the model"),
+        ("a list", lambda *a: _trace(*a).tolist(), "got a list"),
     ],
     "patch_resid_pre": [
         ("every position", lambda m, c, cache, metric, l, p: _patch(m, c, cache, metric, l, p, index=(slice(None), slice(None))),

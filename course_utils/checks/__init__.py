@@ -30,8 +30,9 @@ from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, 
                                          check_clamp_head_pattern, check_combination_costs, check_keys_without,
                                          check_pattern_preserving_loss, check_perfect_prev_token_pattern)
 from .nb05_logit_lens import check_decompose_resid, check_kl_to_final, check_logit_attribution, check_unembed_resid
-from .nb06_activation_patching import (check_correct_logprob, check_normalized_metric, check_patch_heads,
-                                       check_patch_k_path, check_patch_resid_pre, check_resid_patching)
+from .nb06_activation_patching import (check_causal_trace, check_correct_logprob, check_noised_logprob,
+                                       check_normalized_metric, check_patch_heads, check_patch_k_path,
+                                       check_patch_resid_pre, check_resid_patching)
 from .nb07_function_vectors import (check_indirect_effect, check_indirect_effects, check_layer_sweep,
                                     check_logits_with_vector, check_mean_head_outputs, check_top_heads_vector)
 
@@ -74,7 +75,7 @@ __all__ = [
     "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
     "check_correct_logprob", "check_normalized_metric", "check_patch_resid_pre", "check_resid_patching",
-    "check_patch_heads", "check_patch_k_path",
+    "check_patch_heads", "check_patch_k_path", "check_noised_logprob", "check_causal_trace",
     "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",
     "check_top_heads_vector", "check_layer_sweep",
 ]
