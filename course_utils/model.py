@@ -435,3 +435,35 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
     loss = F.cross_entropy(predictions.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            reduction="none" if per_token else "mean")
     return loss.view(targets.shape) if per_token else loss
+
+
+def generate(model, prompt: Int[Tensor, "batch prompt_pos"], new_tokens: int, generator: torch.Generator | None = None,
+             fwd_hooks=()) -> Int[Tensor, "batch pos"]:
+    """The prompt followed by `new_tokens` tokens from `model`, one at a time: [batch, prompt_pos + new_tokens].
+
+    Greedy (the most likely next token) when `generator` is None; otherwise sampled from the softmax
+    of the logits with that CPU `torch.Generator`, so a seed gives the same text on any device.
+    `fwd_hooks` ([(hook name, hook), ...], as for `run_with_hooks`) stay on for every step: generation
+    with heads ablated (notebook 03). No key-value cache: each step reruns the whole sequence, which
+    the course's short contexts make cheap. Works on a course `Transformer` and a `TransformerBridge`.
+    """
+    validate.model(model)
+    validate.tokens(prompt, model.cfg, "prompt")
+    validate.positive(new_tokens=new_tokens)
+    if prompt.shape[1] + new_tokens > model.cfg.n_ctx:
+        raise ValueError(f"prompt ({prompt.shape[1]} positions) plus new_tokens ({new_tokens}) must fit in the "
+                         f"model's context, n_ctx={model.cfg.n_ctx}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None (greedy), got {type(generator).__name__}")
+    if not isinstance(fwd_hooks, (list, tuple)):
+        raise TypeError(f"fwd_hooks must be a list of (hook name, hook) pairs, got {type(fwd_hooks).__name__}")
+    tokens = prompt
+    with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
+        for _ in range(new_tokens):
+            logits = model(tokens)[:, -1]  # [batch, d_vocab]: the prediction for the next position
+            if generator is None:
+                next_token = logits.argmax(-1)
+            else:
+                next_token = torch.multinomial(logits.float().softmax(-1).cpu(), 1, generator=generator)[:, 0]
+            tokens = torch.cat([tokens, next_token.to(tokens.device)[:, None]], dim=1)
+    return tokens

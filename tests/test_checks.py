@@ -551,6 +551,38 @@ def _by_source(q, components, W_K, scale=True, keys_first=False, summed=False):
     return scores.sum(0) if summed else scores
 
 
+def _repetition(tokens, n, start, loop=False, later_too=False, self_too=False, starting=False, prompt_only=False,
+                whole=False, counts=False, non_overlapping=False, batch_mean=False):
+    rates = []
+    for row in tokens.tolist():
+        grams = [tuple(row[j - n + 1:j + 1]) for j in range(n - 1, len(row))]  # grams[i] ends at position i + n - 1
+        first = 0 if whole else (start if starting else start - n + 1)
+        hits = 0
+        for i in range(first, len(grams)):
+            if later_too:
+                sources = grams[:i] + grams[i + 1:]
+            elif self_too:
+                sources = grams[:i + 1]
+            elif prompt_only:
+                sources = grams[:max(0, start - n + 1)]
+            elif non_overlapping:
+                sources = grams[:max(0, i - n + 1)]
+            else:
+                sources = grams[:i]
+            hits += grams[i] in sources
+        rates.append(hits if counts else hits / (len(grams) - first))
+    out = torch.tensor(rates, dtype=torch.float32)
+    return out.mean() if batch_mean else out
+
+
+def _repetition_by_unfold(tokens, n, start):
+    grams = tokens.unfold(1, n, 1)
+    seen = torch.zeros(grams.shape[:2], dtype=torch.bool)
+    for i in range(1, grams.shape[1]):
+        seen[:, i] = (grams[:, :i] == grams[:, i:i + 1]).all(-1).any(-1)
+    return seen[:, start - n + 1:].float().mean(1)
+
+
 def _prev_and_induction(model, tokens, period, layers=None, order=(0, 1), dup=False, leave_hook=False):
     if leave_hook:
         model.add_hook("blocks.0.attn.hook_pattern", lambda pattern, hook: pattern)
@@ -619,6 +651,7 @@ RIGHT = {
     "ov_eigenvalue_score": [_eig_score, lambda A, B: (lambda e: (e.sum(-1) / e.abs().sum(-1)).real)(torch.linalg.eigvals(A @ B))],
     "full_ov_top1_accuracy": [_top1, lambda E, V, O, U: ((E @ V @ O @ U).argmax(-1) == torch.arange(len(E))).float().mean(-1)],
     "composition_excess": [_excess],
+    "repetition_rate": [_repetition, _repetition_by_unfold],
     "key_scores_by_source": [_by_source, lambda q, c, W_K: torch.stack([q @ (x @ W_K).transpose(-1, -2) for x in c])
                              / W_K.shape[1] ** 0.5],
     "ablate_head": [_ablate],
@@ -878,6 +911,17 @@ WRONG = {
                                                          float("-inf")), "masked the future"),
         ("divided by sqrt(d_model)", lambda q, c, W_K: _by_source(q, c, W_K, scale=False) / W_K.shape[0] ** 0.5,
          r"divided by sqrt\(d_model\)"),
+    ],
+    "repetition_rate": [
+        ("later occurrences too", lambda t, n, s: _repetition(t, n, s, later_too=True), "later too"),
+        ("compared with itself", lambda t, n, s: _repetition(t, n, s, self_too=True), "compare each n-gram with itself"),
+        ("n-grams starting at start", lambda t, n, s: _repetition(t, n, s, starting=True), "START at `start`"),
+        ("prompt only", lambda t, n, s: _repetition(t, n, s, prompt_only=True), "in the prompt only"),
+        ("whole sequence", lambda t, n, s: _repetition(t, n, s, whole=True), "whole sequence, prompt included"),
+        ("counts", lambda t, n, s: _repetition(t, n, s, counts=True), "returned counts"),
+        ("no overlaps", lambda t, n, s: _repetition(t, n, s, non_overlapping=True), "overlapping earlier occurrence"),
+        ("single tokens", lambda t, n, s: _repetition(t, 1, s), "compared single tokens"),
+        ("batch mean", lambda t, n, s: _repetition(t, n, s, batch_mean=True), "averaged over the batch"),
     ],
     "ablate_head": [
         ("in place", lambda *a: _ablate(*a, where="in place"), "in place"),

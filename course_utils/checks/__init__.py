@@ -25,7 +25,8 @@ from .nb02_training import (check_attention_by_offset, check_icl_score, check_lo
                             check_per_token_loss, check_prev_and_induction_scores, check_window_shares)
 from .nb03_induction_heads import (check_composition_excess, check_composition_score, check_duplicate_token_score,
                                    check_full_ov_top1_accuracy, check_induction_score, check_key_scores_by_source,
-                                   check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit)
+                                   check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit,
+                                   check_repetition_rate)
 from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, check_ablation_effects,
                                          check_clamp_head_pattern, check_combination_costs, check_keys_without,
                                          check_pattern_preserving_loss, check_perfect_prev_token_pattern)
@@ -69,7 +70,7 @@ __all__ = [
     "check_attention_by_offset", "check_window_shares",
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",
     "check_qk_circuit", "check_composition_excess", "check_ov_eigenvalue_score", "check_full_ov_top1_accuracy",
-    "check_key_scores_by_source",
+    "check_key_scores_by_source", "check_repetition_rate",
     "check_ablate_head", "check_ablated_loss", "check_ablation_effects", "check_combination_costs",
     "check_keys_without", "check_pattern_preserving_loss", "check_perfect_prev_token_pattern",
     "check_clamp_head_pattern",
