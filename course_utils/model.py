@@ -5,6 +5,7 @@
    `unembed`. The checks of notebook 01 compare your versions with these.
 3. The same pieces as modules with hooks (`Embed`, `PosEmbed`, `LayerNorm`, `Attention`, `MLP`,
    `TransformerBlock`, `Unembed`), and the model that stacks them (`Transformer`).
+4. `generate`: text from a model, one token at a time, greedy or sampled (notebook 03).
 
 Every activation passes through a `HookPoint` with its TransformerLens name
 (`blocks.0.attn.hook_pattern`, ...) and every weight has its TransformerLens name and shape (`W_Q` is
