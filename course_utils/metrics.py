@@ -496,3 +496,17 @@ def phase_change(steps, icl_two_layer, icl_one_layer, best_induction, width: flo
     half_rise = first_step_above(steps, ind, ind[0] + 0.5 * (ind[-1] - ind[0]))
     return {"excess": excess, "excess_final": excess[-1], "window": [start, end], "share_in_window": share,
             "induction_half_rise_step": half_rise}
+
+
+def repetition_rate(tokens: torch.Tensor, n: int, start: int) -> torch.Tensor:
+    """[batch]: the fraction of n-grams ending at positions start, start + 1, ... (the generated text)
+    that occurred earlier in the same sequence, ending at an earlier position (overlaps allowed).
+    0: every generated n-gram is new; 1: the text only repeats itself (notebook 03, generation)."""
+    validate.tensor(tokens, "tokens", "batch pos", dtype="int")
+    validate.positive(n=n)
+    validate.int_in(start, n - 1, tokens.shape[1] - 1, "start", f"an n-gram must end there: n={n}, the tokens have {tokens.shape[1]} positions")
+    grams = tokens.unfold(1, n, 1)  # [batch, gram, n]: gram j ends at position j + n - 1
+    same = (grams[:, :, None] == grams[:, None, :]).all(-1)  # [batch, gram, earlier gram]
+    earlier = torch.ones(same.shape[1], same.shape[1], dtype=torch.bool, device=tokens.device).tril(-1)
+    seen = (same & earlier).any(-1)  # [batch, gram]
+    return seen[:, start - n + 1:].float().mean(-1)

@@ -7,6 +7,7 @@
    `TransformerBlock`, `Unembed`), and the model that stacks them (`Transformer`).
 4. Notebook 01's last part, using the model: `sample` (greedy and temperature), and two hooks,
    `record_patterns` (reads) and `logits_with_positions` (edits). Its training loop is in `train`.
+   `generate` (notebook 03) is `sample` with hooks on.
 
 Every activation passes through a `HookPoint` with its TransformerLens name
 (`blocks.0.attn.hook_pattern`, ...) and every weight has its TransformerLens name and shape (`W_Q` is
@@ -471,7 +472,8 @@ def sample(model: Transformer, prompt: Int[Tensor, "batch pos"], n_new: int, tem
                 next_token = logits.argmax(dim=-1, keepdim=True)
             else:
                 probs = (logits / temperature).softmax(dim=-1)
-                next_token = torch.multinomial(probs, num_samples=1, generator=generator)
+                # on the CPU, where the generator is: the same seed gives the same tokens on any device
+                next_token = torch.multinomial(probs.cpu(), num_samples=1, generator=generator).to(tokens.device)
             tokens = torch.cat([tokens, next_token], dim=1)
     return tokens
 
@@ -505,3 +507,28 @@ def logits_with_positions(model: Transformer, tokens: Int[Tensor, "batch pos"], 
         return model.W_pos[positions].expand_as(pos_embed)
 
     return model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", move)])
+
+
+def generate(model, prompt: Int[Tensor, "batch prompt_pos"], new_tokens: int, generator: torch.Generator | None = None,
+             fwd_hooks=()) -> Int[Tensor, "batch pos"]:
+    """The prompt followed by `new_tokens` tokens from `model`, one at a time: [batch, prompt_pos + new_tokens].
+
+    Greedy (the most likely next token) when `generator` is None; otherwise sampled from the softmax
+    of the logits with that CPU `torch.Generator`, so a seed gives the same text on any device.
+    `fwd_hooks` ([(hook name, hook), ...], as for `run_with_hooks`) stay on for every step: generation
+    with heads ablated (notebook 03). No key-value cache: each step reruns the whole sequence, which
+    the course's short contexts make cheap. Works on a course `Transformer` and a `TransformerBridge`.
+    """
+    validate.model(model)
+    validate.tokens(prompt, model.cfg, "prompt")
+    validate.positive(new_tokens=new_tokens)
+    if prompt.shape[1] + new_tokens > model.cfg.n_ctx:
+        raise ValueError(f"prompt ({prompt.shape[1]} positions) plus new_tokens ({new_tokens}) must fit in the "
+                         f"model's context, n_ctx={model.cfg.n_ctx}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None (greedy), got {type(generator).__name__}")
+    if not isinstance(fwd_hooks, (list, tuple)):
+        raise TypeError(f"fwd_hooks must be a list of (hook name, hook) pairs, got {type(fwd_hooks).__name__}")
+    with model.hooks(fwd_hooks=list(fwd_hooks)):  # `sample` at temperature 1, or 0 (greedy) without a generator
+        return sample(model, prompt, new_tokens, 0.0 if generator is None else 1.0,
+                      torch.Generator() if generator is None else generator)

@@ -5,8 +5,10 @@ measure how much of the clean behaviour returns: 0 is the corrupted run, 1 the c
 
 `patch_resid_pre` and `patch_head` are the one-patch versions, written with hooks, that notebook 06
 has you write; `patch_k_path` patches one head's output into later heads' keys only. The sweeps (`resid_patching`, `head_patching`) call TransformerLens's own helpers in
-`transformer_lens.patching`, which do the same for every index, with a progress bar. Everything
-works on a course `Transformer` and on a `TransformerBridge` alike.
+`transformer_lens.patching`, which do the same for every index, with a progress bar. Causal tracing
+(`noised_logprob`, `causal_trace`) corrupts with noise added to the input embeddings instead of a
+second input; the caller draws the noise, so the same noise gives the same trace. Everything works
+on a course `Transformer` and on a `TransformerBridge` alike.
 """
 
 from __future__ import annotations
@@ -186,42 +188,64 @@ def head_patching(model, corrupted_tokens, clean_cache, metric, activation: str 
 # ---- causal tracing (Meng et al. 2022) ----------------------------------------------------------------
 
 
-def causal_trace(model, tokens: torch.Tensor, metric_positions: slice, noise_positions, noise_scale: float = 3.0,
-                 seed: int = 0, progress: bool = True) -> torch.Tensor:
-    """Causal tracing: add Gaussian noise to the input embeddings at `noise_positions`, then restore
-    the clean residual stream entering one layer at one position at a time. Returns [layer, pos]:
-    the restored fraction of the clean log-probability of the next tokens at `metric_positions`
-    (0: noised run, 1: clean run). The noise's scale is `noise_scale` times the embeddings' std."""
+def _noise_inputs(model, tokens, noise, noise_positions, metric_positions) -> list[int]:
     validate.model(model)
     validate.tokens(tokens, model.cfg)
+    validate.tensor(noise, "noise", "batch pos d_model", dtype="float")
+    validate.shape_is(noise, "noise", (*tokens.shape, model.cfg.d_model), "[batch, pos, d_model]")
+    validate.finite(noise, "noise")
     seq_len = tokens.shape[1]
+    if not isinstance(noise_positions, (list, tuple, range)):
+        raise TypeError(f"noise_positions must be a list of positions, got {type(noise_positions).__name__}")
     noise_positions = list(noise_positions)
     if not noise_positions or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < seq_len for p in noise_positions):
         raise ValueError(f"noise_positions must be a non-empty list of positions in [0, {seq_len - 1}], got {noise_positions!r}")
-    validate.positive_number(noise_scale=noise_scale)
-    validate.integer(seed=seed)
-    std = model.W_E.std().item()
-    noise = torch.randn(tokens.shape[0], len(noise_positions), model.cfg.d_model, generator=generator(seed, 11))
-    noise = (noise * noise_scale * std).to(model.W_E.device)
+    if not isinstance(metric_positions, slice):
+        raise TypeError(f"metric_positions must be a slice of predicted positions, got {type(metric_positions).__name__}")
+    return noise_positions
 
-    def add_noise(embed, hook):  # [batch, pos, d_model]
-        embed[:, noise_positions] = embed[:, noise_positions] + noise
+
+def _add_noise_hook(noise, noise_positions):
+    def add_noise(embed, hook):  # [batch, pos, d_model]: the token embeddings
+        embed[:, noise_positions] = embed[:, noise_positions] + noise[:, noise_positions].to(embed.device)
         return embed
+    return ("hook_embed", add_noise)
 
+
+def noised_logprob(model, tokens: torch.Tensor, noise: torch.Tensor, noise_positions, metric_positions: slice) -> torch.Tensor:
+    """Run `tokens` with noise[:, p] added to the token embeddings (`hook_embed`) at each position p in
+    `noise_positions`, and return the mean log-probability of the right next tokens at
+    `metric_positions` (`correct_logprob`): a scalar. noise: [batch, pos, d_model]; its rows at other
+    positions are not used. The first half of causal tracing (notebook 06)."""
+    noise_positions = _noise_inputs(model, tokens, noise, noise_positions, metric_positions)
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=[_add_noise_hook(noise, noise_positions)])
+    return correct_logprob(logits, tokens, metric_positions)
+
+
+def causal_trace(model, tokens: torch.Tensor, noise: torch.Tensor, noise_positions, metric_positions: slice,
+                 progress: bool = False) -> torch.Tensor:
+    """Causal tracing (notebook 06): add noise[:, p] to the token embeddings at each p in `noise_positions`,
+    then restore the clean residual stream entering one layer at one position at a time, still with
+    the noise. Returns [layer, pos]: the normalised log-probability of the right next tokens at
+    `metric_positions`, 0 for the noised run and 1 for the clean one (`normalized_metric`).
+    noise: [batch, pos, d_model], drawn by the caller (so the same noise gives the same trace)."""
+    noise_positions = _noise_inputs(model, tokens, noise, noise_positions, metric_positions)
+    validate.boolean(progress=progress)
+    noise_hook = _add_noise_hook(noise, noise_positions)
     names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
     with torch.no_grad():
         clean_logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-        noised_logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", add_noise)])
         clean = correct_logprob(clean_logits, tokens, metric_positions)
-        noised = correct_logprob(noised_logits, tokens, metric_positions)
-        result = torch.zeros(model.cfg.n_layers, seq_len)
+        noised = correct_logprob(model.run_with_hooks(tokens, fwd_hooks=[noise_hook]), tokens, metric_positions)
+        result = torch.zeros(model.cfg.n_layers, tokens.shape[1], device=clean.device)
         for layer in tqdm(range(model.cfg.n_layers), desc="causal trace", disable=not progress):
-            for pos in range(seq_len):
-                def restore(resid, hook, pos=pos, name=names[layer]):
+            for pos in range(tokens.shape[1]):
+                def restore(resid, hook, pos=pos, name=names[layer]):  # [batch, pos, d_model]
                     resid[:, pos] = cache[name][:, pos]
                     return resid
 
-                logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", add_noise), (names[layer], restore)])
+                logits = model.run_with_hooks(tokens, fwd_hooks=[noise_hook, (names[layer], restore)])
                 result[layer, pos] = normalized_metric(correct_logprob(logits, tokens, metric_positions), clean, noised)
     return result
 

@@ -509,6 +509,75 @@ def _k_path(model, corrupted, cache, metric, writer, readers, sign=1.0, whole_ou
     return metric(model.run_with_hooks(corrupted, fwd_hooks=hooks))
 
 
+def _noised(model, tokens, noise, positions, metric_positions, every=False, replace=False, first_rows=False,
+            where="hook_embed", leave_hook=False):
+    at = list(range(tokens.shape[1])) if every else positions
+    rows = list(range(len(positions))) if first_rows else at
+
+    def add_noise(embed, hook):
+        embed = embed.clone()  # hook_pos_embed's tensor is a view of W_pos: edit a copy
+        embed[:, at] = noise[:, rows] if replace else embed[:, at] + noise[:, rows]
+        return embed
+    if leave_hook:
+        model.add_hook(where, add_noise)
+        logits = model(tokens)
+    else:
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(where, add_noise)])
+    return _logprob(logits, tokens, metric_positions)
+
+
+def _trace(model, tokens, noise, positions, metric_positions, every=False, from_noised=False, noise_in_restore=True,
+           raw=False, leave_hook=False, transpose=False, noise_where="hook_embed", restore_first=False):
+    at = list(range(tokens.shape[1])) if every else positions
+
+    def add_noise(x, hook):
+        x[:, at] += noise[:, at]
+        return x
+    clean_logits, clean_cache = model.run_with_cache(tokens)
+    with model.hooks(fwd_hooks=[(noise_where, add_noise)]):
+        noised_logits, noised_cache = model.run_with_cache(tokens)
+    cache = noised_cache if from_noised else clean_cache
+    clean, noised = _logprob(clean_logits, tokens, metric_positions), _logprob(noised_logits, tokens, metric_positions)
+    out = torch.zeros(model.cfg.n_layers, tokens.shape[1])
+    for layer in range(model.cfg.n_layers):
+        for pos in range(tokens.shape[1]):
+            name = f"blocks.{layer}.hook_resid_pre"
+
+            def restore(resid, hook, pos=pos, name=name):
+                resid[:, pos] = cache[name][:, pos]
+                return resid
+            hooks = [(name, restore)] + ([(noise_where, add_noise)] if noise_in_restore else [])
+            if not restore_first:
+                hooks = hooks[::-1]
+            if leave_hook:
+                for hook_name, hook in hooks:
+                    model.add_hook(hook_name, hook)
+                logits = model(tokens)
+            else:
+                logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+            value = _logprob(logits, tokens, metric_positions)
+            out[layer, pos] = value if raw else (value - noised) / (clean - noised)
+    return out.T if transpose else out
+
+
+def _trace_by_noised(model, tokens, noise, positions, metric_positions):
+    """A right answer another way: restoring layer L at pos = the noised run with one state swapped, via
+    the learner's noised_logprob-like helper with an extra hook."""
+    _, cache = model.run_with_cache(tokens)
+    clean = _logprob(model(tokens), tokens, metric_positions)
+    noised = _noised(model, tokens, noise, positions, metric_positions)
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        row = []
+        for pos in range(tokens.shape[1]):
+            name = f"blocks.{layer}.hook_resid_pre"
+            with model.hooks(fwd_hooks=[(name, lambda r, hook, pos=pos, name=name: torch.cat(
+                    [r[:, :pos], cache[name][:, pos:pos + 1], r[:, pos + 1:]], 1))]):
+                row.append(_noised(model, tokens, noise, positions, metric_positions))
+        rows.append(torch.stack(row))
+    return (torch.stack(rows) - noised) / (clean - noised)
+
+
 def _mean_outputs(model, tokens, position=-1, with_W_O=True, reduce="mean", b_O=False, sum_heads=False):
     _, cache = model.run_with_cache(tokens)
     z = torch.stack([cache[f"blocks.{l}.attn.hook_z"][:, position] for l in range(model.cfg.n_layers)], 1)
@@ -664,6 +733,38 @@ def _by_source(q, components, W_K, scale=True, keys_first=False, summed=False):
     return scores.sum(0) if summed else scores
 
 
+def _repetition(tokens, n, start, loop=False, later_too=False, self_too=False, starting=False, prompt_only=False,
+                whole=False, counts=False, non_overlapping=False, batch_mean=False):
+    rates = []
+    for row in tokens.tolist():
+        grams = [tuple(row[j - n + 1:j + 1]) for j in range(n - 1, len(row))]  # grams[i] ends at position i + n - 1
+        first = 0 if whole else (start if starting else start - n + 1)
+        hits = 0
+        for i in range(first, len(grams)):
+            if later_too:
+                sources = grams[:i] + grams[i + 1:]
+            elif self_too:
+                sources = grams[:i + 1]
+            elif prompt_only:
+                sources = grams[:max(0, start - n + 1)]
+            elif non_overlapping:
+                sources = grams[:max(0, i - n + 1)]
+            else:
+                sources = grams[:i]
+            hits += grams[i] in sources
+        rates.append(hits if counts else hits / (len(grams) - first))
+    out = torch.tensor(rates, dtype=torch.float32)
+    return out.mean() if batch_mean else out
+
+
+def _repetition_by_unfold(tokens, n, start):
+    grams = tokens.unfold(1, n, 1)
+    seen = torch.zeros(grams.shape[:2], dtype=torch.bool)
+    for i in range(1, grams.shape[1]):
+        seen[:, i] = (grams[:, :i] == grams[:, i:i + 1]).all(-1).any(-1)
+    return seen[:, start - n + 1:].float().mean(1)
+
+
 def _prev_and_induction(model, tokens, period, layers=None, order=(0, 1), dup=False, leave_hook=False):
     if leave_hook:
         model.add_hook("blocks.0.attn.hook_pattern", lambda pattern, hook: pattern)
@@ -776,6 +877,7 @@ RIGHT = {
     "ov_eigenvalue_score": [_eig_score, lambda A, B: (lambda e: (e.sum(-1) / e.abs().sum(-1)).real)(torch.linalg.eigvals(A @ B))],
     "full_ov_top1_accuracy": [_top1, lambda E, V, O, U: ((E @ V @ O @ U).argmax(-1) == torch.arange(len(E))).float().mean(-1)],
     "composition_excess": [_excess],
+    "repetition_rate": [_repetition, _repetition_by_unfold],
     "key_scores_by_source": [_by_source, lambda q, c, W_K: torch.stack([q @ (x @ W_K).transpose(-1, -2) for x in c])
                              / W_K.shape[1] ** 0.5],
     "ablate_head": [_ablate],
@@ -804,6 +906,8 @@ RIGHT = {
     "resid_patching": [_resid_map],
     "patch_heads": [_heads],
     "patch_k_path": [_k_path],
+    "noised_logprob": [_noised, lambda m, t, n, p, mp: _noised(m, t, n, p, mp, where="hook_pos_embed")],
+    "causal_trace": [_trace, _trace_by_noised],
     "mean_head_outputs": [_mean_outputs],
     "indirect_effect": [_effect],
     "logits_with_vector": [_with_vector],
@@ -1096,6 +1200,17 @@ WRONG = {
         ("divided by sqrt(d_model)", lambda q, c, W_K: _by_source(q, c, W_K, scale=False) / W_K.shape[0] ** 0.5,
          r"divided by sqrt\(d_model\)"),
     ],
+    "repetition_rate": [
+        ("later occurrences too", lambda t, n, s: _repetition(t, n, s, later_too=True), "later too"),
+        ("compared with itself", lambda t, n, s: _repetition(t, n, s, self_too=True), "compare each n-gram with itself"),
+        ("n-grams starting at start", lambda t, n, s: _repetition(t, n, s, starting=True), "START at `start`"),
+        ("prompt only", lambda t, n, s: _repetition(t, n, s, prompt_only=True), "in the prompt only"),
+        ("whole sequence", lambda t, n, s: _repetition(t, n, s, whole=True), "whole sequence, prompt included"),
+        ("counts", lambda t, n, s: _repetition(t, n, s, counts=True), "returned counts"),
+        ("no overlaps", lambda t, n, s: _repetition(t, n, s, non_overlapping=True), "overlapping earlier occurrence"),
+        ("single tokens", lambda t, n, s: _repetition(t, 1, s), "compared single tokens"),
+        ("batch mean", lambda t, n, s: _repetition(t, n, s, batch_mean=True), "averaged over the batch"),
+    ],
     "ablate_head": [
         ("in place", lambda *a: _ablate(*a, where="in place"), "in place"),
         ("every head", lambda *a: _ablate(*a, where="every"), "every head"),
@@ -1268,6 +1383,26 @@ WRONG = {
         ("whole keys", lambda *a: _k_path(*a, whole_keys=True), "patched the readers' whole keys"),
         ("sign flipped", lambda *a: _k_path(*a, sign=-1.0), "wrong sign"),
         ("no path", lambda m, c, cache, metric, w, r: metric(m(c)), "returned the corrupted run's metric"),
+    ],
+    "noised_logprob": [
+        ("every position", lambda *a: _noised(*a, every=True), "added noise at every position"),
+        ("replaced", lambda *a: _noised(*a, replace=True), "replaced the embeddings by the noise"),
+        ("first rows", lambda *a: _noised(*a, first_rows=True), r"noise's first rows"),
+        ("after layer 0", lambda *a: _noised(*a, where="blocks.1.hook_resid_pre"), "after layer 0"),
+        ("no noise", lambda m, t, n, p, mp: _logprob(m(t), t, mp), "the clean run's"),
+        ("left a hook", lambda *a: _noised(*a, leave_hook=True), "left a hook on the model"),
+        ("a Python float", lambda *a: _noised(*a).item(), "got a Python float"),
+    ],
+    "causal_trace": [
+        ("every position", lambda *a: _trace(*a, every=True), "added noise at every position"),
+        ("restored the noised state", lambda *a: _trace(*a, from_noised=True), "restored the noised run's own state"),
+        ("no noise when restoring", lambda *a: _trace(*a, noise_in_restore=False), "forgot the noise in the restoring runs"),
+        ("raw log-probabilities", lambda *a: _trace(*a, raw=True), "returned raw log-probabilities"),
+        ("transposed", lambda *a: _trace(*a, transpose=True), "transposed"),
+        ("noise after the restoration", lambda *a: _trace(*a, noise_where="blocks.0.hook_resid_pre", restore_first=True),
+         "noise ran after the restoration"),
+        ("left hooks", lambda *a: _trace(*a, leave_hook=True), "left a hook on the model"),
+        ("a list", lambda *a: _trace(*a).tolist(), "got a list"),
     ],
     "patch_resid_pre": [
         ("every position", lambda m, c, cache, metric, l, p: _patch(m, c, cache, metric, l, p, index=(slice(None), slice(None))),

@@ -62,7 +62,8 @@ def test_grade_reports_each_exercise_and_a_summary(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     # The four exercises the learner got wrong, skipped or right; notebook 03's other exercises are the solution's.
-    others = ["qk_circuit", "composition_excess", "key_scores_by_source", "ov_eigenvalue_score", "full_ov_top1_accuracy"]
+    others = ["qk_circuit", "composition_excess", "key_scores_by_source", "ov_eigenvalue_score", "full_ov_top1_accuracy",
+              "repetition_rate"]
     assert lines[-1] == f"{1 + len(others)} passed, 3 failed", proc.stdout
     by_name = {line.split()[1].rstrip(":"): line for line in lines[:-1]}
     assert by_name["prev_token_score"] == "PASS  prev_token_score"

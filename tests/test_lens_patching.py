@@ -181,20 +181,34 @@ def test_patching_gives_the_same_numbers_on_a_bridge(models, patch_inputs):
                         patching.head_patching(m, corrupted, cache, metric, "z"),
                         patching.head_patching(m, corrupted, cache, metric, "pattern"),
                         patching.patch_resid_pre(m, corrupted, cache, metric, 1, 3),
-                        patching.causal_trace(m, clean, slice(6, 11), range(6), progress=False)])
+                        patching.causal_trace(m, clean, _noise(m, clean), range(6), slice(6, 11))])
     for a, b in zip(*results):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def _noise(model, tokens, scale=3.0, seed=0):
+    """Gaussian noise [batch, pos, d_model], `scale` times the token embeddings' standard deviation."""
+    g = torch.Generator().manual_seed(seed)
+    return scale * model.W_E.detach().std() * torch.randn(*tokens.shape, model.cfg.d_model, generator=g)
 
 
 def test_causal_trace_restoring_everything_at_layer_0_restores_the_clean_run(models, patch_inputs):
     model, _ = models
     clean, _ = patch_inputs
-    trace = patching.causal_trace(model, clean, slice(6, 11), [0, 1, 2], progress=False)
+    noise = _noise(model, clean)
+    trace = patching.causal_trace(model, clean, noise, [0, 1, 2], slice(6, 11))
     assert trace.shape == (3, 12)
     # restoring a position that was not noised changes nothing
     assert trace[0, 8].abs() < 1e-5
-    # the same seed gives the same noise
-    assert torch.equal(trace, patching.causal_trace(model, clean, slice(6, 11), [0, 1, 2], progress=False))
+    # the same noise gives the same trace; other noise another
+    assert torch.equal(trace, patching.causal_trace(model, clean, noise.clone(), [0, 1, 2], slice(6, 11)))
+    assert not torch.allclose(trace, patching.causal_trace(model, clean, _noise(model, clean, seed=1), [0, 1, 2], slice(6, 11)))
+    # the noised run's metric is what noised_logprob gives, and the rows of noise at other positions are unused
+    other = noise.clone()
+    other[:, 3:] = 0
+    assert torch.equal(patching.noised_logprob(model, clean, noise, [0, 1, 2], slice(6, 11)),
+                       patching.noised_logprob(model, clean, other, [0, 1, 2], slice(6, 11)))
+    assert torch.equal(trace, patching.causal_trace(model, clean, other, [0, 1, 2], slice(6, 11)))
 
 
 def test_patching_bad_input(models, patch_inputs):
@@ -217,7 +231,7 @@ def test_patching_bad_input(models, patch_inputs):
     with pytest.raises(ValueError, match="selects none"):
         patching.correct_logprob(model(clean), clean, slice(20, 30))
     with pytest.raises(ValueError, match="noise_positions"):
-        patching.causal_trace(model, clean, slice(6, 11), [40])
+        patching.causal_trace(model, clean, _noise(model, clean), [40], slice(6, 11))
     with pytest.raises(TypeError, match="model must be"):
         patching.resid_patching(None, corrupted, cache, metric)
 

@@ -27,14 +27,16 @@ from .nb02_training import (check_attention_by_offset, check_copy_loss_curves, c
                             check_window_shares)
 from .nb03_induction_heads import (check_composition_excess, check_composition_score, check_duplicate_token_score,
                                    check_full_ov_top1_accuracy, check_induction_score, check_key_scores_by_source,
-                                   check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit)
+                                   check_ov_eigenvalue_score, check_prev_token_score, check_qk_circuit,
+                                   check_repetition_rate)
 from .nb04_ablation_and_clamping import (check_ablate_head, check_ablated_loss, check_ablation_effects,
                                          check_clamp_head_pattern, check_combination_costs, check_keys_without,
                                          check_pattern_preserving_loss, check_perfect_prev_token_pattern)
 from .nb05_logit_lens import (check_decompose_resid, check_fit_tuned_lens, check_head_attribution, check_kl_to_final,
                               check_lens_top_tokens, check_logit_attribution, check_settle_layer, check_unembed_resid)
-from .nb06_activation_patching import (check_correct_logprob, check_normalized_metric, check_patch_heads,
-                                       check_patch_k_path, check_patch_resid_pre, check_resid_patching)
+from .nb06_activation_patching import (check_causal_trace, check_correct_logprob, check_noised_logprob,
+                                       check_normalized_metric, check_patch_heads, check_patch_k_path,
+                                       check_patch_resid_pre, check_resid_patching)
 from .nb07_function_vectors import (check_answer_shares, check_attention_to, check_indirect_effect,
                                     check_indirect_effects, check_layer_sweep, check_logits_with_vector,
                                     check_mean_head_outputs, check_top_heads_vector)
@@ -72,14 +74,14 @@ __all__ = [
     "check_attention_by_offset", "check_window_shares", "check_copy_loss_curves", "check_formation_steps",
     "check_prev_token_score", "check_induction_score", "check_duplicate_token_score", "check_composition_score",
     "check_qk_circuit", "check_composition_excess", "check_ov_eigenvalue_score", "check_full_ov_top1_accuracy",
-    "check_key_scores_by_source",
+    "check_key_scores_by_source", "check_repetition_rate",
     "check_ablate_head", "check_ablated_loss", "check_ablation_effects", "check_combination_costs",
     "check_keys_without", "check_pattern_preserving_loss", "check_perfect_prev_token_pattern",
     "check_clamp_head_pattern",
     "check_decompose_resid", "check_unembed_resid", "check_kl_to_final", "check_logit_attribution",
     "check_lens_top_tokens", "check_settle_layer", "check_head_attribution", "check_fit_tuned_lens",
     "check_correct_logprob", "check_normalized_metric", "check_patch_resid_pre", "check_resid_patching",
-    "check_patch_heads", "check_patch_k_path",
+    "check_patch_heads", "check_patch_k_path", "check_noised_logprob", "check_causal_trace",
     "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",
     "check_top_heads_vector", "check_layer_sweep", "check_attention_to", "check_answer_shares",
 ]

@@ -2,7 +2,7 @@
 duplicate-token scores of attention patterns; a head's QK circuit between two sets of inputs; the
 composition score of two heads, and of every pair against a random baseline; a head's attention
 scores split by the source of its keys; the eigenvalue score
-and the top-1 accuracy of full OV circuits."""
+and the top-1 accuracy of full OV circuits; how much of a generated text repeats itself."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ REFERENCES = {
     "key_scores_by_source": metrics.key_scores_by_source,
     "ov_eigenvalue_score": metrics.ov_eigenvalue_score,
     "full_ov_top1_accuracy": metrics.full_ov_top1_accuracy,
+    "repetition_rate": metrics.repetition_rate,
 }
 
 # Pattern sizes (batch, head, pos) and periods: no period is half the length, so a score that
@@ -321,3 +322,49 @@ def check_key_scores_by_source(fn):
         }
         compare("key_scores_by_source", got, expected, mistakes, atol=1e-4, axes="component batch query key")
     done("key_scores_by_source", len(cases))
+
+
+def _repeats(tokens, n, start, earlier_by=1, sources_before=None, first=None, reduce="mean"):
+    """Per sequence, how many n-grams ending at `first` (start - n + 1: ending at start) onwards were
+    seen before, ending at least `earlier_by` positions earlier (and before `sources_before`)."""
+    grams = tokens.unfold(1, n, 1)  # [batch, gram, n]
+    same = (grams[:, :, None] == grams[:, None, :]).all(-1)
+    count = same.shape[1]
+    allowed = torch.ones(count, count, dtype=torch.bool).tril(-earlier_by) if earlier_by else ~torch.eye(count, dtype=torch.bool)
+    if sources_before is not None:
+        allowed &= (torch.arange(count) + n - 1 < sources_before)[None]
+    seen = (same & allowed).any(-1)[:, start - n + 1 if first is None else first:]
+    return seen.float().sum(-1) if reduce == "sum" else seen.float().mean(-1)
+
+
+def check_repetition_rate(fn):
+    """fn(tokens [batch, pos], n, start) -> [batch]: the fraction of n-grams ending at positions >= start
+    that already ended at an earlier position of the same sequence."""
+    __tracebackhide__ = True
+    cases = [(4, 14, 4, 2, 6), (3, 11, 3, 3, 5), (5, 12, 6, 2, 3), (2, 10, 3, 4, 4)]  # (batch, pos, vocab, n, start)
+    for seed, (batch, seq, vocab, n, start) in enumerate(cases):
+        tokens = fixtures.tokens(fixtures.generator(seed), batch, seq, vocab)
+        tokens[-1, start - 2:] = 1  # a run of one token: overlapping n-grams
+        expected = metrics.repetition_rate(tokens.clone(), n, start)
+        got = call("repetition_rate", fn, {"tokens": tokens, "n": n, "start": start})
+        mistakes = {
+            "you counted an n-gram that occurs anywhere else, later too: only an occurrence that ENDS at an "
+            "earlier position counts (the text repeats something already written)": _repeats(tokens, n, start, earlier_by=0),
+            "every n-gram counts as repeated: did you compare each n-gram with itself? Only strictly earlier "
+            "ones count": torch.ones(batch),
+            "you counted the n-grams that START at `start` or later: the generated n-grams are those that END "
+            "there (the first one may begin in the prompt)": _repeats(tokens, n, start, first=start),
+            "you looked for earlier occurrences in the prompt only: anything earlier in the sequence counts, "
+            "generated text included (that is how loops show)": _repeats(tokens, n, start, sources_before=start),
+            "you counted over the whole sequence, prompt included: only n-grams ending at `start` or later":
+                _repeats(tokens, n, start, first=0),
+            "you returned counts: divide by the number of generated n-grams, a fraction in [0, 1]":
+                _repeats(tokens, n, start, reduce="sum"),
+            "an overlapping earlier occurrence counts too (in 5 5 5, the second 5 5 repeats the first): "
+            "any n-gram ending at an earlier position": _repeats(tokens, n, start, earlier_by=n),
+            "you compared single tokens: compare n tokens at a time (tokens.unfold(1, n, 1))":
+                _repeats(tokens, 1, start) if n > 1 else None,
+            "you averaged over the batch: return one rate per sequence, [batch]": expected.mean(),
+        }
+        compare("repetition_rate", got, expected, {k: v for k, v in mistakes.items() if v is not None}, axes="batch")
+    done("repetition_rate", len(cases))

@@ -1,7 +1,8 @@
 """Checks for notebook 06, "Activation patching": the log-probability metric and its normalised form,
 patching the residual stream at one layer and position by hand and then at every one, patching a
-group of heads' outputs, queries, keys, values or patterns, and patching one path (a head's output
-into later heads' keys only)."""
+group of heads' outputs, queries, keys, values or patterns, patching one path (a head's output
+into later heads' keys only), and causal tracing (noise on the input embeddings, then one clean state
+restored at a time)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ REFERENCES = {
     "resid_patching": patching.resid_patching,
     "patch_heads": patching.patch_heads,
     "patch_k_path": patching.patch_k_path,
+    "noised_logprob": patching.noised_logprob,
+    "causal_trace": patching.causal_trace,
 }
 
 
@@ -279,3 +282,133 @@ def check_patch_k_path(fn):
         }
         compare("patch_k_path", got, expected, mistakes, atol=1e-4)
     done("patch_k_path", len(cases))
+
+
+# ---- causal tracing ------------------------------------------------------------------------------------
+
+
+def _trace_case(seed, on_bridge=False, n_layers=3, batch=3, period=5, noise_positions=(1, 2), scale=3.0):
+    """A model, repeated tokens, noise [batch, pos, d_model] at every position (only `noise_positions`'
+    rows may be used), and the predictions that read the noised positions' copies."""
+    model = (fixtures.bridge if on_bridge else fixtures.model)(seed, n_layers=n_layers, n_heads=3, n_ctx=12)
+    g = fixtures.generator(seed + 50)
+    tokens = torch.randint(0, model.cfg.d_vocab, (batch, period), generator=g).repeat(1, 2)
+    noise = scale * model.W_E.detach().std() * torch.randn(batch, 2 * period, model.cfg.d_model, generator=g)
+    first = period + min(noise_positions) - 1
+    return model, tokens, noise, list(noise_positions), slice(first, first + len(noise_positions) + 1)
+
+
+def _with_noise(model, tokens, noise, positions, where="hook_embed", mode="add", rows=None, extra=()):
+    """Logits with noise put in at `positions` (a wrong answer's way, when the arguments say so)."""
+    rows = positions if rows is None else rows
+
+    def put(act, hook):
+        act = act.clone()
+        act[:, positions] = act[:, positions] + noise[:, rows] if mode == "add" else noise[:, rows]
+        return act
+    with torch.no_grad():
+        return model.run_with_hooks(tokens, fwd_hooks=[(where, put), *extra])
+
+
+def check_noised_logprob(fn):
+    """fn(model, tokens, noise, noise_positions, metric_positions) -> the mean log-probability of the right
+    next tokens at metric_positions, with noise[:, p] added to the token embeddings at each noised p."""
+    __tracebackhide__ = True
+    cases = [dict(seed=0), dict(seed=1, on_bridge=True, noise_positions=(0, 3), batch=4),
+             dict(seed=2, n_layers=2, noise_positions=(2,), period=4)]
+    for kw in cases:
+        model, tokens, noise, positions, metric_positions = _trace_case(**kw)
+        expected = patching.noised_logprob(model, tokens.clone(), noise.clone(), list(positions), metric_positions)
+        with torch.no_grad():
+            got = call("noised_logprob", fn, {"model": model, "tokens": tokens, "noise": noise,
+                                              "noise_positions": list(positions), "metric_positions": metric_positions})
+        every = list(range(tokens.shape[1]))
+
+        def score(logits):
+            return patching.correct_logprob(logits, tokens, metric_positions)
+        mistakes = {
+            "you added noise at every position: add it only at the positions in noise_positions, "
+            "embed[:, noise_positions] += noise[:, noise_positions]":
+                lambda: score(_with_noise(model, tokens, noise, every)),
+            "your answer is the clean run's: the noise never reached the model (did your hook return the "
+            "noised embeddings, and did you pass it to run_with_hooks?)": lambda: score(model(tokens)),
+            "you replaced the embeddings by the noise: add the noise to them (embed + noise)":
+                lambda: score(_with_noise(model, tokens, noise, positions, mode="replace")),
+            "you took the noise's first rows (noise[:, :len(noise_positions)]): the noise for position p is "
+            "noise[:, p]": lambda: score(_with_noise(model, tokens, noise, positions, rows=list(range(len(positions))))),
+            "you added the noise after layer 0: it belongs on the input embeddings, hook_embed (or "
+            "blocks.0.hook_resid_pre)": lambda: score(_with_noise(model, tokens, noise, positions, where="blocks.1.hook_resid_pre")),
+        }
+        compare("noised_logprob", got, expected, mistakes, atol=1e-4)
+    done("noised_logprob", len(cases))
+
+
+def _trace_by(model, tokens, noise, positions, metric_positions, noise_at=None, where="resid_pre",
+              noise_where="hook_embed", noise_first=True, layers=None):
+    """A causal trace made the way a mistake makes it (the arguments say which), for `layers` (all)."""
+    noise_at = positions if noise_at is None else noise_at
+    layers = range(model.cfg.n_layers) if layers is None else layers
+
+    def noise_hook(act, hook):
+        act = act.clone()
+        act[:, noise_at] = act[:, noise_at] + noise[:, noise_at]
+        return act
+    with torch.no_grad():
+        clean_logits, cache = model.run_with_cache(tokens)
+        noised_logits = model.run_with_hooks(tokens, fwd_hooks=[(noise_where, noise_hook)])
+    clean = patching.correct_logprob(clean_logits, tokens, metric_positions)
+    noised = patching.correct_logprob(noised_logits, tokens, metric_positions)
+    rows = []
+    for layer in layers:
+        name, row = f"blocks.{layer}.hook_{where}", []
+        for pos in range(tokens.shape[1]):
+            def restore(resid, hook, pos=pos, name=name):
+                resid = resid.clone()
+                resid[:, pos] = cache[name][:, pos]
+                return resid
+            hooks = [(noise_where, noise_hook), (name, restore)]
+            with torch.no_grad():
+                logits = model.run_with_hooks(tokens, fwd_hooks=hooks if noise_first else hooks[::-1])
+            row.append((patching.correct_logprob(logits, tokens, metric_positions) - noised) / (clean - noised))
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
+
+
+def check_causal_trace(fn):
+    """fn(model, tokens, noise, noise_positions, metric_positions) -> [layer, pos]: the normalised metric
+    (0 noised run, 1 clean run) with the clean residual stream entering `layer` restored at `pos`, the
+    noise still added to the embeddings at noise_positions."""
+    __tracebackhide__ = True
+    cases = [dict(seed=0, period=4), dict(seed=1, on_bridge=True, n_layers=2, noise_positions=(0, 3), batch=4)]
+    for kw in cases:
+        model, tokens, noise, positions, metric_positions = _trace_case(**kw)
+        expected = patching.causal_trace(model, tokens.clone(), noise.clone(), list(positions), metric_positions)
+        with torch.no_grad():
+            got = call("causal_trace", fn, {"model": model, "tokens": tokens, "noise": noise,
+                                            "noise_positions": list(positions), "metric_positions": metric_positions})
+        args = (model, tokens, noise, positions, metric_positions)
+        with torch.no_grad():
+            clean = patching.correct_logprob(model(tokens), tokens, metric_positions)
+            noised = patching.noised_logprob(model, tokens, noise, positions, metric_positions)
+        mistakes = {
+            "you added noise at every position: noise only the positions in noise_positions, "
+            "embed[:, noise_positions] += noise[:, noise_positions]":
+                lambda: _trace_by(*args, noise_at=list(range(tokens.shape[1]))),
+            # Restoring the noised run's own state changes nothing; leaving the noise out makes every run clean.
+            "you restored the noised run's own state, which changes nothing (every entry 0): restore the "
+            "CLEAN run's residual stream, from model.run_with_cache(tokens) without noise": torch.zeros_like(expected),
+            "you forgot the noise in the restoring runs, so every run is the clean one (every entry 1): each "
+            "run needs both hooks, the noise on hook_embed and the restoration": torch.ones_like(expected),
+            "you returned raw log-probabilities: normalise them, 0 for the noised run and 1 for the clean run "
+            "(normalized_metric)": expected * (clean - noised) + noised,
+            "your map is transposed: rows are layers, columns are positions ([layer, pos])":
+                lambda: expected.T.contiguous(),
+            "you restored the residual stream leaving each layer (hook_resid_post): restore the one entering "
+            "it, blocks.LAYER.hook_resid_pre": lambda: _trace_by(*args, where="resid_post"),
+            "at layer 0 your noise ran after the restoration, on the same hook point, and undid it: add the "
+            "noise on hook_embed, or pass the noise hook first":
+                lambda: torch.cat([_trace_by(*args, noise_where="blocks.0.hook_resid_pre", noise_first=False, layers=[0]),
+                                   expected[1:]]),
+        }
+        compare("causal_trace", got, expected, mistakes, atol=1e-4, axes="layer pos")
+    done("causal_trace", len(cases))
