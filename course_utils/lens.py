@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from jaxtyping import Float, Int
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import validate
@@ -28,7 +30,7 @@ def _validate_tokens(tokens, model, cache) -> torch.Tensor:
     return tokens
 
 
-def ln_final_params(model) -> tuple[torch.Tensor, torch.Tensor, float]:
+def ln_final_params(model) -> tuple[Float[Tensor, " d_model"], Float[Tensor, " d_model"], float]:
     """(w, b, eps) of the final LayerNorm, for the course model and a bridge alike."""
     validate.model(model)
     ln = model.ln_final
@@ -45,7 +47,7 @@ def ln_final_params(model) -> tuple[torch.Tensor, torch.Tensor, float]:
 # ---- decomposing the residual stream ---------------------------------------------------------------
 
 
-def decompose_resid(cache, n_layers: int) -> torch.Tensor:
+def decompose_resid(cache, n_layers: int) -> Float[Tensor, "component batch pos d_model"]:
     """[component, batch, pos, d_model]: the embedding, the positional embedding, then each layer's
     attention output and MLP output, in order. They add up to the final residual stream."""
     _validate_cache(getattr(cache, "model", None), cache)
@@ -65,7 +67,7 @@ def decompose_labels(n_layers: int) -> list[str]:
     return ["embed", "pos_embed"] + [f"{kind} {layer}" for layer in range(n_layers) for kind in ("attn", "mlp")]
 
 
-def resid_components(model, cache) -> tuple[torch.Tensor, list[str]]:
+def resid_components(model, cache) -> tuple[Float[Tensor, "component batch pos d_model"], list[str]]:
     """The final residual stream split finer: embed, pos_embed, then per layer each head's output,
     the attention bias b_O, and the MLP output. ([component, batch, pos, d_model], labels)."""
     _validate_cache(model, cache)
@@ -86,8 +88,9 @@ def resid_components(model, cache) -> tuple[torch.Tensor, list[str]]:
 # ---- the logit lens ------------------------------------------------------------------------------------
 
 
-def unembed_resid(resid: torch.Tensor, w: torch.Tensor, b: torch.Tensor, W_U: torch.Tensor, b_U: torch.Tensor,
-                  eps: float = 1e-5) -> torch.Tensor:
+def unembed_resid(resid: Float[Tensor, "... d_model"], w: Float[Tensor, " d_model"], b: Float[Tensor, " d_model"],
+                  W_U: Float[Tensor, "d_model d_vocab"], b_U: Float[Tensor, " d_vocab"],
+                  eps: float = 1e-5) -> Float[Tensor, "... d_vocab"]:
     """What the model would predict if its residual stream ended here: the final LayerNorm (centre,
     divide by the RMS, scale by w, add b), then the unembedding. resid [..., d_model] -> [..., d_vocab]."""
     validate.tensor(resid, "resid", "... d_model", dtype="float")
@@ -111,7 +114,7 @@ def lens_labels(n_layers: int) -> list[str]:
     return ["embed"] + [f"after {layer}" for layer in range(n_layers)]
 
 
-def logit_lens(model, cache) -> torch.Tensor:
+def logit_lens(model, cache) -> Float[Tensor, "layer batch pos d_vocab"]:
     """[n_layers + 1, batch, pos, d_vocab]: the final LayerNorm and unembedding applied to the
     residual stream before layer 0 (the embeddings) and after each layer. The last row is the
     model's own logits."""
@@ -120,7 +123,7 @@ def logit_lens(model, cache) -> torch.Tensor:
     return resid @ model.W_U + model.b_U
 
 
-def kl_to_final(lens_logits: torch.Tensor, final_logits: torch.Tensor) -> torch.Tensor:
+def kl_to_final(lens_logits: Float[Tensor, "layer ... d_vocab"], final_logits: Float[Tensor, "... d_vocab"]) -> Float[Tensor, " layer"]:
     """KL(final || lens) in nats for each row of a lens: lens_logits [layer, ..., d_vocab],
     final_logits [..., d_vocab] -> [layer], averaged over every other axis."""
     validate.tensor(lens_logits, "lens_logits", "... d_vocab", dtype="float")
@@ -137,7 +140,7 @@ def kl_to_final(lens_logits: torch.Tensor, final_logits: torch.Tensor) -> torch.
     return (final.exp() * (final - lens)).sum(-1).flatten(1).mean(-1)
 
 
-def lens_top_tokens(model, cache, seq: int, positions) -> torch.Tensor:
+def lens_top_tokens(model, cache, seq: int, positions) -> Int[Tensor, "layer position"]:
     """The logit lens's top token at chosen positions of one sequence: [n_layers + 1, len(positions)]
     token ids, row 0 from the embeddings alone, the last row the model's own prediction."""
     _validate_cache(model, cache)
@@ -154,7 +157,7 @@ def lens_top_tokens(model, cache, seq: int, positions) -> torch.Tensor:
     return unembed_resid(resid, w, b, model.W_U, model.b_U, eps).argmax(-1)
 
 
-def settle_layer(lens_logits: torch.Tensor) -> torch.Tensor:
+def settle_layer(lens_logits: Float[Tensor, "layer ... d_vocab"]) -> Int[Tensor, "..."]:
     """Where the lens's prediction settles: lens_logits [layer, ..., d_vocab] -> [...] (torch.long),
     the first row from which the top token is the last row's top token in every later row. 0: the
     embeddings already predict it; layer - 1: only the last row does."""
@@ -170,7 +173,7 @@ def settle_layer(lens_logits: torch.Tensor) -> torch.Tensor:
     return lens_logits.shape[0] - from_here_on.sum(0)
 
 
-def rank_of(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+def rank_of(logits: Float[Tensor, "... d_vocab"], token: Int[Tensor, "..."]) -> Int[Tensor, "..."]:
     """The rank (0 = top) of `token` [...] under logits [..., d_vocab] -> [...]."""
     validate.tensor(token, "token", "...", dtype="int")
     if logits.shape[:-1] != token.shape:
@@ -185,7 +188,8 @@ def rank_of(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
 # ---- direct logit attribution ------------------------------------------------------------------------
 
 
-def logit_attribution(stack: torch.Tensor, W_U: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def logit_attribution(stack: Float[Tensor, "component batch pos d_model"], W_U: Float[Tensor, "d_model d_vocab"],
+                      tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "component batch predicted_pos"]:
     """What each component adds to the logit of the correct next token.
 
     stack [component, batch, pos, d_model] (already through the final LayerNorm's scaling),
@@ -205,7 +209,8 @@ def logit_attribution(stack: torch.Tensor, W_U: torch.Tensor, tokens: torch.Tens
     return (stack[:, :, :-1] * directions).sum(-1)
 
 
-def direct_logit_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+def direct_logit_attribution(model, cache, tokens: Int[Tensor, "batch pos"]
+                             ) -> tuple[Float[Tensor, "component batch predicted_pos"], list[str]]:
     """Direct logit attribution of every component of `resid_components` to the correct next token:
     ([component, batch, pos - 1], labels).
 
@@ -221,7 +226,7 @@ def direct_logit_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.
     return logit_attribution(normed * w, model.W_U, tokens), labels
 
 
-def head_attribution(model, cache, tokens: torch.Tensor) -> torch.Tensor:
+def head_attribution(model, cache, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer head_index batch predicted_pos"]:
     """Direct logit attribution of each head to the correct next token, [n_layers, n_heads, batch, pos - 1].
 
     A head's output is its `hook_z` times its W_O (`cache.stack_head_results`); the final LayerNorm,
@@ -232,7 +237,8 @@ def head_attribution(model, cache, tokens: torch.Tensor) -> torch.Tensor:
     return dla[rows].unflatten(0, (model.cfg.n_layers, model.cfg.n_heads))
 
 
-def layer_attribution(model, cache, tokens: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+def layer_attribution(model, cache, tokens: Int[Tensor, "batch pos"]
+                      ) -> tuple[Float[Tensor, "component batch predicted_pos"], list[str]]:
     """Direct logit attribution of the embeddings and of each layer's attention and MLP outputs:
     ([component, batch, pos - 1], labels as in `decompose_labels`)."""
     _validate_cache(model, cache)
@@ -259,7 +265,7 @@ class TunedLens(nn.Module):
         self.A = nn.Parameter(torch.eye(d_model).repeat(n_layers, 1, 1))  # [layer, d_model, d_model]
         self.c = nn.Parameter(torch.zeros(n_layers, d_model))
 
-    def forward(self, resid_stack: torch.Tensor, model) -> torch.Tensor:
+    def forward(self, resid_stack: Float[Tensor, "layer batch pos d_model"], model) -> Float[Tensor, "layer batch pos d_vocab"]:
         """resid_stack [layer + 1, batch, pos, d_model] (unnormalised) -> logits [layer + 1, batch, pos, d_vocab]."""
         if resid_stack.shape[0] != self.A.shape[0] + 1:
             raise ValueError(f"resid_stack has {resid_stack.shape[0]} rows; this lens has {self.A.shape[0] + 1}")
@@ -278,7 +284,7 @@ def _resid_stack(model, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def fit_tuned_lens(tuned: TunedLens, model, batches, steps: int, lr: float = 1e-2,
-                   progress: bool = True) -> torch.Tensor:
+                   progress: bool = True) -> Float[Tensor, " steps"]:
     """Train `tuned` in place on `model` (kept frozen): each step runs the model on `batches(step)`
     [batch, pos], reads its residual stream at every lens row, and takes one Adam step on the KL
     from the model's final output to each row's translated decoding (`kl_to_final`), summed over the
@@ -321,7 +327,7 @@ def train_tuned_lens(model, batches, steps: int = 200, lr: float = 1e-2, seed: i
     return tuned.eval(), losses.tolist()
 
 
-def tuned_lens_logits(lens: TunedLens, model, cache) -> torch.Tensor:
+def tuned_lens_logits(lens: TunedLens, model, cache) -> Float[Tensor, "layer batch pos d_vocab"]:
     """[n_layers + 1, batch, pos, d_vocab]: the tuned lens on a cache's residual stream."""
     validate.instance(lens, TunedLens, "lens")
     _validate_cache(model, cache)

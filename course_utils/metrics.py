@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import torch
+from jaxtyping import Bool, Float, Int, Real
+from torch import Tensor
 from transformer_lens import FactoredMatrix
 from transformer_lens.utilities.matrix import composition_scores as tl_composition_scores
 
@@ -29,27 +31,27 @@ def _validate_pattern(pattern: torch.Tensor, period: int | None = None) -> None:
         validate.int_in(period, 1, seq_len - 2, "period", f"sequences have length {seq_len}")
 
 
-def prev_token_score(pattern: torch.Tensor) -> torch.Tensor:
+def prev_token_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"]) -> Float[Tensor, " head_index"]:
     """Mean attention from each position to the one before it. [batch, head, q, k] -> [head]."""
     _validate_pattern(pattern)
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1).mean(0)
 
 
-def induction_score(pattern: torch.Tensor, period: int) -> torch.Tensor:
+def induction_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"], period: int) -> Float[Tensor, " head_index"]:
     """On a sequence repeating with this period: mean attention from each position in the repeat
     to the token *after* its previous occurrence (query t -> key t - period + 1). -> [head]."""
     _validate_pattern(pattern, period)
     return pattern.diagonal(offset=-(period - 1), dim1=-2, dim2=-1)[..., 1:].mean(-1).mean(0)
 
 
-def duplicate_token_score(pattern: torch.Tensor, period: int) -> torch.Tensor:
+def duplicate_token_score(pattern: Float[Tensor, "batch head_index query_pos key_pos"], period: int) -> Float[Tensor, " head_index"]:
     """On a sequence repeating with this period: mean attention from each position in the repeat
     to the previous occurrence of its own token (query t -> key t - period). -> [head]."""
     _validate_pattern(pattern, period)
     return pattern.diagonal(offset=-period, dim1=-2, dim2=-1).mean(-1).mean(0)
 
 
-def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
+def head_scores(model, tokens: Int[Tensor, "batch pos"], score, **kwargs) -> Float[Tensor, "layer head_index"]:
     """score(pattern, **kwargs) for every head of every layer: [n_layers, n_heads].
 
     Works on a course Transformer and on a TransformerBridge alike.
@@ -64,7 +66,7 @@ def head_scores(model, tokens: torch.Tensor, score, **kwargs) -> torch.Tensor:
     return torch.stack([score(cache[name], **kwargs) for name in names])
 
 
-def attention_by_offset(pattern: torch.Tensor) -> torch.Tensor:
+def attention_by_offset(pattern: Float[Tensor, "batch head_index query_pos key_pos"]) -> Float[Tensor, "head_index offset"]:
     """Mean attention from each query to the key `offset` positions before it, for every offset:
     [batch, head, query_pos, key_pos] -> [head, offset] (offset 0 .. pos - 1; each entry averages
     over the batch and over the queries that have a key that far back).
@@ -80,7 +82,7 @@ def attention_by_offset(pattern: torch.Tensor) -> torch.Tensor:
     return torch.stack(by_offset, dim=-1).mean(0)
 
 
-def prev_and_induction_scores(model, tokens: torch.Tensor, period: int) -> torch.Tensor:
+def prev_and_induction_scores(model, tokens: Int[Tensor, "batch pos"], period: int) -> Float[Tensor, "2 layer head_index"]:
     """The previous-token and the induction score of every head, from one cached run on `tokens`
     (a sequence repeating with `period`): [2, n_layers, n_heads], [0] previous-token, [1] induction.
     Notebook 02 builds it to follow both scores over training."""
@@ -97,7 +99,7 @@ def prev_and_induction_scores(model, tokens: torch.Tensor, period: int) -> torch
 # ---- losses by position, and in-context learning ------------------------------------------------
 
 
-def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def per_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch predicted_pos"]:
     """logits [batch, pos, d_vocab], tokens [batch, pos] -> the loss of predicting each next token,
     [batch, pos - 1] (entry t is the loss of predicting tokens[:, t + 1] from logits[:, t])."""
     validate.tensor(logits, "logits", "batch pos d_vocab", dtype="float")
@@ -105,7 +107,7 @@ def per_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return next_token_loss(logits, tokens, per_token=True)
 
 
-def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.Tensor:
+def icl_score(loss_by_token: Float[Tensor, "... predicted_pos"], early: slice, late: slice) -> Float[Tensor, ""]:
     """In-context-learning score (Olsson et al. 2022): mean loss late in the context minus mean loss
     early in it. Negative: the model predicts better once it has seen more context.
 
@@ -120,7 +122,7 @@ def icl_score(loss_by_token: torch.Tensor, early: slice, late: slice) -> torch.T
     return loss_by_token[..., late].mean() - loss_by_token[..., early].mean()
 
 
-def loss_on_copies(loss_by_token: torch.Tensor, copied: torch.Tensor) -> torch.Tensor:
+def loss_on_copies(loss_by_token: Float[Tensor, "batch predicted_pos"], copied: Bool[Tensor, "batch pos"]) -> Float[Tensor, " 2"]:
     """Mean loss on copied tokens and on all other tokens: [2] (copied, other).
 
     loss_by_token [batch, pos - 1] (entry t predicts token t + 1); copied [batch, pos], a bool mask of
@@ -165,7 +167,8 @@ def phase_window(steps, values, width: float) -> tuple[int, int, float]:
     return best
 
 
-def window_shares(steps: torch.Tensor, values: torch.Tensor, width: float) -> torch.Tensor:
+def window_shares(steps: Real[Tensor, " n_checkpoints"], values: Float[Tensor, " n_checkpoints"],
+                  width: float) -> Float[Tensor, "start end"]:
     """For every window of checkpoints, the share of the total change of `values` made inside it:
     [start, end], entry (i, j) = (values[j] - values[i]) / (values[-1] - values[0]) for each window
     that ends after it starts and is at most `width` training steps long (steps[j] - steps[i]), 0 for
@@ -198,7 +201,7 @@ def full_ov_circuit(model, layer: int, head: int):
     return model.W_E @ model.OV[layer, head] @ model.W_U
 
 
-def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
+def positional_qk_circuit(model, layer: int, head: int) -> Float[Tensor, "query_pos key_pos"]:
     """W_pos W_Q W_K^T W_pos^T / sqrt(d_head): [query_pos, key_pos] attention scores that come from
     positions alone. A previous-token head has large entries just below the diagonal."""
     validate.head(model, layer, head)
@@ -206,7 +209,7 @@ def positional_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     return (W_pos @ model.QK[layer, head] @ W_pos.T).AB / model.cfg.d_head**0.5
 
 
-def token_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
+def token_qk_circuit(model, layer: int, head: int) -> Float[Tensor, "query_token key_token"]:
     """W_E W_Q W_K^T W_E^T / sqrt(d_head): [query_token, key_token] attention scores that come from
     the tokens alone, wherever they are."""
     validate.head(model, layer, head)
@@ -214,7 +217,8 @@ def token_qk_circuit(model, layer: int, head: int) -> torch.Tensor:
     return (W_E @ model.QK[layer, head] @ W_E.T).AB / model.cfg.d_head**0.5
 
 
-def qk_circuit(X_query: torch.Tensor, X_key: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor) -> torch.Tensor:
+def qk_circuit(X_query: Float[Tensor, "n_query d_model"], X_key: Float[Tensor, "n_key d_model"],
+               W_Q: Float[Tensor, "d_model d_head"], W_K: Float[Tensor, "d_model d_head"]) -> Float[Tensor, "n_query n_key"]:
     """(X_query W_Q)(X_key W_K)^T / sqrt(d_head): [n_query, n_key] attention scores of one head between
     rows of X_query (queries) and rows of X_key (keys), e.g. W_pos and W_pos for the positional part of a
     QK circuit, W_E and W_E for its token part. X_* [n, d_model], W_Q, W_K [d_model, d_head]. Notebook 03."""
@@ -227,7 +231,8 @@ def qk_circuit(X_query: torch.Tensor, X_key: torch.Tensor, W_Q: torch.Tensor, W_
     return (X_query @ W_Q) @ (X_key @ W_K).T / W_Q.shape[1] ** 0.5
 
 
-def key_scores_by_source(q: torch.Tensor, components: torch.Tensor, W_K: torch.Tensor) -> torch.Tensor:
+def key_scores_by_source(q: Float[Tensor, "batch query_pos d_head"], components: Float[Tensor, "component batch key_pos d_model"],
+                         W_K: Float[Tensor, "d_model d_head"]) -> Float[Tensor, "component batch query_pos key_pos"]:
     """One head's attention scores split by where its keys come from: component c of the residual stream
     (embedding, positional embedding, an earlier head's output, ...) read through W_K against the queries,
     q . (components[c] W_K) / sqrt(d_head). The key bias is left out: it shifts every key of a query's row
@@ -245,7 +250,7 @@ def key_scores_by_source(q: torch.Tensor, components: torch.Tensor, W_K: torch.T
     return q[None] @ keys.transpose(-2, -1) / W_K.shape[1] ** 0.5
 
 
-def ov_eigenvalue_score(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+def ov_eigenvalue_score(A: Float[Tensor, "... n k"], B: Float[Tensor, "... k n"]) -> Float[Tensor, "..."]:
     """sum(eigenvalues) / sum(|eigenvalues|) of the square product A B, computed as FactoredMatrix(A, B).eigenvalues
     (the non-zero eigenvalues of A B are those of the small B A). A [..., n, k], B [..., k, n] -> [...], real:
     +1 when every eigenvalue is positive (copying), -1 when all are negative. Notebook 03."""
@@ -258,7 +263,8 @@ def ov_eigenvalue_score(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (eig.sum(-1) / eig.abs().sum(-1)).real
 
 
-def full_ov_top1_accuracy(W_E: torch.Tensor, W_V: torch.Tensor, W_O: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
+def full_ov_top1_accuracy(W_E: Float[Tensor, "d_vocab d_model"], W_V: Float[Tensor, "... d_model d_head"],
+                          W_O: Float[Tensor, "... d_head d_model"], W_U: Float[Tensor, "d_model d_vocab"]) -> Float[Tensor, "..."]:
     """Per head, the fraction of tokens t for which attending to t raises t's own logit more than any
     other: row t of the full OV circuit W_E W_V W_O W_U peaks at column t. W_E [d_vocab, d_model],
     W_V [..., d_model, d_head], W_O [..., d_head, d_model], W_U [d_model, d_vocab] -> [...]. Notebook 03."""
@@ -276,8 +282,9 @@ def full_ov_top1_accuracy(W_E: torch.Tensor, W_V: torch.Tensor, W_O: torch.Tenso
     return (full_ov.argmax(-1) == own).to(W_E.dtype).mean(-1)
 
 
-def composition_excess(writers: torch.Tensor, readers: torch.Tensor, random_writers: torch.Tensor,
-                       random_readers: torch.Tensor) -> torch.Tensor:
+def composition_excess(writers: Float[Tensor, "n_writer d m"], readers: Float[Tensor, "n_reader m e"],
+                       random_writers: Float[Tensor, "s d m"],
+                       random_readers: Float[Tensor, "t m e"]) -> Float[Tensor, "n_writer n_reader"]:
     """Composition score of every (writer, reader) pair minus a baseline: the mean score over every pair of
     random matrices. writers [n_writer, d, m], readers [n_reader, m, e], random_writers [s, d, m],
     random_readers [t, m, e] -> [n_writer, n_reader]. Notebook 03."""
@@ -327,7 +334,7 @@ def copying_score(full_ov) -> float:
     return float((full_ov.argmax(-1) == torch.arange(full_ov.shape[0], device=full_ov.device)).float().mean())
 
 
-def composition_score(W_A: torch.Tensor, W_B: torch.Tensor) -> torch.Tensor:
+def composition_score(W_A: Float[Tensor, "... d m"], W_B: Float[Tensor, "... m e"]) -> Float[Tensor, ""]:
     """||W_A W_B||_F / (||W_A||_F ||W_B||_F): how much W_B reads of what W_A writes (0 to 1)."""
     validate.tensor(W_A, "W_A", "... d m", dtype="float")
     validate.tensor(W_B, "W_B", "... m e", dtype="float")
@@ -339,7 +346,7 @@ def composition_score(W_A: torch.Tensor, W_B: torch.Tensor) -> torch.Tensor:
     return (W_A @ W_B).norm() / (W_A.norm() * W_B.norm())
 
 
-def composition_scores(model, mode: str) -> torch.Tensor:
+def composition_scores(model, mode: str) -> Float[Tensor, "layer head_index layer head_index"]:
     """Composition scores of every pair of heads: [layer, head, layer, head] (writer, then reader).
 
     mode "Q", "K" or "V": how much the writer's OV output is read by the reader's queries, keys or
@@ -433,7 +440,8 @@ def _validate_threshold(threshold) -> None:
         raise (ValueError if is_number else TypeError)(f"threshold must be a finite number, got {threshold!r}")
 
 
-def formation_steps(steps: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+def formation_steps(steps: Real[Tensor, " n_checkpoints"], scores: Float[Tensor, "n_checkpoints ..."],
+                    threshold: float) -> Float[Tensor, "..."]:
     """When each score formed: the step of the first checkpoint from which the score is at or above
     `threshold` at that checkpoint and at every later one. A score that pokes above the threshold and
     falls back has not formed yet. NaN where the score is below the threshold at the last checkpoint
@@ -458,7 +466,8 @@ def formation_steps(steps: torch.Tensor, scores: torch.Tensor, threshold: float)
     return torch.where(stays[-1].bool(), formed, torch.full_like(formed, float("nan")))
 
 
-def copy_loss_curves(history: dict, tokens: torch.Tensor, copied: torch.Tensor) -> torch.Tensor:
+def copy_loss_curves(history: dict, tokens: Int[Tensor, "batch pos"],
+                     copied: Bool[Tensor, "batch pos"]) -> Float[Tensor, "n_checkpoints 2"]:
     """`loss_on_copies` at every checkpoint of a training run {step: model}, in the order of the steps:
     [n_checkpoints, 2], column 0 the mean loss on copied tokens, column 1 on the others. tokens [batch, pos],
     copied [batch, pos] bool (`SyntheticLanguage.sample(...)`). Notebook 02 builds it."""
@@ -498,7 +507,7 @@ def phase_change(steps, icl_two_layer, icl_one_layer, best_induction, width: flo
             "induction_half_rise_step": half_rise}
 
 
-def repetition_rate(tokens: torch.Tensor, n: int, start: int) -> torch.Tensor:
+def repetition_rate(tokens: Int[Tensor, "batch pos"], n: int, start: int) -> Float[Tensor, " batch"]:
     """[batch]: the fraction of n-grams ending at positions start, start + 1, ... (the generated text)
     that occurred earlier in the same sequence, ending at an earlier position (overlaps allowed).
     0: every generated n-gram is new; 1: the text only repeats itself (notebook 03, generation)."""

@@ -17,6 +17,8 @@ from functools import partial
 from types import SimpleNamespace
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import patching as tl_patching
 
@@ -41,7 +43,8 @@ def _validate_run(model, corrupted_tokens, clean_cache) -> None:
 # ---- inputs and the metric --------------------------------------------------------------------------
 
 
-def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def clean_and_corrupted(batch: int, period: int, d_vocab: int,
+                        seed: int = 0) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
     """(clean, corrupted), each [batch, 2 * period]. Clean: random tokens, then the same again.
     Corrupted: different random tokens first, then the same second half as the clean input. The
     second half is predictable only in the clean input, and only by looking back."""
@@ -54,7 +57,8 @@ def clean_and_corrupted(batch: int, period: int, d_vocab: int, seed: int = 0) ->
     return clean, torch.cat([other, clean[:, period:]], dim=1)
 
 
-def correct_logprob(logits: torch.Tensor, tokens: torch.Tensor, positions: slice) -> torch.Tensor:
+def correct_logprob(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"],
+                    positions: slice) -> Float[Tensor, ""]:
     """Mean log-probability of the correct next token (tokens[:, t + 1]) at the positions t in
     `positions`: a scalar. On a repeated sequence, positions in the second half measure induction."""
     validate.tensor(logits, "logits", "batch pos d_vocab", dtype="float")
@@ -80,7 +84,7 @@ def normalized_metric(value: torch.Tensor, clean_value: torch.Tensor, corrupted_
     return (value - corrupted_value) / gap
 
 
-def patching_metric(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.Tensor, positions: slice):
+def patching_metric(model, clean_tokens: Int[Tensor, "batch pos"], corrupted_tokens: Int[Tensor, "batch pos"], positions: slice):
     """A function logits -> score, with score 1 on the clean run's logits and 0 on the corrupted
     run's: the normalised log-probability of the clean input's next tokens at `positions`."""
     validate.model(model)
@@ -94,7 +98,7 @@ def patching_metric(model, clean_tokens: torch.Tensor, corrupted_tokens: torch.T
 # ---- one patch, by hand ---------------------------------------------------------------------------------
 
 
-def patch_resid_pre(model, corrupted_tokens, clean_cache, metric, layer: int, pos: int) -> torch.Tensor:
+def patch_resid_pre(model, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache, metric, layer: int, pos: int) -> torch.Tensor:
     """Run on corrupted_tokens with the residual stream entering `layer`, at position `pos` only,
     taken from the clean run; return metric(logits)."""
     _validate_run(model, corrupted_tokens, clean_cache)
@@ -111,13 +115,14 @@ def patch_resid_pre(model, corrupted_tokens, clean_cache, metric, layer: int, po
         return metric(model.run_with_hooks(corrupted_tokens, fwd_hooks=[(name, put_back)]))
 
 
-def patch_head(model, corrupted_tokens, clean_cache, metric, layer: int, head: int, activation: str = "z"):
+def patch_head(model, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache, metric, layer: int, head: int,
+               activation: str = "z"):
     """Run on corrupted_tokens with one head's `activation` (z: its output; q, k, v; or pattern) at
     every position taken from the clean run; return metric(logits)."""
     return patch_heads(model, corrupted_tokens, clean_cache, metric, [(layer, head)], activation)
 
 
-def patch_heads(model, corrupted_tokens, clean_cache, metric, heads, activation: str = "z"):
+def patch_heads(model, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache, metric, heads, activation: str = "z"):
     """As `patch_head`, for several heads [(layer, head), ...] patched together in one run."""
     _validate_run(model, corrupted_tokens, clean_cache)
     heads = list(heads)
@@ -159,7 +164,7 @@ def _tl(model):
     return _TLView(model) if isinstance(model, Transformer) else model
 
 
-def resid_patching(model, corrupted_tokens, clean_cache, metric) -> torch.Tensor:
+def resid_patching(model, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache, metric) -> Float[Tensor, "layer pos"]:
     """metric after patching the residual stream entering each layer at each position, [layer, pos]
     (`transformer_lens.patching.get_act_patch_resid_pre`)."""
     _validate_run(model, corrupted_tokens, clean_cache)
@@ -176,7 +181,8 @@ _TL_HEAD_SWEEPS = {
 }
 
 
-def head_patching(model, corrupted_tokens, clean_cache, metric, activation: str = "z") -> torch.Tensor:
+def head_patching(model, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache, metric,
+                  activation: str = "z") -> Float[Tensor, "layer head_index"]:
     """metric after patching one head's `activation` (z, q, k, v or pattern) at every position,
     for every head: [layer, head] (`transformer_lens.patching.get_act_patch_attn_head_*_all_pos`)."""
     _validate_run(model, corrupted_tokens, clean_cache)
@@ -212,7 +218,8 @@ def _add_noise_hook(noise, noise_positions):
     return ("hook_embed", add_noise)
 
 
-def noised_logprob(model, tokens: torch.Tensor, noise: torch.Tensor, noise_positions, metric_positions: slice) -> torch.Tensor:
+def noised_logprob(model, tokens: Int[Tensor, "batch pos"], noise: Float[Tensor, "batch pos d_model"], noise_positions,
+                   metric_positions: slice) -> Float[Tensor, ""]:
     """Run `tokens` with noise[:, p] added to the token embeddings (`hook_embed`) at each position p in
     `noise_positions`, and return the mean log-probability of the right next tokens at
     `metric_positions` (`correct_logprob`): a scalar. noise: [batch, pos, d_model]; its rows at other
@@ -223,8 +230,8 @@ def noised_logprob(model, tokens: torch.Tensor, noise: torch.Tensor, noise_posit
     return correct_logprob(logits, tokens, metric_positions)
 
 
-def causal_trace(model, tokens: torch.Tensor, noise: torch.Tensor, noise_positions, metric_positions: slice,
-                 progress: bool = False) -> torch.Tensor:
+def causal_trace(model, tokens: Int[Tensor, "batch pos"], noise: Float[Tensor, "batch pos d_model"], noise_positions,
+                 metric_positions: slice, progress: bool = False) -> Float[Tensor, "layer pos"]:
     """Causal tracing (notebook 06): add noise[:, p] to the token embeddings at each p in `noise_positions`,
     then restore the clean residual stream entering one layer at one position at a time, still with
     the noise. Returns [layer, pos]: the normalised log-probability of the right next tokens at
@@ -253,7 +260,8 @@ def causal_trace(model, tokens: torch.Tensor, noise: torch.Tensor, noise_positio
 # ---- one path: a head's output into later heads' keys ---------------------------------------------------
 
 
-def patch_k_path(model, corrupted_tokens, clean_cache, metric, writer: tuple[int, int], readers) -> torch.Tensor:
+def patch_k_path(model, corrupted_tokens: Int[Tensor, "batch pos"], clean_cache, metric, writer: tuple[int, int],
+                 readers) -> torch.Tensor:
     """Run on corrupted_tokens, but in the keys of the `readers` heads [(layer, head), ...] replace
     what head `writer` (layer, head) writes by what it wrote in the clean run; everywhere else
     (the residual stream, the readers' queries and values, other heads) the run stays corrupted.

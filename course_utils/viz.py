@@ -5,13 +5,15 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 
 def _np(x):
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
-def head_heatmap(scores: torch.Tensor, title: str, ax=None, vmin=None, vmax=None, cmap="Blues"):
+def head_heatmap(scores: Float[Tensor, "layer head_index"], title: str, ax=None, vmin=None, vmax=None, cmap="Blues"):
     """A [layer, head] grid of numbers, each cell labelled."""
     scores = _np(scores)
     if np.ndim(scores) != 2:
@@ -34,7 +36,7 @@ def head_heatmap(scores: torch.Tensor, title: str, ax=None, vmin=None, vmax=None
     return ax
 
 
-def attention_grid(patterns: torch.Tensor, title: str = "attention patterns"):
+def attention_grid(patterns: Float[Tensor, "layer head_index query_pos key_pos"], title: str = "attention patterns"):
     """patterns [layer, head, query_pos, key_pos] as a grid of heat maps, one per head."""
     patterns = _np(patterns)
     if np.ndim(patterns) != 4:
@@ -189,7 +191,8 @@ def _tokens(tokens, argument="tokens") -> list[str]:
     return [str(t) for t in tokens]
 
 
-def attention_heads(attention: torch.Tensor, tokens, head_names=None, **options) -> CircuitsVisView:
+def attention_heads(attention: Float[Tensor, "head_index query_pos key_pos"], tokens, head_names=None,
+                    **options) -> CircuitsVisView:
     """circuitsvis's AttentionHeads view: attention [head, query_pos, key_pos] of one sequence, one
     thumbnail per head; click one to see it large and hover over tokens. `options` are circuitsvis's
     (max_value, min_value, positive_color, negative_color, mask_upper_tri)."""
@@ -204,7 +207,7 @@ def attention_heads(attention: torch.Tensor, tokens, head_names=None, **options)
         dict(attention=attention, tokens=tokens, attention_head_names=head_names, **options)))
 
 
-def colored_tokens(tokens, values: torch.Tensor, **options) -> CircuitsVisView:
+def colored_tokens(tokens, values: Float[Tensor, " pos"], **options) -> CircuitsVisView:
     """circuitsvis's ColoredTokens view: each token coloured by one number (e.g. its loss).
     `options` are circuitsvis's (min_value, max_value, positive_color, negative_color)."""
     tokens = _tokens(tokens)
