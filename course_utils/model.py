@@ -382,7 +382,9 @@ class Transformer(HookedRootModule):
         for block in self.blocks:
             resid = block(resid)
         logits = self.unembed(self.ln_final(resid))
-        if not torch.isfinite(logits).all():  # say so here, not three cells later
+        # Say so here, not three cells later. One sum is NaN or inf when any logit is (a fast check on
+        # the training path); a sum that overflowed to inf from finite logits is looked at entry by entry.
+        if not torch.isfinite(logits.detach().sum()) and not torch.isfinite(logits).all():
             raise ValueError(f"the model's logits contain NaN or inf: {_where_not_finite(self)}")
         if return_type == "logits":
             return logits
