@@ -172,3 +172,32 @@ def test_other_bad_arguments():
         from_bridge(model)
     with pytest.raises(ValueError, match="unknown Config fields"):
         Config.from_dict({"d_modle": 3})
+
+
+def test_the_finite_check_sees_every_nan_and_inf_and_no_overflowing_sum():
+    """The checks look at one sum first: NaN and inf anywhere must still be caught, and finite values
+    whose sum overflows float32 must not be taken for NaN."""
+    from course_utils import validate
+
+    huge = torch.full((4, 8), 3e38)  # every entry finite; their sum is inf
+    validate.finite(huge, "x")
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.zeros(4, 8)
+        x[2, 5] = bad
+        with pytest.raises(ValueError, match="x contains NaN or inf \\(1 of 32 entries\\)"):
+            validate.finite(x, "x")
+    both = torch.zeros(3)
+    both[0], both[1] = float("inf"), -float("inf")  # the sum is NaN: caught too
+    with pytest.raises(ValueError, match="2 of 3"):
+        validate.finite(both, "x")
+    model = Transformer(Config(d_vocab=16, n_ctx=8, d_model=16, n_heads=2, n_layers=1, attn_only=True, seed=0))
+    with torch.no_grad():
+        model.W_U.fill_(3e37)  # logits of about 3e38 at every entry: finite, with a sum that overflows
+        model.b_U.zero_()
+    tokens = torch.zeros(1, 4, dtype=torch.long)
+    logits = model(tokens)
+    assert torch.isfinite(logits).all() and not torch.isfinite(logits.sum())
+    with torch.no_grad():
+        model.W_U[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="logits contain NaN or inf"):
+        model(tokens)
