@@ -333,3 +333,31 @@ def progress_measures(history: dict, data: ModularAddition, frequencies: Int[Ten
         out["excluded_loss"].append(table_loss(excluded_logits(table, frequencies), data, train_pairs))
         out["weight_norm"].append(weight_norm(model))
     return out
+
+
+MEMORISED = 0.99  # training accuracy at which the training set counts as memorised
+GENERALISED = 0.95  # test accuracy at which the model counts as having generalised (grokked)
+
+
+def grokking_phases(steps: Int[Tensor, " checkpoint"], train_accuracy: Float[Tensor, " checkpoint"],
+                    test_loss: Float[Tensor, " checkpoint"], test_accuracy: Float[Tensor, " checkpoint"],
+                    chance_loss: float) -> Float[Tensor, " 3"]:
+    """The steps that end the phases of a grokking run, [memorised, circuit_formed, generalised]:
+    - memorised: the first checkpoint at which training accuracy >= MEMORISED (0.99);
+    - circuit_formed: the first checkpoint from `memorised` on at which the test loss falls below
+      `chance_loss` (ln p, a uniform guess): the clean-up phase begins;
+    - generalised: the first checkpoint at which test accuracy >= GENERALISED (0.95).
+    NaN for a boundary never reached (a run that does not grok has no `generalised`)."""
+    validate.tensor(steps, "steps", "checkpoint", dtype="int")
+    for name, t in (("train_accuracy", train_accuracy), ("test_loss", test_loss), ("test_accuracy", test_accuracy)):
+        validate.tensor(t, name, "checkpoint", dtype="float")
+        validate.shape_is(t, name, tuple(steps.shape), "[checkpoint] (one value per step of steps)")
+    validate.positive_number(chance_loss=chance_loss)
+
+    def first(condition: Tensor) -> float:
+        hits = torch.nonzero(condition)
+        return float(steps[hits[0, 0]]) if len(hits) else math.nan
+
+    memorised = first(train_accuracy >= MEMORISED)
+    after = steps >= memorised if not math.isnan(memorised) else torch.zeros_like(steps, dtype=torch.bool)
+    return torch.tensor([memorised, first(after & (test_loss < chance_loss)), first(test_accuracy >= GENERALISED)])
