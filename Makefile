@@ -94,6 +94,8 @@ zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds attn_only_2l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds attn_only_1l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds ln_mlp_4l runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds grokking runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds grokking_no_wd runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build phase-change
 
 clean:

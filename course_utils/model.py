@@ -450,6 +450,16 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
     return loss.view(targets.shape) if per_token else loss
 
 
+def last_position_loss(logits: Float[Tensor, "batch pos d_vocab"], answers: Int[Tensor, " batch"]) -> Float[Tensor, ""]:
+    """Mean cross-entropy of each sequence's answer, predicted at its last position: a task with one
+    answer per sequence (modular addition `a b =`, notebook 10), where the rest of the sequence is
+    given, not predicted."""
+    validate.tensor(logits, "logits", "batch pos d_vocab", dtype="float")
+    validate.answers(answers, logits, "answers", logits.shape[-1])
+    validate.finite(logits, "logits")
+    return F.cross_entropy(logits[:, -1], answers)
+
+
 # ---- Notebook 01, last part: using the model ------------------------------------------------------
 
 

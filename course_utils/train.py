@@ -38,7 +38,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import validate
-from .model import Config, Transformer
+from .model import Config, Transformer, last_position_loss
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 
@@ -49,6 +49,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (torch's defaults); notebook 10's grokking run uses (0.9, 0.98)
     warmup_steps: int = 50
     checkpoint_every: int = 100  # also the spacing of the saved history
     device: str = "cpu"  # "cpu", "cuda", "mps" or "auto"
@@ -61,11 +62,20 @@ class TrainConfig:
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < math.inf:
             raise (TypeError if isinstance(decay, bool) or not isinstance(decay, (int, float)) else ValueError)(
                 f"TrainConfig.weight_decay must be a finite number >= 0, got {decay!r}")
+        betas = self.betas
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"TrainConfig.betas must be a pair of numbers (beta1, beta2), got {betas!r}")
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+            raise (ValueError if all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in betas) else TypeError)(
+                f"TrainConfig.betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = tuple(float(b) for b in betas)  # a card's JSON gives a list
         if self.device not in DEVICES:
             raise ValueError(f"TrainConfig.device must be 'cpu', 'cuda', 'mps' or 'auto', got {self.device!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["betas"] = list(self.betas)  # as JSON writes it, so that a saved run compares equal
+        return d
 
 
 @dataclass
@@ -99,7 +109,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     validate.instance(cfg, TrainConfig, "cfg")
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas)
 
 
 def train_loop(model: Transformer, batches: Int[Tensor, "step batch pos"], lr: float) -> Float[Tensor, " step"]:
@@ -131,7 +141,9 @@ def train(
     progress: bool = True,
     stop_at: int | None = None,
 ) -> TrainResult:
-    """Train `model` in place for `cfg.steps` steps on `batches(step)` ([batch, pos] tokens).
+    """Train `model` in place for `cfg.steps` steps on `batches(step)`: [batch, pos] tokens, trained
+    with the next-token loss at every position, or a pair (tokens [batch, pos], answers [batch]),
+    trained to predict each answer at the last position only (modular addition, notebook 10).
 
     checkpoint_dir: where checkpoints go; if it already holds some, training resumes from the last,
         provided the model config (seed included) and the TrainConfig are the ones it was saved with
@@ -178,7 +190,7 @@ def train(
             for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, cfg)
-                loss = model(batches(step).to(device), return_type="loss")
+                loss = _batch_loss(model, batches(step), device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Up to here an interrupt leaves the weights as they were after the last step. From
@@ -203,6 +215,17 @@ def train(
     return TrainResult(losses=losses, checkpoints=saved)
 
 
+def _batch_loss(model: Transformer, batch, device: torch.device) -> Tensor:
+    """The loss `train` minimises on one batch: see `train`."""
+    if isinstance(batch, tuple):
+        if len(batch) != 2:
+            raise TypeError(f"batches(step) must return tokens [batch, pos] or a pair (tokens, answers), "
+                            f"got a tuple of {len(batch)}")
+        tokens, answers = batch
+        return last_position_loss(model(tokens.to(device)), answers.to(device))
+    return model(batch.to(device), return_type="loss")
+
+
 @contextmanager
 def _ctrl_c_deferred():
     """Hold back Ctrl-C (SIGINT) until the block is done, then deliver it. Signals only ever reach
@@ -221,7 +244,9 @@ def _ctrl_c_deferred():
 
 
 # Settings a resumed run must share with the saved one: each changes the weights or the history.
-RESUME_SETTINGS = ("batch_size", "lr", "weight_decay", "warmup_steps", "checkpoint_every")
+RESUME_SETTINGS = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "checkpoint_every")
+# What a checkpoint saved before a setting existed was trained with.
+_SAVED_BEFORE = {"betas": [0.9, 0.999]}
 
 
 def _refuse_changed_settings(path: Path, model: Transformer, cfg: TrainConfig, end: int) -> None:
@@ -233,6 +258,7 @@ def _refuse_changed_settings(path: Path, model: Transformer, cfg: TrainConfig, e
     saved_model, saved_train = json.loads(metadata["model_config"]), json.loads(metadata["train_config"])
     asked_model, asked_train = model.cfg.to_dict(), cfg.to_dict()
     changed = [f"model {k}={saved_model.get(k)!r}, not {v!r}" for k, v in asked_model.items() if saved_model.get(k) != v]
+    saved_train = {**_SAVED_BEFORE, **saved_train}
     changed += [f"{k}={saved_train.get(k)!r}, not {asked_train[k]!r}" for k in RESUME_SETTINGS
                 if saved_train.get(k) != asked_train[k]]
     if changed:

@@ -23,6 +23,7 @@ import torch
 
 from course_utils import numerics, validate, zoo
 from course_utils.icl_tasks import ICLTasks
+from course_utils.modular_addition import ModularAddition
 from course_utils.train import atomic_save, atomic_write, list_checkpoints, load_model
 from course_utils.zoo import (
     RECIPES,
@@ -31,6 +32,7 @@ from course_utils.zoo import (
     _train_from,
     card,
     evaluate,
+    evaluate_grokking,
     evaluate_icl,
     load,
     sha256,
@@ -70,6 +72,8 @@ def build(name: str, progress: bool = True) -> dict:
     recipe = RECIPES[name]
     if isinstance(recipe.language, ICLTasks):
         return _build_icl(name, recipe, progress)
+    if isinstance(recipe.language, ModularAddition):
+        return _build_grokking(name, recipe, progress)
     with tempfile.TemporaryDirectory() as tmp:
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
         hist = _history_from(tmp, recipe.model)
@@ -105,6 +109,27 @@ def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
     return _write_model_files(name, info, model, None)
 
 
+def _build_grokking(name: str, recipe: Recipe, progress: bool) -> dict:
+    """build() for modular addition (notebook 10): weights, the whole history, and a card with the
+    progress measures at every checkpoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
+        hist = _history_from(tmp, recipe.model)
+    info = {
+        "name": name,
+        "description": recipe.description,
+        "model": recipe.model.to_dict(),
+        "data_kind": "ModularAddition",
+        "language": recipe.language.to_dict(),
+        "train": {**recipe.train.to_dict(), "device": "cpu"},
+        "torch_version": torch.__version__,
+        "history_steps": sorted(hist),
+        "losses": [round(x, 4) for x in result.losses],
+        "metrics": evaluate_grokking(hist, recipe.language),
+    }
+    return _write_model_files(name, info, model, hist)
+
+
 def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
     """Train NAME's recipe with other seeds (model init and language) and measure `story` for each.
 
@@ -117,14 +142,16 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
         cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
         ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
         _train_from(cfg, language, recipe.train, ckpt_dir, progress)
-        results[str(seed)] = story(_history_from(ckpt_dir, cfg), language)
+        measure = evaluate_grokking if isinstance(language, ModularAddition) else story
+        results[str(seed)] = measure(_history_from(ckpt_dir, cfg), language)
     return results
 
 
 def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
     """Run seed_study and write its results into NAME's card (with seed 0, the shipped run)."""
     info = card(name)
-    runs = {"0": info["metrics"]["story"], **seed_study(name, seeds, workdir)}
+    shipped = info["metrics"] if info.get("data_kind") == "ModularAddition" else info["metrics"]["story"]
+    runs = {"0": shipped, **seed_study(name, seeds, workdir)}
     info["seed_study"] = {"seeds": [int(s) for s in runs], "runs": runs}
     write_json(zoo.ZOO_DIR / f"{name}.json", info)
     return info["seed_study"]

@@ -210,7 +210,7 @@ def _phase(frame) -> str:
     code = frame.f_code
     if "torch/optim" in code.co_filename.replace("\\", "/"):
         return "optimizer step"
-    return {"batches": "batch", "_wrapped_call_impl": "forward", "_call_impl": "forward",
+    return {"batches": "batch", "_wrapped_call_impl": "forward", "_call_impl": "forward", "_batch_loss": "forward",
             "backward": "backward", "save": "save"}.get(code.co_name, "loop")
 
 
