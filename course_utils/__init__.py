@@ -6,6 +6,7 @@
 - `data`: repeated random tokens, and the synthetic bigram language with copied spans
 - `icl_classification`: in-context classification (Singh et al. 2024), for the clamping study
 - `icl_tasks`: in-context tasks `x -> f(x)` for function vectors
+- `multiple_choice`: multiple-choice questions with fixed or randomised labels, and their mutations
 - `train`: the one training loop (seeded, resumable, atomic checkpoints)
 - `zoo`: the shipped models, their cards and histories, checked against the cards' checksums
 - `numerics`: the CPU numerics the zoo reproduces with

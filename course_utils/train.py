@@ -130,6 +130,7 @@ def train(
     fwd_hooks: list | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    loss_positions: list[int] | None = None,
 ) -> TrainResult:
     """Train `model` in place for `cfg.steps` steps on `batches(step)` ([batch, pos] tokens).
 
@@ -140,6 +141,9 @@ def train(
         load an earlier checkpoint with `load_model`, or train into a new directory.
     fwd_hooks: [(hook_name, fn)] attached for the whole run (e.g. to clamp or ablate a head).
     stop_at: stop after this many steps (as if interrupted), saving a checkpoint first.
+    loss_positions: count only these predictions in the loss (indices into the pos - 1 predictions;
+        [-1] is the last token, as in notebook 08's multiple-choice questions, where everything
+        before the answer is random). None: every next-token prediction counts.
     """
     validate.instance(model, Transformer, "model")
     if not callable(batches):
@@ -147,6 +151,9 @@ def train(
     validate.instance(cfg, TrainConfig, "cfg")
     if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 0):
         raise ValueError(f"stop_at must be None or an int >= 0, got {stop_at!r}")
+    if loss_positions is not None and (not isinstance(loss_positions, list) or not loss_positions
+                                       or not all(isinstance(i, int) and not isinstance(i, bool) for i in loss_positions)):
+        raise TypeError(f"loss_positions must be None or a non-empty list of ints, got {loss_positions!r}")
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     device = pick_device(cfg.device)
     model.to(device)
@@ -178,7 +185,11 @@ def train(
             for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, cfg)
-                loss = model(batches(step).to(device), return_type="loss")
+                if loss_positions is None:
+                    loss = model(batches(step).to(device), return_type="loss")
+                else:
+                    per_token = model(batches(step).to(device), return_type="loss", loss_per_token=True)
+                    loss = per_token[:, loss_positions].mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Up to here an interrupt leaves the weights as they were after the last step. From

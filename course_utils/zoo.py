@@ -24,6 +24,7 @@ import torch
 
 from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
 from .icl_tasks import ICLTasks
+from .multiple_choice import MultipleChoice, mutation_table
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
 from . import validate
@@ -36,7 +37,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 class Recipe:
     description: str
     model: Config
-    language: SyntheticLanguage | ICLTasks  # any data with batch(step, size) and to_dict()
+    language: SyntheticLanguage | ICLTasks | MultipleChoice  # any data with batch(step, size) and to_dict()
     train: TrainConfig
 
 
@@ -84,6 +85,22 @@ RECIPES["icl_tasks"] = Recipe(
     train=TrainConfig(steps=1500, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=1500),
 )
 
+# Notebook 08's two models: multiple-choice questions, trained identically except for the labels:
+# always A, B, C, D in order ("fixed"), or letters drawn per question ("randomised"). LayerNorm: without
+# it the fixed-label model stayed on its plateau (loss ln 4) for 4000 steps; with it both learn.
+_MC_MODEL = dict(n_ctx=MultipleChoice().n_ctx, d_vocab=MultipleChoice().d_vocab, d_model=64, n_heads=4, n_layers=2,
+                 attn_only=False, d_mlp=128, normalization_type="LN", seed=0)
+_MC_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=200)
+for _name, _labels in (("mc_fixed", "fixed"), ("mc_random", "randomised")):
+    RECIPES[_name] = Recipe(
+        description=f"Two-layer transformer with MLPs and LayerNorm trained on multiple-choice questions "
+        f"(a learned relation question -> answer, four labelled options) with {_labels} labels: "
+        + ("always A, B, C, D in order." if _labels == "fixed" else "four letters drawn per question, in random order."),
+        model=Config(**_MC_MODEL),
+        language=MultipleChoice(labels=_labels),
+        train=_MC_TRAIN,
+    )
+
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
 EVAL_BATCH = 256
 
@@ -105,9 +122,11 @@ def language(name: str) -> SyntheticLanguage | ICLTasks:
     return _data_from_card(card(name))
 
 
-def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks:
+def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks | MultipleChoice:
     if info.get("data_kind") == "ICLTasks":
         return ICLTasks.from_dict(info["language"])
+    if info.get("data_kind") == "MultipleChoice":
+        return MultipleChoice.from_dict(info["language"])
     return SyntheticLanguage(**info["language"])
 
 
@@ -228,7 +247,8 @@ def _retrain_from_card(name: str, checkpoint_dir, progress: bool, stop_at: int |
 def _train_from(cfg: Config, language: SyntheticLanguage | ICLTasks, tcfg: TrainConfig, checkpoint_dir, progress, stop_at=None):
     model = Transformer(cfg)
     result = train(model, lambda step: language.batch(step, tcfg.batch_size), tcfg,
-                   checkpoint_dir=checkpoint_dir, progress=progress, stop_at=stop_at)
+                   checkpoint_dir=checkpoint_dir, progress=progress, stop_at=stop_at,
+                   loss_positions=getattr(language, "loss_positions", None))
     return model.eval(), result
 
 
@@ -263,3 +283,16 @@ def evaluate_icl(model, language: ICLTasks, size: int = EVAL_BATCH) -> dict:
     return {"accuracy_by_shots": accuracy, "chance_zero_shot": round(1 / len(language.tasks), 4)}
 
 
+
+
+# ---- the multiple-choice models (notebook 08) -----------------------------------------------------
+
+
+def evaluate_mc(model, language: MultipleChoice, size: int = EVAL_BATCH) -> dict:
+    """The metrics a multiple-choice card records: accuracy and loss on fresh questions in the model's
+    own format and under each label mutation (`multiple_choice.mutation_table`)."""
+    validate.model(model)
+    validate.instance(language, MultipleChoice, "language")
+    table = mutation_table(model, language, size=size, seed=EVAL_SEED)
+    return {"mutations": {row: {k: round(v, 4) for k, v in r.items()} for row, r in table.items()},
+            "chance": round(1 / language.n_options, 4)}

@@ -27,10 +27,12 @@ import course_utils
 from course_utils import (ablation, bridge, checks, clamping, data, icl_classification, lens, metrics, model,
                           numerics, patching, train, validate, viz, zoo)
 from course_utils import function_vectors as fv
+from course_utils import multiple_choice as mcq
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
 from course_utils.icl_tasks import ICLTasks
 from course_utils.model import Config, Transformer
+from course_utils.multiple_choice import MultipleChoice
 from course_utils.train import TrainConfig
 from maintainer import colab_cell as colab
 from maintainer import zoo_build
@@ -159,6 +161,21 @@ def icl() -> ICLTasks:
 def icl_model() -> Transformer:
     """icl_model() with icl()'s vocabulary: its prompts (at most 7 positions) fit n_ctx=8."""
     return Transformer(Config(d_vocab=icl().d_vocab, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True))
+
+
+@cache
+def mc() -> MultipleChoice:
+    """Small multiple-choice questions: d_vocab 44, at most 4 options (12 positions)."""
+    return MultipleChoice(n_questions=8, max_options=4)
+
+
+@cache
+def mc_model() -> Transformer:
+    return Transformer(Config(d_vocab=mc().d_vocab, n_ctx=mc().n_ctx, d_model=16, n_heads=2, n_layers=1))
+
+
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
 
 
 @cache
@@ -1445,6 +1462,79 @@ CASES: list[Case] = [
     C("zoo_build.icl_seed_study", "layer out of range", lambda: zoo_build.icl_seed_study("icl_tasks", [1], files()["root"], 2, 2), ValueError,
       r"layer must be an int in \[0, 1\] .*got 2"),
 
+    # -- multiple_choice (notebook 08) --
+    C("multiple_choice.MultipleChoice", "labels unknown", lambda: MultipleChoice(labels="random"), ValueError,
+      r"labels must be one of the label regimes \('fixed', 'randomised'\), got 'random'"),
+    C("multiple_choice.MultipleChoice", "labels a bool", lambda: MultipleChoice(labels=True), TypeError,
+      r"labels must be one of the label regimes \('fixed', 'randomised'\), got bool True"),
+    C("multiple_choice.MultipleChoice", "n_questions 3", lambda: MultipleChoice(n_questions=3), ValueError,
+      r"n_questions must be an int >= 4 .*got 3"),
+    C("multiple_choice.MultipleChoice", "one option", lambda: MultipleChoice(n_options=1), ValueError,
+      r"n_options must be an int in \[2, 16\] .*got 1"),
+    C("multiple_choice.MultipleChoice", "max_options below n_options", lambda: MultipleChoice(max_options=3), ValueError,
+      r"max_options must be an int in \[4, 16\] .*got 3"),
+    C("multiple_choice.MultipleChoice", "seed a string", lambda: MultipleChoice(seed="0"), TypeError, r"seed must be an int, got '0'"),
+    C("multiple_choice.MultipleChoice", "from_dict unknown field", lambda: MultipleChoice.from_dict({"n_question": 8}), ValueError,
+      r"unknown MultipleChoice fields \['n_question'\]; known: \[.*'n_questions'"),
+    C("multiple_choice.MultipleChoice", "from_dict a list", lambda: MultipleChoice.from_dict([8]), TypeError,
+      r"d must be a dict of MultipleChoice fields, got list"),
+    C("multiple_choice.MultipleChoice", "batch of size 0", lambda: mc().batch(0, 0), ValueError, r"size must be a positive int, got 0"),
+    C("multiple_choice.MultipleChoice", "batch step a float", lambda: mc().batch(1.0, 4), TypeError, r"step must be an int, got 1\.0"),
+    C("multiple_choice.MultipleChoice", "questions with an unknown mutation", lambda: mc().questions(4, labels="numbers"), ValueError,
+      r"labels must be one of the label mutations \('fixed', 'shuffled', 'random'\), got 'numbers'"),
+    C("multiple_choice.MultipleChoice", "questions with more options than the context", lambda: mc().questions(4, n_options=5), ValueError,
+      r"n_options must be an int in \[2, 4\] \(the context holds max_options options\), got 5"),
+    C("multiple_choice.MultipleChoice", "correct_at past the options", lambda: mc().questions(4, correct_at=4), ValueError,
+      r"correct_at must be an int in \[0, 3\] \(a slot of the options\), got 4"),
+    C("multiple_choice.MultipleChoice", "answer_of float indices", lambda: mc().answer_of(floats(3)), TypeError,
+      r"q must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("multiple_choice.MultipleChoice", "answer_of an index past the questions", lambda: mc().answer_of(tokens(3, fill=8)), ValueError,
+      r"q contains id 8, outside the question indices \[0, 8\)"),
+    C("multiple_choice.MultipleChoice", "to_str of a batch", lambda: mc().to_str(tokens(2, 5)), ValueError,
+      r"tokens must have shape \[pos\], got shape \(2, 5\)"),
+    C("multiple_choice.MultipleChoice", "letter 26", lambda: mc().letter(26), ValueError, r"i must be an int in \[0, 25\] \(the alphabet\), got 26"),
+    C("multiple_choice.option_positions", "n_options 0", lambda: mcq.option_positions(0), ValueError, r"n_options must be a positive int, got 0"),
+    C("multiple_choice.option_positions", "n_options a float", lambda: mcq.option_positions(4.0), TypeError, r"n_options must be a positive int, got 4\.0"),
+    C("multiple_choice.label_positions", "n_options -1", lambda: mcq.label_positions(-1), ValueError, r"n_options must be a positive int, got -1"),
+    C("multiple_choice.label_positions", "n_options a string", lambda: mcq.label_positions("4"), TypeError, r"n_options must be a positive int, got '4'"),
+    C("multiple_choice.mutated_labels", "kind unknown", lambda: mcq.mutated_labels("numbers", 4, 4, gen()), ValueError,
+      r"kind must be one of the label mutations \('fixed', 'shuffled', 'random'\), got 'numbers'"),
+    C("multiple_choice.mutated_labels", "more options than letters", lambda: mcq.mutated_labels("random", 4, 27, gen()), ValueError,
+      r"n_options must be an int in \[1, 26\] \(one letter per option\), got 27"),
+    C("multiple_choice.mutated_labels", "gen a seed", lambda: mcq.mutated_labels("random", 4, 4, 0), TypeError,
+      r"gen must be a torch\.Generator, got int"),
+    C("multiple_choice.mutated_labels", "size 0", lambda: mcq.mutated_labels("fixed", 0, 4, gen()), ValueError, r"size must be a positive int, got 0"),
+    C("multiple_choice.answer_logits", "model a string", lambda: mcq.answer_logits("gpt2", mc().questions(2)), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("multiple_choice.answer_logits", "questions a tensor", lambda: mcq.answer_logits(mc_model(), tokens(2, 11)), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("multiple_choice.answer_logits", "questions of a larger vocabulary", lambda: mcq.answer_logits(tiny(), mc().questions(2)), ValueError,
+      r"questions\.tokens has 11 positions but the model's context is n_ctx=8"),
+    C("multiple_choice.accuracy_and_loss", "model a string", lambda: mcq.accuracy_and_loss("gpt2", mc().questions(2)), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("multiple_choice.accuracy_and_loss", "questions a tensor", lambda: mcq.accuracy_and_loss(mc_model(), tokens(2, 11)), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("multiple_choice.accuracy_and_loss", "questions from a larger vocabulary", lambda: mcq.accuracy_and_loss(mc_model(), MultipleChoice(max_options=4).questions(2)),
+      ValueError, r"questions\.tokens contains id \d+, outside the vocabulary \[0, 44\)"),
+    C("multiple_choice.mutations", "mc a dict", lambda: mcq.mutations({"labels": "fixed"}), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got dict"),
+    C("multiple_choice.mutations", "mc an ICLTasks", lambda: mcq.mutations(icl()), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got ICLTasks"),
+    C("multiple_choice.mutations", "mc None", lambda: mcq.mutations(None), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got NoneType"),
+    C("multiple_choice.mutation_table", "size 0", lambda: mcq.mutation_table(mc_model(), mc(), size=0), ValueError, r"size must be a positive int, got 0"),
+    C("multiple_choice.mutation_table", "mc a string", lambda: mcq.mutation_table(mc_model(), "fixed"), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got str"),
+    C("multiple_choice.mutation_table", "no room for one option more", lambda: mcq.mutation_table(mc_model(), mc(), size=2), ValueError,
+      r"n_options must be an int in \[2, 4\] \(the context holds max_options options\), got 5"),
+    C("train.train", "loss_positions an int", lambda: train.train(tiny(), lambda s: tokens(2, 4), TrainConfig(), loss_positions=-1),
+      TypeError, r"loss_positions must be None or a non-empty list of ints, got -1"),
+    C("zoo.evaluate_mc", "model a name", lambda: zoo.evaluate_mc("mc_fixed", mc()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("zoo.evaluate_mc", "language an ICLTasks", lambda: zoo.evaluate_mc(mc_model(), icl()), TypeError,
+      r"language must be a course_utils\.multiple_choice\.MultipleChoice, got ICLTasks"),
+    C("zoo.evaluate_mc", "size 0", lambda: zoo.evaluate_mc(mc_model(), mc(), size=0), ValueError, r"size must be a positive int, got 0"),
+
     # ==== issue 16: results that looked plausible and were wrong ==================================
     # -- a cache from another model (wider: d_model 32, 4 heads of d_head 8; deeper: 3 layers) --
     *[C(f"patching.{fn.__name__}", f"cache of a {kind} model", (lambda fn=fn, c=c, extra=extra: fn(tiny(), tokens(2, 4), c(), metric, *extra)),
@@ -1679,6 +1769,7 @@ EXEMPT = {
     "viz.CircuitsVisView",  # what attention_heads and colored_tokens return; never built from user input
     "viz.reset_views",  # takes no input
     "icl_tasks.Prompts",  # a record of three tensors returned by ICLTasks.prompts; never built from user input
+    "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
 }
 
 
