@@ -95,6 +95,8 @@ zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds attn_only_1l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds ln_mlp_4l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build phase-change
+	$(PY) -m maintainer.zoo_build seeds mc_fixed runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds mc_random runs/seeds 1 2 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -16,6 +16,7 @@
 - `lens`: the logit lens, direct logit attribution, the tuned lens
 - `patching`: activation patching and causal tracing
 - `function_vectors`: mean head outputs, indirect effects, function vectors
+- `correct_letter`: correct-letter heads: attention on the answer's label, OV, compressed QK, position versus label
 - `viz`: plots and light circuitsvis views
 - `checks`: the exercise checks, one module per notebook
 

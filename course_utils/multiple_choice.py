@@ -13,11 +13,11 @@ else in a question is random.
 Why "option label" and not Lieberum et al.'s "A. option": attention is causal, so in "A. option" the
 label cannot see its option, and nothing at the label's position can say "I am the right one". A
 head that finds the right label must then know *which* label it wants before it looks (a query such
-as "the second one" or "B", computed by earlier heads). A two-layer model finds it simpler to attend
-to the right option and copy what it knows about its label, and we measured exactly that: in that
-order no head attends to the labels. Putting the label after its option lets the label's position
-gather "my option answers the question" (layer 0 reads the question and the option, the MLP compares
-them), so one head in layer 1 can attend to the right label and copy it: a correct-letter head.
+as "the second one" or "B", computed by earlier heads). We tried that order first: with randomised
+labels, two layers (with or without MLPs) stayed at chance for 1500 steps, where this order reached
+accuracy 1.00. Putting the label after its option lets the label's position gather "my option answers
+the question" (layer 0 can read the question and the option, the MLP can compare them), so one head
+in layer 1 can attend to the right label and copy it: a correct-letter head (notebook 08 finds them).
 
 Two label regimes, the only difference between the notebook's two models:
 - "fixed": the labels are always A, B, C, D, ... in order, so "labelled B" and "the second option"
@@ -190,6 +190,21 @@ class MultipleChoice:
             validate.int_in(correct_at, 0, n_options - 1, "correct_at", "a slot of the options")
         which = MUTATIONS.index(labels) + 3 * n_options + 100 * (-1 if correct_at is None else correct_at)
         return self._questions(size, generator(self.seed, 19, seed, which), labels, n_options, correct_at)
+
+    def with_labels(self, questions: Questions, letters: Int[Tensor, "batch option"]) -> Questions:
+        """The same questions with new labels: `letters` [batch, option] are letter indices (0 is A),
+        as `mutated_labels` draws them; the answers follow (the new label of the correct option)."""
+        validate.instance(questions, Questions, "questions")
+        validate.tensor(letters, "letters", "batch option", dtype="int")
+        validate.shape_is(letters, "letters", tuple(questions.labels.shape), "[batch, option]")
+        validate.ids(letters, len(LETTERS), "letters", "the alphabet")
+        n_options = questions.labels.shape[1]
+        labels = letters.to(questions.tokens.device) + self.first_letter
+        tokens = questions.tokens.clone()
+        tokens[:, label_positions(n_options).to(tokens.device)] = labels
+        rows = torch.arange(len(labels), device=labels.device)
+        return Questions(tokens=tokens, answers=labels[rows, questions.correct.to(labels.device)],
+                         correct=questions.correct, labels=labels, options=questions.options)
 
     def _questions(self, size: int, gen: torch.Generator, labels: str, n_options: int, correct_at: int | None) -> Questions:
         q = torch.randint(0, self.n_questions, (size,), generator=gen)

@@ -76,6 +76,16 @@ def test_mutations():
     assert mc.questions(3, n_options=8).tokens.shape[1] == mc.n_ctx - 1  # room for the answer in training
 
 
+def test_with_labels_relabels_and_moves_the_answer():
+    mc = MultipleChoice()
+    q = mc.questions(100, seed=6)
+    letters = mutated_labels("random", 100, 4, torch.Generator().manual_seed(1))
+    r = mc.with_labels(q, letters)
+    check_well_formed(mc, r, 4)
+    assert torch.equal(r.labels, letters + mc.first_letter) and torch.equal(r.options, q.options)
+    assert torch.equal(r.tokens[:, option_positions(4)], q.tokens[:, option_positions(4)])
+
+
 def test_mutated_labels_rows():
     gen = torch.Generator().manual_seed(0)
     assert torch.equal(mutated_labels("fixed", 2, 3, gen), torch.tensor([[0, 1, 2], [0, 1, 2]]))
@@ -128,3 +138,68 @@ def test_accuracy_loss_and_the_mutation_table_on_an_untrained_model():
     assert 0 <= score["accuracy"] <= 1 and score["loss"] > 0
     table = mutation_table(model, mc, size=16)
     assert list(table)[0] == "own format" and all(set(r) == {"accuracy", "loss"} for r in table.values())
+
+
+# ---- the shipped models (mc_fixed, mc_random) ---------------------------------------------------------
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+from zoo_compare import BITWISE, assert_bitwise, comparison, params, widened  # noqa: E402
+
+from course_utils import zoo  # noqa: E402
+from course_utils.bridge import to_bridge  # noqa: E402
+
+MC_NAMES = ["mc_fixed", "mc_random"]
+
+
+@pytest.mark.parametrize("name", MC_NAMES)
+def test_the_shipped_mc_models_match_their_cards(name):
+    info = zoo.card(name)
+    model, mc = zoo.load(name), zoo.language(name)
+    assert isinstance(mc, MultipleChoice) and mc.to_dict() == info["language"]
+    assert mc.labels == ("fixed" if name == "mc_fixed" else "randomised")
+    measured = zoo.evaluate_mc(model, mc)
+    for row, r in measured["mutations"].items():
+        assert r["accuracy"] == pytest.approx(info["metrics"]["mutations"][row]["accuracy"], abs=2e-3), row
+        assert r["loss"] == pytest.approx(info["metrics"]["mutations"][row]["loss"], abs=2e-3), row
+    assert measured["mutations"]["own format"]["accuracy"] > 0.98  # near-perfect on its own format
+    steps = info["history_steps"]
+    assert steps[0] == 0 and steps[-1] == info["train"]["steps"]
+    assert all(torch.equal(a, b) for a, b in zip(zoo.load(name, step=steps[-1]).parameters(), model.parameters()))
+    with torch.no_grad():
+        tokens = mc.batch(0, 4)
+        assert (model(tokens) - to_bridge(model)(tokens)).abs().max() < 1e-4
+
+
+def test_the_two_recipes_differ_only_in_their_labels():
+    fixed, random = zoo.RECIPES["mc_fixed"], zoo.RECIPES["mc_random"]
+    assert fixed.model == random.model and fixed.train == random.train
+    assert {**fixed.language.to_dict(), "labels": None} == {**random.language.to_dict(), "labels": None}
+
+
+@pytest.mark.parametrize("name", params(MC_NAMES))
+def test_retraining_an_mc_model_part_way_reproduces_its_history(name, tmp_path):
+    step = zoo.card(name)["history_steps"][1]
+    model, _ = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
+    if comparison(name) == BITWISE:
+        assert_bitwise(model, zoo.load(name, step=step), f"{name} at step {step}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", params(MC_NAMES))
+def test_retraining_reproduces_the_shipped_mc_model(name):
+    """Full retrain from the card (2000 steps, 1-2 minutes): bit for bit under the zoo's numerics;
+    elsewhere, the mutation table inside the seed study's spread."""
+    model, result = zoo.retrain(name, progress=False)
+    info = zoo.card(name)
+    measured = zoo.evaluate_mc(model, zoo.language(name))
+    if comparison(name) == BITWISE:
+        assert [round(x, 4) for x in result.losses] == info["losses"]
+        assert_bitwise(model, zoo.load(name), name)
+        assert measured == info["metrics"]
+    else:
+        spread = json.loads((zoo.ZOO_DIR / "studies" / f"{name}.seeds.json").read_text())["spread"]
+        for row, r in measured["mutations"].items():
+            lo, hi = widened(spread[f"mutation {row} accuracy"], 0.05)
+            assert lo <= r["accuracy"] <= hi, (row, r, (lo, hi))
