@@ -97,6 +97,8 @@ zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds grokking runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds grokking_no_wd runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build phase-change
+	$(PY) -m maintainer.zoo_build seeds mc_fixed runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds mc_random runs/seeds 1 2 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

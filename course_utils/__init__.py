@@ -7,6 +7,7 @@
 - `icl_classification`: in-context classification (Singh et al. 2024), for the clamping study
 - `icl_tasks`: in-context tasks `x -> f(x)` for function vectors
 - `modular_addition`: modular addition, its train/test split, and the Fourier tools to read a model that groks it
+- `multiple_choice`: multiple-choice questions with fixed or randomised labels, and their mutations
 - `train`: the one training loop (seeded, resumable, atomic checkpoints)
 - `zoo`: the shipped models, their cards and histories, checked against the cards' checksums
 - `numerics`: the CPU numerics the zoo reproduces with
@@ -16,6 +17,7 @@
 - `lens`: the logit lens, direct logit attribution, the tuned lens
 - `patching`: activation patching and causal tracing
 - `function_vectors`: mean head outputs, indirect effects, function vectors
+- `correct_letter`: correct-letter heads: attention on the answer's label, OV, compressed QK, position versus label
 - `viz`: plots and light circuitsvis views
 - `checks`: the exercise checks, one module per notebook
 

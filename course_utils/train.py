@@ -140,6 +140,7 @@ def train(
     fwd_hooks: list | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    loss_positions: list[int] | None = None,
 ) -> TrainResult:
     """Train `model` in place for `cfg.steps` steps on `batches(step)`: [batch, pos] tokens, trained
     with the next-token loss at every position, or a pair (tokens [batch, pos], answers [batch]),
@@ -152,6 +153,9 @@ def train(
         load an earlier checkpoint with `load_model`, or train into a new directory.
     fwd_hooks: [(hook_name, fn)] attached for the whole run (e.g. to clamp or ablate a head).
     stop_at: stop after this many steps (as if interrupted), saving a checkpoint first.
+    loss_positions: count only these predictions in the loss (indices into the pos - 1 predictions;
+        [-1] is the last token, as in notebook 08's multiple-choice questions, where everything
+        before the answer is random). None: every next-token prediction counts.
     """
     validate.instance(model, Transformer, "model")
     if not callable(batches):
@@ -159,6 +163,9 @@ def train(
     validate.instance(cfg, TrainConfig, "cfg")
     if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 0):
         raise ValueError(f"stop_at must be None or an int >= 0, got {stop_at!r}")
+    if loss_positions is not None and (not isinstance(loss_positions, list) or not loss_positions
+                                       or not all(isinstance(i, int) and not isinstance(i, bool) for i in loss_positions)):
+        raise TypeError(f"loss_positions must be None or a non-empty list of ints, got {loss_positions!r}")
     end = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
     device = pick_device(cfg.device)
     model.to(device)
@@ -190,7 +197,7 @@ def train(
             for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, cfg)
-                loss = _batch_loss(model, batches(step), device)
+                loss = _batch_loss(model, batches(step), device, loss_positions)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 # Up to here an interrupt leaves the weights as they were after the last step. From
@@ -215,15 +222,21 @@ def train(
     return TrainResult(losses=losses, checkpoints=saved)
 
 
-def _batch_loss(model: Transformer, batch, device: torch.device) -> Tensor:
+def _batch_loss(model: Transformer, batch, device: torch.device, loss_positions: list[int] | None) -> Tensor:
     """The loss `train` minimises on one batch: see `train`."""
     if isinstance(batch, tuple):
         if len(batch) != 2:
             raise TypeError(f"batches(step) must return tokens [batch, pos] or a pair (tokens, answers), "
                             f"got a tuple of {len(batch)}")
+        if loss_positions is not None:
+            raise ValueError("loss_positions applies to token batches; a pair (tokens, answers) is already "
+                             "trained on its answers only")
         tokens, answers = batch
         return last_position_loss(model(tokens.to(device)), answers.to(device))
-    return model(batch.to(device), return_type="loss")
+    if loss_positions is None:
+        return model(batch.to(device), return_type="loss")
+    per_token = model(batch.to(device), return_type="loss", loss_per_token=True)
+    return per_token[:, loss_positions].mean()
 
 
 @contextmanager

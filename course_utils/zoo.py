@@ -27,6 +27,7 @@ from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
 from .icl_tasks import ICLTasks
 from .modular_addition import (ModularAddition, cos_fit, frequency_norms, grokking_phases, key_frequencies, logit_table,
                                neuron_frequency_shares, progress_measures)
+from .multiple_choice import MultipleChoice, mutation_table
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
 from . import validate
@@ -39,7 +40,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 class Recipe:
     description: str
     model: Config
-    language: SyntheticLanguage | ICLTasks | ModularAddition  # any data with batch(step, size) and to_dict()
+    language: SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice  # any data with batch(step, size) and to_dict()
     train: TrainConfig
 
 
@@ -116,6 +117,23 @@ RECIPES["grokking_no_wd"] = Recipe(
     language=_MODULAR_ADDITION,
     train=replace(_GROKKING_TRAIN, weight_decay=0.0, checkpoint_every=250),
 )
+# Notebook 08's two models: multiple-choice questions, trained identically except for the labels:
+# always A, B, C, D in order ("fixed"), or letters drawn per question ("randomised"). LayerNorm: without
+# it the fixed-label model stayed on its plateau (loss ln 4) for 4000 steps; with it both learn. lr 1e-3:
+# at 3e-3 two of four seeds of the randomised model stalled at accuracy 0.6-0.7 (and stayed there to
+# step 3000); at 1e-3 they learn. 3000 steps: the randomised model's plateau lasts up to ~1700 steps.
+_MC_MODEL = dict(n_ctx=MultipleChoice().n_ctx, d_vocab=MultipleChoice().d_vocab, d_model=64, n_heads=4, n_layers=2,
+                 attn_only=False, d_mlp=128, normalization_type="LN", seed=0)
+_MC_TRAIN = TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup_steps=100, checkpoint_every=200)
+for _name, _labels in (("mc_fixed", "fixed"), ("mc_random", "randomised")):
+    RECIPES[_name] = Recipe(
+        description=f"Two-layer transformer with MLPs and LayerNorm trained on multiple-choice questions "
+        f"(a learned relation question -> answer, four labelled options) with {_labels} labels: "
+        + ("always A, B, C, D in order." if _labels == "fixed" else "four letters drawn per question, in random order."),
+        model=Config(**_MC_MODEL),
+        language=MultipleChoice(labels=_labels),
+        train=_MC_TRAIN,
+    )
 
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
 EVAL_BATCH = 256
@@ -139,11 +157,13 @@ def language(name: str) -> SyntheticLanguage | ICLTasks | ModularAddition:
     return _data_from_card(card(name))
 
 
-def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks | ModularAddition:
+def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice:
     if info.get("data_kind") == "ICLTasks":
         return ICLTasks.from_dict(info["language"])
     if info.get("data_kind") == "ModularAddition":
         return ModularAddition.from_dict(info["language"])
+    if info.get("data_kind") == "MultipleChoice":
+        return MultipleChoice.from_dict(info["language"])
     return SyntheticLanguage(**info["language"])
 
 
@@ -261,10 +281,11 @@ def _retrain_from_card(name: str, checkpoint_dir, progress: bool, stop_at: int |
                        TrainConfig(**{**info["train"], "device": "cpu"}), checkpoint_dir, progress, stop_at)
 
 
-def _train_from(cfg: Config, language: SyntheticLanguage | ICLTasks | ModularAddition, tcfg: TrainConfig, checkpoint_dir, progress, stop_at=None):
+def _train_from(cfg: Config, language: SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice, tcfg: TrainConfig, checkpoint_dir, progress, stop_at=None):
     model = Transformer(cfg)
     result = train(model, lambda step: language.batch(step, tcfg.batch_size), tcfg,
-                   checkpoint_dir=checkpoint_dir, progress=progress, stop_at=stop_at)
+                   checkpoint_dir=checkpoint_dir, progress=progress, stop_at=stop_at,
+                   loss_positions=getattr(language, "loss_positions", None))
     return model.eval(), result
 
 
@@ -339,3 +360,14 @@ def evaluate_grokking(history_models: dict, language: ModularAddition) -> dict:
                            [None if math.isnan(x) else int(x) for x in phases.tolist()])),
         "measures": {k: v if k == "steps" else [round(x, 4) for x in v] for k, v in measures.items()},
     }
+# ---- the multiple-choice models (notebook 08) -----------------------------------------------------
+
+
+def evaluate_mc(model, language: MultipleChoice, size: int = EVAL_BATCH) -> dict:
+    """The metrics a multiple-choice card records: accuracy and loss on fresh questions in the model's
+    own format and under each label mutation (`multiple_choice.mutation_table`)."""
+    validate.model(model)
+    validate.instance(language, MultipleChoice, "language")
+    table = mutation_table(model, language, size=size, seed=EVAL_SEED)
+    return {"mutations": {row: {k: round(v, 4) for k, v in r.items()} for row, r in table.items()},
+            "chance": round(1 / language.n_options, 4)}

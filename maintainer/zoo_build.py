@@ -24,6 +24,7 @@ import torch
 from course_utils import numerics, validate, zoo
 from course_utils.icl_tasks import ICLTasks
 from course_utils.modular_addition import ModularAddition
+from course_utils.multiple_choice import MultipleChoice
 from course_utils.train import atomic_save, atomic_write, list_checkpoints, load_model
 from course_utils.zoo import (
     RECIPES,
@@ -34,6 +35,7 @@ from course_utils.zoo import (
     evaluate,
     evaluate_grokking,
     evaluate_icl,
+    evaluate_mc,
     load,
     sha256,
     story,
@@ -72,8 +74,10 @@ def build(name: str, progress: bool = True) -> dict:
     recipe = RECIPES[name]
     if isinstance(recipe.language, ICLTasks):
         return _build_icl(name, recipe, progress)
-    if isinstance(recipe.language, ModularAddition):
-        return _build_grokking(name, recipe, progress)
+    if isinstance(recipe.language, ModularAddition):  # notebook 10: the progress measures at every checkpoint
+        return _build_with_history(name, recipe, progress, lambda model, hist: evaluate_grokking(hist, recipe.language))
+    if isinstance(recipe.language, MultipleChoice):  # notebook 08: the mutation table; the history for proto-heads
+        return _build_with_history(name, recipe, progress, lambda model, hist: evaluate_mc(model, recipe.language))
     with tempfile.TemporaryDirectory() as tmp:
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
         hist = _history_from(tmp, recipe.model)
@@ -109,9 +113,9 @@ def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
     return _write_model_files(name, info, model, None)
 
 
-def _build_grokking(name: str, recipe: Recipe, progress: bool) -> dict:
-    """build() for modular addition (notebook 10): weights, the whole history, and a card with the
-    progress measures at every checkpoint."""
+def _build_with_history(name: str, recipe: Recipe, progress: bool, metrics) -> dict:
+    """build() for a model whose card's metrics come from `metrics(model, history)` (notebooks 08 and
+    10): weights, the whole history, and the card (`data_kind` names the data's class)."""
     with tempfile.TemporaryDirectory() as tmp:
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
         hist = _history_from(tmp, recipe.model)
@@ -119,13 +123,13 @@ def _build_grokking(name: str, recipe: Recipe, progress: bool) -> dict:
         "name": name,
         "description": recipe.description,
         "model": recipe.model.to_dict(),
-        "data_kind": "ModularAddition",
+        "data_kind": type(recipe.language).__name__,
         "language": recipe.language.to_dict(),
         "train": {**recipe.train.to_dict(), "device": "cpu"},
         "torch_version": torch.__version__,
         "history_steps": sorted(hist),
         "losses": [round(x, 4) for x in result.losses],
-        "metrics": evaluate_grokking(hist, recipe.language),
+        "metrics": metrics(model, hist),
     }
     return _write_model_files(name, info, model, hist)
 
@@ -148,7 +152,10 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
 
 
 def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
-    """Run seed_study and write its results into NAME's card (with seed 0, the shipped run)."""
+    """Run seed_study and write its results into NAME's card (with seed 0, the shipped run); for a
+    multiple-choice model, `mc_seed_study`."""
+    if name in RECIPES and isinstance(RECIPES[name].language, MultipleChoice):
+        return mc_seed_study(name, seeds, workdir)["spread"]
     info = card(name)
     shipped = info["metrics"] if info.get("data_kind") == "ModularAddition" else info["metrics"]["story"]
     runs = {"0": shipped, **seed_study(name, seeds, workdir)}
@@ -211,6 +218,58 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
     spread["top_k_share_of_positive_aie"] = [min(r["top_k_share_of_positive_aie"] for r in runs.values()),
                                              max(r["top_k_share_of_positive_aie"] for r in runs.values())]
     result = {"name": name, "k": k, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}
+    out = zoo.ZOO_DIR / "studies" / f"{name}.seeds.json"
+    out.parent.mkdir(exist_ok=True)
+    write_json(out, result)
+    return result
+
+
+def _mc_spread(runs: dict) -> dict:
+    """min and max over the seeds of the numbers notebook 08 asserts."""
+    def span(values):
+        values = list(values)
+        return [min(values), max(values)]
+
+    spread = {
+        "clean_accuracy": span(r["study"]["clean"]["accuracy"] for r in runs.values()),
+        "best_label_score": span(r["study"]["best_label_score"] for r in runs.values()),
+        "best_option_score": span(r["study"]["best_option_score"] for r in runs.values()),
+        "ablated_answer_heads_accuracy": span(r["study"]["ablated_answer_heads"]["accuracy"] for r in runs.values()),
+        "n_answer_heads": span(len(r["study"]["answer_heads"]) for r in runs.values()),
+        "best_ov_label_accuracy": span(max(r["study"]["ov_label_accuracy"]) for r in runs.values()),
+    }
+    for k in runs["0"]["study"]["compressed"]["by_k"]:
+        spread[f"compressed_k{k}_accuracy"] = span(r["study"]["compressed"]["by_k"][k]["accuracy"] for r in runs.values())
+    spread["compressed_random_k1_accuracy"] = span(r["study"]["compressed"]["random_k1"]["accuracy"] for r in runs.values())
+    for what in ("positions", "labels"):
+        for key in ("follows_label", "follows_position"):
+            spread[f"swap_{what}_{key}"] = span(r["study"]["position_or_label"][what][key] for r in runs.values())
+    for row in runs["0"]["study"]["mutations"]:
+        for key in ("accuracy", "loss"):
+            spread[f"mutation {row} {key}"] = span(r["study"]["mutations"][row][key] for r in runs.values())
+    return spread
+
+
+def mc_seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
+    """Train NAME's multiple-choice recipe with other seeds (model init, relation and data) and run
+    `correct_letter.study` on the final model and `correct_letter.proto_heads` on the history of
+    each, with the shipped model as seed 0; written to zoo_weights/studies/NAME.seeds.json with the
+    seeds' spread (notebook 08's thresholds come from it). Resumable."""
+    from course_utils.correct_letter import proto_heads, study
+
+    validate.one_of(name, sorted(RECIPES), "name", "the recipes")
+    recipe = RECIPES[name]
+    if not isinstance(recipe.language, MultipleChoice):
+        mc = [n for n, r in RECIPES.items() if isinstance(r.language, MultipleChoice)]
+        raise ValueError(f"name must be a recipe of multiple-choice questions: one of {mc}, got {name!r}")
+    runs = {"0": {"study": study(load(name), recipe.language), "proto": proto_heads(zoo.history(name), recipe.language)}}
+    for seed in seeds:
+        cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
+        _train_from(cfg, language, recipe.train, ckpt_dir, progress)
+        hist = _history_from(ckpt_dir, cfg)
+        runs[str(seed)] = {"study": study(hist[max(hist)], language), "proto": proto_heads(hist, language)}
+    result = {"name": name, "seeds": [int(s) for s in runs], "runs": runs, "spread": _mc_spread(runs)}
     out = zoo.ZOO_DIR / "studies" / f"{name}.seeds.json"
     out.parent.mkdir(exist_ok=True)
     write_json(out, result)

@@ -26,12 +26,15 @@ import torch
 import course_utils
 from course_utils import (ablation, bridge, checks, clamping, data, icl_classification, lens, metrics, model,
                           numerics, patching, train, validate, viz, zoo)
+from course_utils import correct_letter as cl
 from course_utils import function_vectors as fv
 from course_utils import modular_addition as ma
+from course_utils import multiple_choice as mcq
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
 from course_utils.icl_tasks import ICLTasks
 from course_utils.model import Config, Transformer
+from course_utils.multiple_choice import MultipleChoice
 from course_utils.train import TrainConfig
 from maintainer import colab_cell as colab
 from maintainer import zoo_build
@@ -160,6 +163,26 @@ def icl() -> ICLTasks:
 def icl_model() -> Transformer:
     """icl_model() with icl()'s vocabulary: its prompts (at most 7 positions) fit n_ctx=8."""
     return Transformer(Config(d_vocab=icl().d_vocab, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True))
+
+
+@cache
+def mc() -> MultipleChoice:
+    """Small multiple-choice questions: d_vocab 44, at most 4 options (12 positions)."""
+    return MultipleChoice(n_questions=8, max_options=4)
+
+
+@cache
+def mc_model() -> Transformer:
+    return Transformer(Config(d_vocab=mc().d_vocab, n_ctx=mc().n_ctx, d_model=16, n_heads=2, n_layers=1))
+
+
+@cache
+def mcq_questions():
+    return mc().questions(4)  # tokens [4, 11]
+
+
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
 
 
 @cache
@@ -1537,6 +1560,205 @@ CASES: list[Case] = [
     C("train.train", "batches give answers per position",
       lambda: train.train(Transformer(Config(**TINY)), lambda s: (tokens(2, 4), tokens(2, 4)), TrainConfig(steps=1), progress=False),
       ValueError, r"answers must have shape \[batch\] = \[2\]"),
+    # -- multiple_choice (notebook 08) --
+    C("multiple_choice.MultipleChoice", "labels unknown", lambda: MultipleChoice(labels="random"), ValueError,
+      r"labels must be one of the label regimes \('fixed', 'randomised'\), got 'random'"),
+    C("multiple_choice.MultipleChoice", "labels a bool", lambda: MultipleChoice(labels=True), TypeError,
+      r"labels must be one of the label regimes \('fixed', 'randomised'\), got bool True"),
+    C("multiple_choice.MultipleChoice", "n_questions 3", lambda: MultipleChoice(n_questions=3), ValueError,
+      r"n_questions must be an int >= 4 .*got 3"),
+    C("multiple_choice.MultipleChoice", "one option", lambda: MultipleChoice(n_options=1), ValueError,
+      r"n_options must be an int in \[2, 16\] .*got 1"),
+    C("multiple_choice.MultipleChoice", "max_options below n_options", lambda: MultipleChoice(max_options=3), ValueError,
+      r"max_options must be an int in \[4, 16\] .*got 3"),
+    C("multiple_choice.MultipleChoice", "seed a string", lambda: MultipleChoice(seed="0"), TypeError, r"seed must be an int, got '0'"),
+    C("multiple_choice.MultipleChoice", "from_dict unknown field", lambda: MultipleChoice.from_dict({"n_question": 8}), ValueError,
+      r"unknown MultipleChoice fields \['n_question'\]; known: \[.*'n_questions'"),
+    C("multiple_choice.MultipleChoice", "from_dict a list", lambda: MultipleChoice.from_dict([8]), TypeError,
+      r"d must be a dict of MultipleChoice fields, got list"),
+    C("multiple_choice.MultipleChoice", "batch of size 0", lambda: mc().batch(0, 0), ValueError, r"size must be a positive int, got 0"),
+    C("multiple_choice.MultipleChoice", "batch step a float", lambda: mc().batch(1.0, 4), TypeError, r"step must be an int, got 1\.0"),
+    C("multiple_choice.MultipleChoice", "questions with an unknown mutation", lambda: mc().questions(4, labels="numbers"), ValueError,
+      r"labels must be one of the label mutations \('fixed', 'shuffled', 'random'\), got 'numbers'"),
+    C("multiple_choice.MultipleChoice", "questions with more options than the context", lambda: mc().questions(4, n_options=5), ValueError,
+      r"n_options must be an int in \[2, 4\] \(the context holds max_options options\), got 5"),
+    C("multiple_choice.MultipleChoice", "correct_at past the options", lambda: mc().questions(4, correct_at=4), ValueError,
+      r"correct_at must be an int in \[0, 3\] \(a slot of the options\), got 4"),
+    C("multiple_choice.MultipleChoice", "answer_of float indices", lambda: mc().answer_of(floats(3)), TypeError,
+      r"q must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("multiple_choice.MultipleChoice", "answer_of an index past the questions", lambda: mc().answer_of(tokens(3, fill=8)), ValueError,
+      r"q contains id 8, outside the question indices \[0, 8\)"),
+    C("multiple_choice.MultipleChoice", "to_str of a batch", lambda: mc().to_str(tokens(2, 5)), ValueError,
+      r"tokens must have shape \[pos\], got shape \(2, 5\)"),
+    C("multiple_choice.MultipleChoice", "with_labels of another shape", lambda: mc().with_labels(mc().questions(2), tokens(2, 3)), ValueError,
+      r"letters must have shape \[batch, option\] = \[2, 4\], got shape \(2, 3\)"),
+    C("multiple_choice.MultipleChoice", "with_labels past Z", lambda: mc().with_labels(mc().questions(2), tokens(2, 4, fill=26)), ValueError,
+      r"letters contains id 26, outside the alphabet \[0, 26\)"),
+    C("multiple_choice.MultipleChoice", "letter 26", lambda: mc().letter(26), ValueError, r"i must be an int in \[0, 25\] \(the alphabet\), got 26"),
+    C("multiple_choice.option_positions", "n_options 0", lambda: mcq.option_positions(0), ValueError, r"n_options must be a positive int, got 0"),
+    C("multiple_choice.option_positions", "n_options a float", lambda: mcq.option_positions(4.0), TypeError, r"n_options must be a positive int, got 4\.0"),
+    C("multiple_choice.label_positions", "n_options -1", lambda: mcq.label_positions(-1), ValueError, r"n_options must be a positive int, got -1"),
+    C("multiple_choice.label_positions", "n_options a string", lambda: mcq.label_positions("4"), TypeError, r"n_options must be a positive int, got '4'"),
+    C("multiple_choice.mutated_labels", "kind unknown", lambda: mcq.mutated_labels("numbers", 4, 4, gen()), ValueError,
+      r"kind must be one of the label mutations \('fixed', 'shuffled', 'random'\), got 'numbers'"),
+    C("multiple_choice.mutated_labels", "more options than letters", lambda: mcq.mutated_labels("random", 4, 27, gen()), ValueError,
+      r"n_options must be an int in \[1, 26\] \(one letter per option\), got 27"),
+    C("multiple_choice.mutated_labels", "gen a seed", lambda: mcq.mutated_labels("random", 4, 4, 0), TypeError,
+      r"gen must be a torch\.Generator, got int"),
+    C("multiple_choice.mutated_labels", "size 0", lambda: mcq.mutated_labels("fixed", 0, 4, gen()), ValueError, r"size must be a positive int, got 0"),
+    C("multiple_choice.answer_logits", "model a string", lambda: mcq.answer_logits("gpt2", mc().questions(2)), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("multiple_choice.answer_logits", "questions a tensor", lambda: mcq.answer_logits(mc_model(), tokens(2, 11)), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("multiple_choice.answer_logits", "questions of a larger vocabulary", lambda: mcq.answer_logits(tiny(), mc().questions(2)), ValueError,
+      r"questions\.tokens has 11 positions but the model's context is n_ctx=8"),
+    C("multiple_choice.accuracy_and_loss", "model a string", lambda: mcq.accuracy_and_loss("gpt2", mc().questions(2)), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("multiple_choice.accuracy_and_loss", "questions a tensor", lambda: mcq.accuracy_and_loss(mc_model(), tokens(2, 11)), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("multiple_choice.accuracy_and_loss", "questions from a larger vocabulary", lambda: mcq.accuracy_and_loss(mc_model(), MultipleChoice(max_options=4).questions(2)),
+      ValueError, r"questions\.tokens contains id \d+, outside the vocabulary \[0, 44\)"),
+    C("multiple_choice.mutations", "mc a dict", lambda: mcq.mutations({"labels": "fixed"}), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got dict"),
+    C("multiple_choice.mutations", "mc an ICLTasks", lambda: mcq.mutations(icl()), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got ICLTasks"),
+    C("multiple_choice.mutations", "mc None", lambda: mcq.mutations(None), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got NoneType"),
+    C("multiple_choice.mutation_table", "size 0", lambda: mcq.mutation_table(mc_model(), mc(), size=0), ValueError, r"size must be a positive int, got 0"),
+    C("multiple_choice.mutation_table", "mc a string", lambda: mcq.mutation_table(mc_model(), "fixed"), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got str"),
+    C("multiple_choice.mutation_table", "no room for one option more", lambda: mcq.mutation_table(mc_model(), mc(), size=2), ValueError,
+      r"n_options must be an int in \[2, 4\] \(the context holds max_options options\), got 5"),
+    C("train.train", "loss_positions an int", lambda: train.train(tiny(), lambda s: tokens(2, 4), TrainConfig(), loss_positions=-1),
+      TypeError, r"loss_positions must be None or a non-empty list of ints, got -1"),
+    C("zoo.evaluate_mc", "model a name", lambda: zoo.evaluate_mc("mc_fixed", mc()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("zoo.evaluate_mc", "language an ICLTasks", lambda: zoo.evaluate_mc(mc_model(), icl()), TypeError,
+      r"language must be a course_utils\.multiple_choice\.MultipleChoice, got ICLTasks"),
+    C("zoo.evaluate_mc", "size 0", lambda: zoo.evaluate_mc(mc_model(), mc(), size=0), ValueError, r"size must be a positive int, got 0"),
+
+    # -- correct_letter (notebook 08) --
+    C("correct_letter.correct_letter_score", "pattern of one layer per head", lambda: cl.correct_letter_score(floats(2, 11, 11), tokens(2)), ValueError,
+      r"pattern must have shape \[batch, head_index, query_pos, key_pos\], got shape \(2, 11, 11\)"),
+    C("correct_letter.correct_letter_score", "correct of another batch", lambda: cl.correct_letter_score(floats(2, 2, 11, 11), tokens(3)), ValueError,
+      r"correct must have shape \[batch\] = \[2\] \(one slot per question\), got shape \(3,\)"),
+    C("correct_letter.correct_letter_score", "correct past the options", lambda: cl.correct_letter_score(floats(2, 2, 11, 11), tokens(2, fill=4)), ValueError,
+      r"correct contains id 4, outside the option slots \[0, 4\)"),
+    C("correct_letter.correct_letter_score", "float correct", lambda: cl.correct_letter_score(floats(2, 2, 11, 11), floats(2)), TypeError,
+      r"correct must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("correct_letter.correct_option_score", "pattern a list", lambda: cl.correct_option_score([[0.5]], tokens(2)), TypeError,
+      r"pattern must be a torch\.Tensor \[batch, head_index, query_pos, key_pos\], got list"),
+    C("correct_letter.correct_option_score", "integer pattern", lambda: cl.correct_option_score(tokens(2, 2, 11, 11), tokens(2)), TypeError,
+      r"pattern must be a floating-point tensor, got dtype torch\.int64"),
+    C("correct_letter.correct_option_score", "correct of another batch", lambda: cl.correct_option_score(floats(2, 2, 11, 11), tokens(1)), ValueError,
+      r"correct must have shape \[batch\] = \[2\]"),
+    C("correct_letter.head_scores", "model a string", lambda: cl.head_scores("gpt2", mcq_questions()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("correct_letter.head_scores", "questions a tensor", lambda: cl.head_scores(mc_model(), tokens(2, 11)), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("correct_letter.head_scores", "questions too long for the model", lambda: cl.head_scores(tiny(), mcq_questions()), ValueError,
+      r"questions\.tokens has 11 positions but the model's context is n_ctx=8"),
+    C("correct_letter.ablated_accuracy", "head out of range", lambda: cl.ablated_accuracy(mc_model(), mcq_questions(), (0, 5)), ValueError,
+      r"heads: head must be an int in \[0, 1\] \(a layer has 2 heads\), got 5"),
+    C("correct_letter.ablated_accuracy", "questions a tensor", lambda: cl.ablated_accuracy(mc_model(), tokens(2, 11), (0, 0)), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("correct_letter.ablated_accuracy", "heads a string", lambda: cl.ablated_accuracy(mc_model(), mcq_questions(), "0.1"), ValueError,
+      r"heads must be \(layer, head\) pairs, got \('0',\)"),
+    C("correct_letter.head_label_logits", "labels of another batch", lambda: cl.head_label_logits(mc_model(), mcq_questions().tokens, tokens(2, 4), 0, 0),
+      ValueError, r"labels must have shape \[batch, option\] with batch = 4, got shape \(2, 4\)"),
+    C("correct_letter.head_label_logits", "labels past the vocabulary", lambda: cl.head_label_logits(mc_model(), mcq_questions().tokens, tokens(4, 4, fill=44), 0, 0),
+      ValueError, r"labels contains id 44, outside the vocabulary \[0, 44\)"),
+    C("correct_letter.head_label_logits", "layer out of range", lambda: cl.head_label_logits(mc_model(), mcq_questions().tokens, tokens(4, 4), 1, 0),
+      ValueError, r"layer must be an int in \[0, 0\] \(the model has 1 layers\), got 1"),
+    C("correct_letter.ov_label_accuracy", "head a float", lambda: cl.ov_label_accuracy(mc_model(), mcq_questions(), 0, 1.0), TypeError,
+      r"head must be an int in \[0, 1\] \(a layer has 2 heads\), got 1\.0"),
+    C("correct_letter.ov_label_accuracy", "questions a tensor", lambda: cl.ov_label_accuracy(mc_model(), tokens(2, 11), 0, 0), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("correct_letter.ov_label_accuracy", "model a string", lambda: cl.ov_label_accuracy("gpt2", mcq_questions(), 0, 0), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("correct_letter.top_directions", "k larger than d_head", lambda: cl.top_directions(floats(10, 4), 5), ValueError,
+      r"k must be an int in \[1, 4\] \(at most d_head directions\), got 5"),
+    C("correct_letter.top_directions", "NaN vectors", lambda: cl.top_directions(torch.full((3, 4), float("nan")), 1), ValueError,
+      r"vectors contains NaN or inf"),
+    C("correct_letter.top_directions", "vectors [d_head]", lambda: cl.top_directions(floats(4), 1), ValueError,
+      r"vectors must have shape \[n, d_head\], got shape \(4,\)"),
+    C("correct_letter.compress", "k 0", lambda: cl.compress(floats(10, 4), 0), ValueError, r"k must be an int in \[1, 4\]"),
+    C("correct_letter.compress", "integer vectors", lambda: cl.compress(tokens(10, 4), 1), TypeError,
+      r"vectors must be a floating-point tensor, got dtype torch\.int64"),
+    C("correct_letter.compress", "vectors a list", lambda: cl.compress([[1.0, 2.0]], 1), TypeError,
+      r"vectors must be a torch\.Tensor \[n, d_head\], got list"),
+    C("correct_letter.project", "basis of another width", lambda: cl.project(floats(5, 4), floats(2, 3)), ValueError,
+      r"basis must have shape \[k, d_head\] = \[k, 4\], got shape \(2, 3\)"),
+    C("correct_letter.project", "basis one vector", lambda: cl.project(floats(5, 4), floats(4)), ValueError,
+      r"basis must have shape \[k, d_head\], got shape \(4,\)"),
+    C("correct_letter.project", "vectors a list", lambda: cl.project([1.0], floats(1, 4)), TypeError,
+      r"vectors must be a torch\.Tensor"),
+    C("correct_letter.queries_and_keys", "keys_at unknown", lambda: cl.queries_and_keys(mc_model(), mcq_questions(), 0, 0, "query"), ValueError,
+      r"keys_at must be one of \('label', 'option'\), got 'query'"),
+    C("correct_letter.queries_and_keys", "head out of range", lambda: cl.queries_and_keys(mc_model(), mcq_questions(), 0, 2), ValueError,
+      r"head must be an int in \[0, 1\]"),
+    C("correct_letter.queries_and_keys", "questions a tensor", lambda: cl.queries_and_keys(mc_model(), tokens(2, 11), 0, 0), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("correct_letter.compressed_qk_accuracy", "k 0", lambda: cl.compressed_qk_accuracy(mc_model(), mcq_questions(), (0, 0), 0), ValueError,
+      r"k must be a positive int, got 0"),
+    C("correct_letter.compressed_qk_accuracy", "control_seed a string", lambda: cl.compressed_qk_accuracy(mc_model(), mcq_questions(), (0, 0), 1, control_seed="1"),
+      TypeError, r"control_seed must be an int, got '1'"),
+    C("correct_letter.compressed_qk_accuracy", "squeeze not a function", lambda: cl.compressed_qk_accuracy(mc_model(), mcq_questions(), (0, 0), 1, squeeze=3), TypeError,
+      r"squeeze must be a function \(vectors \[n, d_head\], k\) -> \[n, d_head\], got int"),
+    C("correct_letter.compressed_qk_accuracy", "a head of layer 3", lambda: cl.compressed_qk_accuracy(mc_model(), mcq_questions(), (3, 0), 1), ValueError,
+      r"heads: layer must be an int in \[0, 0\]"),
+    C("correct_letter.swapped_positions", "other of another batch", lambda: cl.swapped_positions(tokens(3), tokens(2), 4), ValueError,
+      r"other must have shape \[batch\] = \[3\], got shape \(2,\)"),
+    C("correct_letter.swapped_positions", "correct past the options", lambda: cl.swapped_positions(tokens(3, fill=4), tokens(3), 4), ValueError,
+      r"correct contains id 4, outside the option slots \[0, 4\)"),
+    C("correct_letter.swapped_positions", "n_options 0", lambda: cl.swapped_positions(tokens(3), tokens(3), 0), ValueError,
+      r"n_options must be a positive int, got 0"),
+    C("correct_letter.logits_at_positions", "positions of another shape", lambda: cl.logits_at_positions(tiny(), tokens(2, 4), tokens(2, 3)), ValueError,
+      r"positions must have shape \[batch, pos\] \(one position per token\) = \[2, 4\], got shape \(2, 3\)"),
+    C("correct_letter.logits_at_positions", "positions past the context", lambda: cl.logits_at_positions(tiny(), tokens(2, 4), tokens(2, 4, fill=8)), ValueError,
+      r"positions contains id 8, outside the model's positions \[0, 8\)"),
+    C("correct_letter.logits_at_positions", "float positions", lambda: cl.logits_at_positions(tiny(), tokens(2, 4), floats(2, 4)), TypeError,
+      r"positions must be an integer tensor \(torch\.long\), got dtype torch\.float32"),
+    C("correct_letter.swapped", "what unknown", lambda: cl.swapped(mcq_questions(), tokens(4), "tokens"), ValueError,
+      r"what must be one of \('positions', 'labels'\), got 'tokens'"),
+    C("correct_letter.swapped", "other the correct slot", lambda: cl.swapped(mcq_questions(), mcq_questions().correct.clone(), "labels"), ValueError,
+      r"other must give, for each question, a slot other than the correct one"),
+    C("correct_letter.swapped", "questions a tensor", lambda: cl.swapped(tokens(2, 11), tokens(2), "labels"), TypeError,
+      r"questions must be a course_utils\.multiple_choice\.Questions, got Tensor"),
+    C("correct_letter.position_or_label", "what unknown", lambda: cl.position_or_label(mc_model(), mcq_questions(), "slots"), ValueError,
+      r"what must be one of \('positions', 'labels'\), got 'slots'"),
+    C("correct_letter.position_or_label", "seed a float", lambda: cl.position_or_label(mc_model(), mcq_questions(), "labels", 1.5), TypeError,
+      r"seed must be an int, got 1\.5"),
+    C("correct_letter.position_or_label", "model a string", lambda: cl.position_or_label("gpt2", mcq_questions(), "labels"), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("correct_letter.letter_preference", "mc a string", lambda: cl.letter_preference(mc_model(), "fixed"), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got str"),
+    C("correct_letter.letter_preference", "size 0", lambda: cl.letter_preference(mc_model(), mc(), size=0), ValueError,
+      r"size must be a positive int, got 0"),
+    C("correct_letter.letter_preference", "model a string", lambda: cl.letter_preference("gpt2", mc()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("correct_letter.letter_peak", "one head", lambda: cl.letter_peak(floats(26)), ValueError,
+      r"preference must have shape \[layer, head_index, letter\], got shape \(26,\)"),
+    C("correct_letter.letter_peak", "integers", lambda: cl.letter_peak(tokens(2, 2, 26)), TypeError,
+      r"preference must be a floating-point tensor, got dtype torch\.int64"),
+    C("correct_letter.letter_peak", "a list", lambda: cl.letter_peak([[[0.5]]]), TypeError,
+      r"preference must be a torch\.Tensor \[layer, head_index, letter\], got list"),
+    C("correct_letter.proto_heads", "history a list", lambda: cl.proto_heads([mc_model()], mc()), TypeError,
+      r"history must be a non-empty dict \{step: model\}, got list"),
+    C("correct_letter.proto_heads", "history empty", lambda: cl.proto_heads({}, mc()), TypeError,
+      r"history must be a non-empty dict \{step: model\}, got dict"),
+    C("correct_letter.proto_heads", "mc a string", lambda: cl.proto_heads({0: mc_model()}, "fixed"), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got str"),
+    C("correct_letter.study", "mc an ICLTasks", lambda: cl.study(mc_model(), icl()), TypeError,
+      r"mc must be a course_utils\.multiple_choice\.MultipleChoice, got ICLTasks"),
+    C("correct_letter.study", "model a string", lambda: cl.study("gpt2", mc()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("correct_letter.study", "questions too long for the model", lambda: cl.study(tiny(), mc()), ValueError,
+      r"questions\.tokens has 11 positions but the model's context is n_ctx=8"),
+    C("zoo_build.mc_seed_study", "unknown name", lambda: zoo_build.mc_seed_study("gpt5", [1], files()["root"]), ValueError,
+      r"name must be one of the recipes .*got 'gpt5'"),
+    C("zoo_build.mc_seed_study", "a recipe of another kind", lambda: zoo_build.mc_seed_study("attn_only_2l", [1], files()["root"]), ValueError,
+      r"name must be a recipe of multiple-choice questions: one of \['mc_fixed', 'mc_random'\], got 'attn_only_2l'"),
 
     # ==== issue 16: results that looked plausible and were wrong ==================================
     # -- a cache from another model (wider: d_model 32, 4 heads of d_head 8; deeper: 3 layers) --
@@ -1772,6 +1994,7 @@ EXEMPT = {
     "viz.CircuitsVisView",  # what attention_heads and colored_tokens return; never built from user input
     "viz.reset_views",  # takes no input
     "icl_tasks.Prompts",  # a record of three tensors returned by ICLTasks.prompts; never built from user input
+    "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
 }
 
 
