@@ -1560,6 +1560,10 @@ CASES: list[Case] = [
     C("train.train", "batches give answers per position",
       lambda: train.train(Transformer(Config(**TINY)), lambda s: (tokens(2, 4), tokens(2, 4)), TrainConfig(steps=1), progress=False),
       ValueError, r"answers must have shape \[batch\] = \[2\]"),
+    C("train.train", "loss_positions with (tokens, answers) batches",
+      lambda: train.train(Transformer(Config(**TINY)), lambda s: (tokens(2, 4), tokens(2)), TrainConfig(steps=1), progress=False,
+                          loss_positions=[-1]),
+      ValueError, r"loss_positions applies to token batches; a pair \(tokens, answers\) is already trained on its answers only"),
     # -- multiple_choice (notebook 08) --
     C("multiple_choice.MultipleChoice", "labels unknown", lambda: MultipleChoice(labels="random"), ValueError,
       r"labels must be one of the label regimes \('fixed', 'randomised'\), got 'random'"),
