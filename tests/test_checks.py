@@ -840,6 +840,66 @@ def _formation(steps, scores, threshold, stay=True, index=False, never="nan", st
 
 # ---- right answers: each check passes them (besides the reference) ---------------------------------------
 
+# -- notebook 08 --
+
+
+def _cls(pattern, correct, key_offset=3, query=-1, reduce="mean", transpose=False):
+    """correct_letter_score as a learner would write it: the last row, at 3 + 2 * correct."""
+    keys = key_offset + 2 * correct
+    rows = torch.arange(len(correct))
+    picked = pattern[rows, :, keys, query] if transpose else pattern[rows, :, query, keys]
+    return picked.mean(0) if reduce == "mean" else picked.sum(0) if reduce == "sum" else picked
+
+
+def _labels(kind, size, n, gen, replace=False, pool=26, use_gen=True, sort=False):
+    """mutated_labels as a learner would write it."""
+    if kind == "fixed":
+        return torch.arange(n).repeat(size, 1)
+    if kind == "shuffled":
+        pool = n
+    if replace:
+        return torch.randint(0, pool, (size, n), generator=gen)
+    rand = torch.rand(size, pool, generator=gen) if use_gen else torch.rand(size, pool)
+    out = rand.argsort(-1)[:, :n]
+    return out.sort(-1).values if sort else out
+
+
+def _label_logits(model, tokens, labels, layer, head, scale=True, centre=True):
+    _, cache = model.run_with_cache(tokens)
+    out = cache[f"blocks.{layer}.attn.hook_z"][:, -1, head] @ model.W_O[layer, head]
+    if centre:
+        out = out - out.mean(-1, keepdim=True)
+    if scale:
+        out = out / cache["ln_final.hook_scale"][:, -1]
+    return (out * model.ln_final.w @ model.W_U).gather(1, labels)
+
+
+def _compress(vectors, k, centre=False, last=False):
+    x = vectors - vectors.mean(0) if centre else vectors
+    _, _, Vh = torch.linalg.svd(x, full_matrices=False)
+    V = Vh[-k:] if last else Vh[:k]
+    return x @ V.T @ V
+
+
+def _swap(correct, other, n, parts=(0, 1)):
+    b = len(correct)
+    pos = torch.arange(2 * n + 3).repeat(b, 1)
+    for i in range(b):
+        for off in parts:
+            a, c = 2 + 2 * int(correct[i]) + off, 2 + 2 * int(other[i]) + off
+            pos[i, a], pos[i, c] = c, a
+    return pos
+
+
+def _at_positions(model, tokens, positions, add=False, first_row=False, last=True):
+    def hook(pos_embed, hook):
+        moved = model.W_pos[positions[0]].expand_as(pos_embed) if first_row else model.W_pos[positions]
+        return pos_embed + moved if add else moved
+
+    logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", hook)])
+    return logits[:, -1] if last else logits
+
+
 RIGHT = {
     "embed": [lambda t, W_E: W_E[t], lambda t, W_E: F.one_hot(t, W_E.shape[0]).float() @ W_E],
     "pos_embed": [lambda t, W_pos: W_pos[: t.shape[1]].expand(t.shape[0], -1, -1),
@@ -918,6 +978,13 @@ RIGHT = {
         :, :, -1][..., k].sum(-1).mean(0) for l in range(m.cfg.n_layers)])],
     "answer_shares": [_answer_shares, lambda m, t, a, v, layer: torch.stack([
         (_with_vector(m, t, x, layer).argmax(-1)[None] == a).float().mean(1) for x in v])],
+    "correct_letter_score": [_cls],
+    "mutated_labels": [_labels],
+    "head_label_logits": [_label_logits],
+    "compress": [_compress, lambda v, k: v @ torch.linalg.svd(v).Vh[:k].T @ torch.linalg.svd(v).Vh[:k]],
+    "swapped_positions": [_swap],
+    "logits_at_positions": [_at_positions],
+    "letter_peak": [lambda p: p.max(-1).values - p.mean(-1), lambda p: p.amax(dim=2) - p.sum(2) / p.shape[2]],
 }
 
 
@@ -1491,6 +1558,52 @@ WRONG = {
         ("all vectors at once", lambda *a: _answer_shares(*a, all_at_once=True), "every vector at once"),
         ("left a hook", lambda *a: _answer_shares(*a, leave_hook=True), "left a hook on the model"),
     ],
+    "correct_letter_score": [
+        ("the option", lambda p, c: _cls(p, c, key_offset=2), "the correct option's position, not its label"),
+        ("first query", lambda p, c: _cls(p, c, query=0), "your scores are all 0: you read the first query row"),
+        ("summed", lambda p, c: _cls(p, c, reduce="sum"), "summed over the questions"),
+        ("per question", lambda p, c: _cls(p, c, reduce=None), "kept one score per question"),
+        ("from the label", lambda p, c: _cls(p, c, transpose=True), "FROM the label TO the last position"),
+    ],
+    "mutated_labels": [
+        ("with replacement", lambda k, s, n, g: _labels(k, s, n, g, replace=True), "the same letter twice"),
+        ("random from the first letters", lambda k, s, n, g: _labels(k, s, n, g, pool=n), "that is 'shuffled'"),
+        ("global generator", lambda k, s, n, g: _labels(k, s, n, g, use_gen=False), "generator=gen"),
+        ("alphabetical", lambda k, s, n, g: _labels(k, s, n, g, sort=True), "alphabetical order|every question got the same labels"),
+        ("one order for all", lambda k, s, n, g: _labels(k, 1, n, g).expand(s, -1).clone(), "every question got the same labels"),
+        ("floats", lambda k, s, n, g: _labels(k, s, n, g).float(), "expected dtype torch.int64"),
+    ],
+    "head_label_logits": [
+        ("no scale", lambda *a: _label_logits(*a, scale=False), "divide by the final LayerNorm's scale"),
+        ("not centred", lambda *a: _label_logits(*a, centre=False), "did not centre"),
+        ("all labels", lambda m, t, lab, l, h: _label_logits(m, t, lab[:1].expand_as(lab), l, h), "labels of the first question in every question"),
+        ("every token", lambda m, t, lab, l, h: _label_logits(m, t, torch.arange(m.cfg.d_vocab).expand(len(t), -1), l, h),
+         r"expected shape \(\d+, \d\) \[batch, option\]"),
+    ],
+    "compress": [
+        ("centred", lambda v, k: _compress(v, k, centre=True), "centred the vectors"),
+        ("smallest", lambda v, k: _compress(v, k, last=True), "SMALLEST singular values"),
+        ("coordinates", lambda v, k: v @ torch.linalg.svd(v, full_matrices=False).Vh[:k].T, r"coordinates in the k directions"),
+        ("k + 1", lambda v, k: _compress(v, k + 1), "k \\+ 1 directions"),
+    ],
+    "swapped_positions": [
+        ("options only", lambda c, o, n: _swap(c, o, n, parts=(0,)), "swapped the options' positions but not their labels"),
+        ("labels only", lambda c, o, n: _swap(c, o, n, parts=(1,)), "swapped the labels' positions but not their options"),
+        ("label, next option", lambda c, o, n: _swap(c, o, n, parts=(1, 2)), r"your pairs are \(label, next option\)"),
+        ("unswapped", lambda c, o, n: torch.arange(2 * n + 3).repeat(len(c), 1), "positions of the unswapped question"),
+    ],
+    "logits_at_positions": [
+        ("added", lambda m, t, p: _at_positions(m, t, p, add=True), "added the moved embedding"),
+        ("first row", lambda m, t, p: _at_positions(m, t, p, first_row=True), "first question's positions"),
+        ("every position", lambda m, t, p: _at_positions(m, t, p, last=False), "logits at every position"),
+        ("moved tokens", lambda m, t, p: m(t.gather(1, p))[:, -1], r"moved the tokens"),
+    ],
+    "letter_peak": [
+        ("max only", lambda p: p.max(-1).values, "largest attention alone"),
+        ("max - min", lambda p: p.max(-1).values - p.min(-1).values, "subtracted the smallest"),
+        ("argmax", lambda p: p.argmax(-1), "which letter is the peak|expected dtype torch.float32"),
+        ("mean of everything", lambda p: p.max(-1).values - p.mean(), "mean over every head and letter"),
+    ],
 }
 
 WRONG_CASES = [(name, what, fn, match) for name, cases in WRONG.items() for what, fn, match in cases]
@@ -1558,7 +1671,7 @@ def _changing_first_tensor(name):
     return fn
 
 
-INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer"}  # token ids and row numbers: torch.long, never a gradient
+INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer", "mutated_labels", "swapped_positions"}  # token ids and row numbers: torch.long, never a gradient
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -1571,7 +1684,7 @@ def test_a_float64_answer_gets_a_dtype_message(name):
 
 # (no tensor among the inputs of these: a cache, a model, a lens to train, a list of positions)
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid",
-                                                               "lens_top_tokens", "fit_tuned_lens")])
+                                                               "lens_top_tokens", "fit_tuned_lens", "mutated_labels")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))
