@@ -10,13 +10,13 @@ if it did not, so the rest of the notebook runs either way.
 
 - `framework`: calling your function safely and comparing its answer (shared by every check);
 - `fixtures`: the inputs the checks try (small models, patterns, token batches);
-- `nb01_build_a_transformer` ... `nb07_function_vectors`: each notebook's checks.
+- `nb01_build_a_transformer` ... `nb10_grokking`: each notebook's checks.
 """
 
 from __future__ import annotations
 
 from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb04_ablation_and_clamping,
-               nb05_logit_lens, nb06_activation_patching, nb07_function_vectors)
+               nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb10_grokking)
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -40,6 +40,8 @@ from .nb06_activation_patching import (check_causal_trace, check_correct_logprob
 from .nb07_function_vectors import (check_answer_shares, check_attention_to, check_indirect_effect,
                                     check_indirect_effects, check_layer_sweep, check_logits_with_vector,
                                     check_mean_head_outputs, check_top_heads_vector)
+from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_basis, check_grokking_phases,
+                            check_key_frequencies, check_restricted_logits, check_train_test_split)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -51,6 +53,7 @@ REFERENCES = {
     **nb05_logit_lens.REFERENCES,
     **nb06_activation_patching.REFERENCES,
     **nb07_function_vectors.REFERENCES,
+    **nb10_grokking.REFERENCES,
 }
 
 
@@ -84,4 +87,6 @@ __all__ = [
     "check_patch_heads", "check_patch_k_path", "check_noised_logprob", "check_causal_trace",
     "check_mean_head_outputs", "check_indirect_effect", "check_indirect_effects", "check_logits_with_vector",
     "check_top_heads_vector", "check_layer_sweep", "check_attention_to", "check_answer_shares",
+    "check_train_test_split", "check_fourier_basis", "check_key_frequencies", "check_restricted_logits",
+    "check_excluded_logits", "check_grokking_phases", "check_cos_fit",
 ]
