@@ -898,6 +898,111 @@ def _at_positions(model, tokens, positions, add=False, first_row=False, last=Tru
 
     logits = model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", hook)])
     return logits[:, -1] if last else logits
+# ---- notebook 10: grokking, as a learner would write it ---------------------------------------------------
+
+
+def _split(p, train_fraction, seed, swap=False, cut=round, sort=False, seeded=True, of_p=False):
+    gen = torch.Generator().manual_seed(seed) if seeded else None
+    order = torch.randperm(p * p, generator=gen)
+    n = cut(train_fraction * (p if of_p else p * p))
+    train, test = order[:n], order[n:]
+    if sort:
+        train, test = train.sort().values, test.sort().values
+    return (test, train) if swap else (train, test)
+
+
+def _basis(p, norm="each", swap=False, two_pi=True, transpose=False):
+    x = torch.arange(p).float()
+    rows = [torch.ones(p)]
+    for k in range(1, (p - 1) // 2 + 1):
+        w = (2 * torch.pi if two_pi else 1.0) * k / p
+        pair = [torch.cos(w * x), torch.sin(w * x)]
+        rows += pair[::-1] if swap else pair
+    basis = torch.stack(rows)
+    if norm == "each":
+        basis = basis / basis.norm(dim=1, keepdim=True)
+    elif norm == "sqrt p":
+        basis = basis / p ** 0.5
+    return basis.T if transpose else basis
+
+
+def _key_freqs(W, share, zero_based=False, constant=False, plain=False, ascending=False, early=False):
+    p = W.shape[0]
+    coeffs = _basis(p) @ W
+    if plain:
+        per_row = coeffs.norm(dim=-1)
+    else:
+        per_row = (coeffs ** 2).sum(-1)
+    norms = per_row[1:].reshape(-1, 2).sum(-1)
+    if constant:
+        norms = torch.cat([per_row[:1], norms])
+    order = torch.argsort(norms, descending=True)
+    total, chosen = 0.0, []
+    for i in order.tolist():
+        if early and total + norms[i] >= share * norms.sum():
+            break
+        chosen.append(i)
+        total += norms[i]
+        if total >= share * norms.sum():
+            break
+    keys = torch.tensor(chosen) + (0 if zero_based or constant else 1)
+    return keys.sort().values if ascending else keys
+
+
+def _waves_ab(p, keys, cos_only=False, minus=False, unit=True):
+    a, b = torch.arange(p)[:, None], torch.arange(p)[None, :]
+    s = (a - b) if minus else (a + b)
+    waves = []
+    for k in keys.tolist():
+        for f in ((torch.cos,) if cos_only else (torch.cos, torch.sin)):
+            wave = f(2 * torch.pi * k / p * s.float())
+            waves.append(wave / wave.norm() if unit else wave)
+    return waves
+
+
+def _restricted(logits, keys, mean=True, cos_only=False, minus=False, unit=True, mean_over_c=False):
+    out = logits.mean(dim=-1, keepdim=True) if mean_over_c else (logits.mean(dim=(0, 1), keepdim=True) if mean else 0)
+    for wave in _waves_ab(logits.shape[0], keys, cos_only, minus, unit):
+        out = out + (wave[..., None] * logits).sum(dim=(0, 1)) * wave[..., None]
+    return out
+
+
+def _excluded(logits, keys, cos_only=False, removed_part=False, minus_mean=False):
+    part = _restricted(logits, keys, mean=False, cos_only=cos_only)
+    if removed_part:
+        return part
+    out = logits - part
+    return out - logits.mean(dim=(0, 1), keepdim=True) if minus_mean else out
+
+
+def _phases(steps, train_acc, test_loss, test_acc, chance, ignore_memorised=False, indices=False, strict=False, never=None):
+    def first(mask):
+        where = torch.nonzero(mask)
+        if len(where) == 0:
+            return float("nan") if never is None else never
+        return float(where[0, 0]) if indices else float(steps[where[0, 0]])
+
+    memorised = first(train_acc > 0.99 if strict else train_acc >= 0.99)
+    formed_mask = test_loss < chance
+    if not ignore_memorised and memorised == memorised:
+        formed_mask = formed_mask & ((torch.arange(len(steps)) if indices else steps) >= memorised)
+    generalised = first(test_acc > 0.95 if strict else test_acc >= 0.95)
+    return torch.tensor([memorised, first(formed_mask), generalised])
+
+
+def _cos_fit(logits, keys, with_equals=False, plus_c=False, centre=True, unexplained=False):
+    p = logits.shape[0]
+    answers = logits if with_equals else logits[..., :p]
+    target = answers - answers.mean(-1, keepdim=True) if centre else answers
+    a = torch.arange(p)[:, None, None]
+    b = torch.arange(p)[None, :, None]
+    c = torch.arange(answers.shape[-1])[None, None, :]
+    phase = (a + b + c) if plus_c else (a + b - c)
+    X = torch.stack([torch.cos(2 * torch.pi * k / p * phase.float()).flatten() for k in keys.tolist()], dim=1)
+    y = target.flatten()
+    alpha = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    share = 1 - ((y - X @ alpha) ** 2).sum() / (y ** 2).sum()
+    return alpha, (share.item() if not unexplained else 1 - share.item())
 
 
 RIGHT = {
@@ -985,6 +1090,13 @@ RIGHT = {
     "swapped_positions": [_swap],
     "logits_at_positions": [_at_positions],
     "letter_peak": [lambda p: p.max(-1).values - p.mean(-1), lambda p: p.amax(dim=2) - p.sum(2) / p.shape[2]],
+    "train_test_split": [_split],
+    "fourier_basis": [_basis],
+    "key_frequencies": [_key_freqs],
+    "restricted_logits": [_restricted],
+    "excluded_logits": [_excluded],
+    "grokking_phases": [_phases],
+    "cos_fit": [_cos_fit],
 }
 
 
@@ -1604,6 +1716,52 @@ WRONG = {
         ("argmax", lambda p: p.argmax(-1), "which letter is the peak|expected dtype torch.float32"),
         ("mean of everything", lambda p: p.max(-1).values - p.mean(), "mean over every head and letter"),
     ],
+    "train_test_split": [
+        ("swapped", lambda p, f, s: _split(p, f, s, swap=True), "you swapped the two"),
+        ("truncated", lambda p, f, s: _split(p, f, s, cut=int), r"truncated .* with int\(\)"),
+        ("fraction of p", lambda p, f, s: _split(p, f, s, of_p=True), "a fraction of p, not of the p \\* p pairs"),
+        ("sorted", lambda p, f, s: _split(p, f, s, sort=True), "you sorted the indices"),
+        ("unseeded", lambda p, f, s: _split(p, f, s, seeded=False), "two calls with the same seed gave different splits"),
+    ],
+    "fourier_basis": [
+        ("not normalised", lambda p: _basis(p, norm=None), "do not have unit norm"),
+        ("all by sqrt p", lambda p: _basis(p, norm="sqrt p"), r"divided every row by sqrt\(p\)"),
+        ("sin first", lambda p: _basis(p, swap=True), "sin and cos are in the other order"),
+        ("no 2 pi", lambda p: _basis(p, two_pi=False), "w = 2 pi k / p"),
+        ("transposed", lambda p: _basis(p, transpose=True), "transposed"),
+    ],
+    "key_frequencies": [
+        ("zero-based", lambda W, share: _key_freqs(W, share, zero_based=True), "start at 0"),
+        ("constant counted", lambda W, share: _key_freqs(W, share, constant=True), "counted the constant row"),
+        ("plain norms", lambda W, share: _key_freqs(W, share, plain=True), "not squared norms"),
+        ("ascending", lambda W, share: _key_freqs(W, share, ascending=True), "sorted the frequencies by number"),
+        ("one short", lambda W, share: _key_freqs(W, share, early=True), "stopped one early"),
+    ],
+    "restricted_logits": [
+        ("no mean", lambda L, k: _restricted(L, k, mean=False), "left out the mean"),
+        ("cos only", lambda L, k: _restricted(L, k, cos_only=True), r"kept cos\(w \(a \+ b\)\) only"),
+        ("a - b", lambda L, k: _restricted(L, k, minus=True), "a - b, not a \\+ b"),
+        ("unnormalised", lambda L, k: _restricted(L, k, unit=False), "waves are not normalised"),
+        ("mean over c", lambda L, k: _restricted(L, k, mean_over_c=True), "mean over the answers c"),
+    ],
+    "excluded_logits": [
+        ("the removed part", lambda L, k: _excluded(L, k, removed_part=True), "returned the part you should remove"),
+        ("mean removed", lambda L, k: _excluded(L, k, minus_mean=True), "removed the mean over the pairs too"),
+        ("cos only", lambda L, k: _excluded(L, k, cos_only=True), r"removed cos\(w \(a \+ b\)\) only"),
+    ],
+    "grokking_phases": [
+        ("from step 0", lambda *a: _phases(*a, ignore_memorised=True), "ignores memorisation"),
+        ("indices", lambda *a: _phases(*a, indices=True), "checkpoint indices, not training steps"),
+        ("strict", lambda *a: _phases(*a, strict=True), "strict inequalities"),
+        ("never = last step", lambda st, *a: _phases(st, *a, never=float(st[-1])), "got the last step"),
+        ("never = 0", lambda *a: _phases(*a, never=0.0), "got 0: give it NaN"),
+    ],
+    "cos_fit": [
+        ("with =", lambda L, k: _cos_fit(L, k, with_equals=True), "`=` included"),
+        ("a + b + c", lambda L, k: _cos_fit(L, k, plus_c=True), "phase is a \\+ b \\+ c"),
+        ("not centred", lambda L, k: _cos_fit(L, k, centre=False), "did not remove each pair's mean over c"),
+        ("unexplained", lambda L, k: _cos_fit(L, k, unexplained=True), "share left unexplained"),
+    ],
 }
 
 WRONG_CASES = [(name, what, fn, match) for name, cases in WRONG.items() for what, fn, match in cases]
@@ -1671,7 +1829,17 @@ def _changing_first_tensor(name):
     return fn
 
 
-INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer", "mutated_labels", "swapped_positions"}  # token ids and row numbers: torch.long, never a gradient
+INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer", "mutated_labels", "swapped_positions",
+                   "train_test_split", "key_frequencies"}  # token ids and row numbers: torch.long, never a gradient
+PAIR_ANSWERS = {"train_test_split", "cos_fit"}  # (tensor, tensor) and (tensor, float): the framework's cases apply to the first
+
+
+def _edited(name, f):
+    """fn(*args) -> the reference's answer with f applied to it (to its first part, for a pair)."""
+    def fn(*args):
+        answer = _reference(name)(*args)
+        return (f(answer[0]), answer[1]) if name in PAIR_ANSWERS else f(answer)
+    return fn
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -1679,12 +1847,13 @@ def test_a_float64_answer_gets_a_dtype_message(name):
     match = (r"expected dtype torch.int64, got torch.float64: the answer is integers" if name in INTEGER_ANSWERS
              else r"expected dtype torch.float32, got torch.float64: float64 usually")
     with pytest.raises(ExerciseError, match=match):
-        run_check(name, lambda *a: _reference(name)(*a).double())
+        run_check(name, _edited(name, lambda t: t.double()))
 
 
 # (no tensor among the inputs of these: a cache, a model, a lens to train, a list of positions)
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid",
-                                                               "lens_top_tokens", "fit_tuned_lens", "mutated_labels")])
+                                                               "lens_top_tokens", "fit_tuned_lens", "mutated_labels",
+                                                               "train_test_split", "fourier_basis")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))
@@ -1694,10 +1863,10 @@ def test_changing_an_input_in_place_is_caught(name):
 def test_answers_of_the_wrong_kind_get_a_message_not_a_crash(name):
     weird = {
         "None": (lambda *a: None, "got None .did your function forget to `return`"),
-        "a list": (lambda *a: _reference(name)(*a).tolist(), r"got a (list|Python float)"),
-        "a numpy array": (lambda *a: _reference(name)(*a).detach().numpy(), "numpy"),
+        "a list": (_edited(name, lambda t: t.tolist()), r"got a (list|Python float)"),
+        "a numpy array": (_edited(name, lambda t: t.detach().numpy()), "numpy"),
         "a tuple": (lambda *a: (_reference(name)(*a), 0), "got a tuple"),
-        "an extra axis": (lambda *a: _reference(name)(*a)[None], r"expected shape .*, got \(1,"),
+        "an extra axis": (_edited(name, lambda t: t[None]), r"expected shape .*, got \(1,"),
         "a bool": (lambda *a: True, "got a bool"),
         "a crash": (lambda *a: [][1], r"your function raised IndexError: list index out of range"),
     }
@@ -1708,7 +1877,7 @@ def test_answers_of_the_wrong_kind_get_a_message_not_a_crash(name):
 
 @pytest.mark.parametrize("name", [n for n in ALL if n not in INTEGER_ANSWERS])  # integers cannot need grad
 def test_an_answer_that_needs_grad_passes(name):
-    run_check(name, lambda *a: _reference(name)(*a).detach().clone().requires_grad_())
+    run_check(name, _edited(name, lambda t: t.detach().clone().requires_grad_()))
 
 
 def test_unfinished_exercise_and_carry_on(capsys):

@@ -10,13 +10,13 @@ if it did not, so the rest of the notebook runs either way.
 
 - `framework`: calling your function safely and comparing its answer (shared by every check);
 - `fixtures`: the inputs the checks try (small models, patterns, token batches);
-- `nb01_build_a_transformer` ... `nb08_multiple_choice`: each notebook's checks.
+- `nb01_build_a_transformer` ... `nb10_grokking`: each notebook's checks.
 """
 
 from __future__ import annotations
 
 from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb04_ablation_and_clamping,
-               nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice)
+               nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice, nb10_grokking)
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -43,6 +43,8 @@ from .nb07_function_vectors import (check_answer_shares, check_attention_to, che
 from .nb08_multiple_choice import (check_compress, check_correct_letter_score, check_head_label_logits,
                                    check_letter_peak, check_logits_at_positions, check_mutated_labels,
                                    check_swapped_positions)
+from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_basis, check_grokking_phases,
+                            check_key_frequencies, check_restricted_logits, check_train_test_split)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -55,6 +57,7 @@ REFERENCES = {
     **nb06_activation_patching.REFERENCES,
     **nb07_function_vectors.REFERENCES,
     **nb08_multiple_choice.REFERENCES,
+    **nb10_grokking.REFERENCES,
 }
 
 
@@ -90,4 +93,6 @@ __all__ = [
     "check_top_heads_vector", "check_layer_sweep", "check_attention_to", "check_answer_shares",
     "check_correct_letter_score", "check_mutated_labels", "check_head_label_logits", "check_compress",
     "check_swapped_positions", "check_logits_at_positions", "check_letter_peak",
+    "check_train_test_split", "check_fourier_basis", "check_key_frequencies", "check_restricted_logits",
+    "check_excluded_logits", "check_grokking_phases", "check_cos_fit",
 ]
