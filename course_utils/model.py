@@ -259,24 +259,24 @@ class Attention(nn.Module):
         W_QKV = einops.rearrange([self.W_Q, self.W_K, self.W_V],
                                  "qkv head_index d_model d_head -> (qkv head_index d_head) d_model")
         b_QKV = einops.rearrange([self.b_Q, self.b_K, self.b_V], "qkv head_index d_head -> (qkv head_index d_head)")
-        q, k, v = einops.rearrange(F.linear(x, W_QKV, b_QKV),
-                                   "batch pos (qkv head_index d_head) -> qkv batch pos head_index d_head",
-                                   qkv=3, head_index=self.n_heads)
+        # The activations' axes move with view and transpose, as in nanoGPT (einops costs ~25 us a call,
+        # a few percent of a training step): batch pos (qkv head_index d_head) -> qkv x [batch pos head_index d_head]
+        batch, pos, _ = x.shape
+        q, k, v = F.linear(x, W_QKV, b_QKV).view(batch, pos, 3, self.n_heads, self.d_head).unbind(dim=2)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)  # hooks see TransformerLens's layout
-        q, k, v = (einops.rearrange(t, "batch pos head_index d_head -> batch head_index pos d_head") for t in (q, k, v))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # -> [batch, head_index, pos, d_head]
         if self.hook_attn_scores.has_hooks() or self.hook_pattern.has_hooks():
             # Explicit, as notebook 01's attention_pattern, so that hooks can read or change the scores and the pattern.
-            seq_len = x.shape[1]
-            scores = (q @ k.transpose(-2, -1) / self.d_head**0.5).masked_fill(self.future[:seq_len, :seq_len], float("-inf"))
+            scores = (q @ k.transpose(-2, -1) / self.d_head**0.5).masked_fill(self.future[:pos, :pos], float("-inf"))
             pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(dim=-1))
             z = pattern @ v  # [batch, head_index, pos, d_head]
         else:
             # Fused: the same causal softmax(q k^T / sqrt(d_head)) v in one kernel that never stores the pattern.
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [batch, head_index, pos, d_head]
-        z = self.hook_z(einops.rearrange(z, "batch head_index pos d_head -> batch pos head_index d_head"))
+        z = self.hook_z(z.transpose(1, 2))  # -> [batch, pos, head_index, d_head]
         # Each head writes through its own W_O and the heads' outputs add up, as notebook 01's
         # einsum(z, W_O, "... head_index d_head, head_index d_head d_model -> ... d_model"): one matrix product does both.
-        z = einops.rearrange(z, "batch pos head_index d_head -> batch pos (head_index d_head)")
+        z = z.reshape(batch, pos, self.n_heads * self.d_head)  # batch pos (head_index d_head)
         W_O = einops.rearrange(self.W_O, "head_index d_head d_model -> (head_index d_head) d_model")
         return F.linear(z, W_O.T, self.b_O)  # z @ W_O + b_O
 
