@@ -89,16 +89,17 @@ zoo: $(STAMP)
 
 # Retrain the zoo's recipes with seeds 1-3 and record the seed-to-seed spread in the cards
 # (notebooks' thresholds, and the retrain tests on machines without the zoo's numerics, use it).
-# About 20 minutes; resumable from runs/seeds/.
+# About 45 minutes on 2 cores (estimated from single runs: the first three recipes about 20, the
+# grokking and multiple-choice pairs 1.5-2 minutes a run); resumable from runs/seeds/.
 zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds attn_only_2l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds attn_only_1l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds ln_mlp_4l runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds grokking runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds grokking_no_wd runs/seeds 1 2 3
-	$(PY) -m maintainer.zoo_build phase-change
 	$(PY) -m maintainer.zoo_build seeds mc_fixed runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds mc_random runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build phase-change
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
