@@ -195,13 +195,19 @@ def _sum_waves(p: int, frequencies, device) -> Float[Tensor, "wave a b"]:
     return waves / waves.flatten(1).norm(dim=1)[:, None, None]
 
 
-def _check_table(logits, frequencies) -> int:
-    validate.tensor(logits, "logits", "a b c", dtype="float")
-    validate.finite(logits, "logits")
-    p = logits.shape[0]
-    if logits.shape[1] != p:
-        raise ValueError(f"logits must be a table [p, p, d_vocab] over every pair (a, b), got shape {tuple(logits.shape)}")
+def _pair_table(table, name: str, axes: str, last: str) -> int:
+    """`table` must be a finite float table [p, p, last] over every pair (a, b), p prime: return p."""
+    validate.tensor(table, name, axes, dtype="float")
+    validate.finite(table, name)
+    p = table.shape[0]
+    if table.shape[1] != p:
+        raise ValueError(f"{name} must be a table [p, p, {last}] over every pair (a, b), got shape {tuple(table.shape)}")
     _check_p(p)
+    return p
+
+
+def _check_table(logits, frequencies) -> int:
+    p = _pair_table(logits, "logits", "a b c", "d_vocab")
     validate.tensor(frequencies, "frequencies", "key", dtype="int")
     if len(frequencies) == 0 or int(frequencies.min()) < 1 or int(frequencies.max()) > (p - 1) // 2:
         raise ValueError(f"frequencies must be frequencies in 1..{(p - 1) // 2} (one or more), got {frequencies.tolist()}")
@@ -291,12 +297,7 @@ def neuron_frequency_shares(acts: Float[Tensor, "a b neuron"]) -> Float[Tensor, 
     """For every neuron (its activation over the pairs (a, b)), the share of its variance carried by
     each frequency k: the terms of the 2D Fourier transform that involve only frequency k in a, b or
     both (cos/sin of w a, of w b, and their products), over all non-constant terms."""
-    validate.tensor(acts, "acts", "a b neuron", dtype="float")
-    validate.finite(acts, "acts")
-    p = acts.shape[0]
-    if acts.shape[1] != p:
-        raise ValueError(f"acts must be a table [p, p, neuron] over every pair (a, b), got shape {tuple(acts.shape)}")
-    _check_p(p)
+    p = _pair_table(acts, "acts", "a b neuron", "neuron")
     basis = fourier_basis(p).to(acts.device)
     power = torch.einsum("ia,jb,abn->ijn", basis, basis, acts).pow(2)  # [component a, component b, neuron]
     freq = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(1, (p - 1) // 2 + 1).repeat_interleave(2)]).to(acts.device)
