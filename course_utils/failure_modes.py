@@ -27,7 +27,7 @@ from torch import Tensor
 
 from . import validate
 from .ablation import METHODS, ablated_loss, head_output, k_path_ablation_hooks, loss_with_hooks
-from .data import EVAL_SEED, repeated_tokens
+from .data import EVAL_SEED, SyntheticLanguage, repeated_tokens
 from .lens import head_attribution, ln_final_params, unembed_resid
 from .metrics import (composition_scores, copying_score, eigenvalue_copying_score, full_ov_circuit, head_scores,
                       induction_score, per_token_loss, prev_token_score, random_composition_baseline)
@@ -86,6 +86,8 @@ def ablation_verdicts(model, tokens: Int[Tensor, "batch pos"], head: tuple[int, 
     """[3]: how much ablating `head` (layer, head) raises the mean loss at `positions` (a slice of the
     per-token loss [batch, pos - 1]) with zero, mean and resample ablation (`ablation.METHODS` order);
     mean and resample take the head's outputs from `reference_tokens`. Notebook 11's exercise."""
+    validate.model(model)
+    validate.heads(model, [head])
     clean = loss_with_hooks(model, tokens, [])[..., positions].mean()
     return torch.stack([ablated_loss(model, tokens, head, method, reference_tokens)[..., positions].mean() - clean
                         for method in METHODS])
@@ -101,7 +103,7 @@ def removal_effect(model, cache, tokens: Int[Tensor, "batch pos"],
     component taken out, the final LayerNorm recomputed on what is left. [batch, pos - 1], as
     `lens.head_attribution`, which estimates the same thing with the LayerNorm's scale frozen.
     Notebook 11's exercise."""
-    validate.model(model)
+    validate.cache(cache, model)
     validate.tensor(tokens, "tokens", "batch pos", dtype="int")
     resid = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]
     validate.tensor(component, "component", "batch pos d_model", dtype="float")
@@ -118,12 +120,15 @@ def removal_effect(model, cache, tokens: Int[Tensor, "batch pos"],
 
 
 def head_outputs(model, cache, layer: int) -> Float[Tensor, "head_index batch pos d_model"]:
-    """What each head of `layer` writes into the residual stream, z W_O (without b_O)."""
+    """What each head of `layer` writes into the residual stream, z W_O (without b_O):
+    [head, batch, pos, d_model] from the cache of a run of `model`."""
+    validate.cache(cache, model)
+    validate.layer(model, layer)
     z = cache[f"blocks.{layer}.attn.hook_z"]
     return torch.stack([head_output(z, model.W_O[layer], h) for h in range(model.cfg.n_heads)])
 
 
-def dla_against_removal(model, tokens: Int[Tensor, "batch pos"]) -> dict:
+def _dla_against_removal(model, tokens: Int[Tensor, "batch pos"]) -> dict:
     """Every head's direct logit attribution (frozen LayerNorm scale) and its removal effect
     (LayerNorm recomputed), each averaged over the batch and positions: {"dla", "removal"}
     [layer, head]."""
@@ -142,16 +147,21 @@ def bias_share(model, cache, layer: int) -> Float[Tensor, " head_index"]:
     """Per head of `layer`: the share of the squared norm of its output (z W_O, averaged over the
     cache's batch and positions) that is the constant b_V W_O. Each row of a pattern sums to 1, so
     the bias b_V of the values reaches the output unchanged at every position. Notebook 11's exercise."""
-    validate.model(model)
-    validate.layer(model, layer)
-    out = head_outputs(model, cache, layer)  # [head, batch, pos, d_model]
+    out = head_outputs(model, cache, layer)  # [head, batch, pos, d_model]: checks the cache and the layer
     bias = torch.einsum("hd,hdm->hm", model.b_V[layer], model.W_O[layer])  # [head, d_model]
     return bias.pow(2).sum(-1) / out.pow(2).sum(-1).mean((1, 2))
 
 
 def k_path_effects(model, tokens: Int[Tensor, "batch pos"], period: int) -> Float[Tensor, "head_index head_index"]:
     """[writer head of layer 0, reader head of layer 1]: how much the reader's induction score on
-    `tokens` (repeats after `period`) falls when the writer's output is removed from its keys only."""
+    `tokens` (repeats after `period`) falls when the writer's output is removed from its keys only.
+    The model must have two layers and no LayerNorm (keys linear in the residual stream)."""
+    validate.model(model)
+    if model.cfg.n_layers != 2 or model.cfg.normalization_type is not None:
+        raise ValueError(f"model must have two layers and no LayerNorm, got n_layers={model.cfg.n_layers}, "
+                         f"normalization_type={model.cfg.normalization_type!r}")
+    validate.tokens(tokens, model.cfg)
+    validate.int_in(period, 1, tokens.shape[1] - 1, "period", f"the tokens have {tokens.shape[1]} positions")
     names = "blocks.1.attn.hook_pattern"
     n = model.cfg.n_heads
 
@@ -195,6 +205,7 @@ def suppressing_ov(d_vocab: int) -> Float[Tensor, "d_vocab d_vocab"]:
 
 def copying_table(model) -> dict:
     """Every head's eigenvalue copying score and full-OV top-1 copying accuracy: {"eigen", "top1"} [layer, head]."""
+    validate.model(model)
     layers, heads = model.cfg.n_layers, model.cfg.n_heads
     with torch.no_grad():
         eigen = torch.tensor([[eigenvalue_copying_score(full_ov_circuit(model, la, h)) for h in range(heads)]
@@ -257,14 +268,23 @@ def scrubbed_loss(model, tokens: Int[Tensor, "batch pos"], other_tokens: Int[Ten
 
     hooks = [(f"blocks.1.attn.hook_{which}", swap(which)) for which in keep]
     with torch.no_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
-    return per_token_loss(logits, tokens)
+        return per_token_loss(model.run_with_hooks(tokens, fwd_hooks=hooks), tokens)
 
 
-def loss_recovered(scrubbed: Float[Tensor, ""], clean: Float[Tensor, ""], resampled: Float[Tensor, ""]) -> Float[Tensor, ""]:
+def loss_recovered(scrubbed: float, clean: float, resampled: float) -> float:
     """(resampled - scrubbed) / (resampled - clean): 1 when the scrubbed model does as well as the
-    clean one, 0 when it does as badly as with everything resampled."""
-    return (resampled - scrubbed) / (resampled - clean)
+    clean one, 0 when it does as badly as with everything resampled. Numbers or one-element tensors."""
+    values = {}
+    for name, value in (("scrubbed", scrubbed), ("clean", clean), ("resampled", resampled)):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+            raise TypeError(f"{name} must be a number (a mean loss), got {value!r}")
+        values[name] = float(value)
+    if values["resampled"] == values["clean"]:
+        raise ValueError(f"resampled and clean are equal ({values['clean']}): resampling changed nothing, so no share "
+                         f"of the loss can be recovered")
+    return (values["resampled"] - values["scrubbed"]) / (values["resampled"] - values["clean"])
 
 
 # ---- the seed study -------------------------------------------------------------------------------------
@@ -272,6 +292,7 @@ def loss_recovered(scrubbed: Float[Tensor, ""], clean: Float[Tensor, ""], resamp
 
 def induction_heads(model, tokens: Int[Tensor, "batch pos"], period: int, threshold: float = 0.2) -> list[tuple[int, int]]:
     """The heads whose induction score on `tokens` (repeats after `period`) is at least `threshold`."""
+    validate.positive_number(threshold=threshold)
     scores = head_scores(model, tokens, induction_score, period=period)
     return [(la, h) for la in range(model.cfg.n_layers) for h in range(model.cfg.n_heads) if scores[la, h] >= threshold]
 
@@ -279,6 +300,11 @@ def induction_heads(model, tokens: Int[Tensor, "batch pos"], period: int, thresh
 def study(two_layer, four_layer, language, batch: int = 64) -> dict:
     """Every number notebook 11 asserts about a trained model, for one seed: `two_layer` an
     attn_only_2l-like model, `four_layer` an ln_mlp_4l-like one, `language` their training language."""
+    validate.model(two_layer, "two_layer")
+    validate.model(four_layer, "four_layer")
+    validate.instance(language, SyntheticLanguage, "language")
+    if four_layer.cfg.normalization_type != "LN":
+        raise ValueError(f"four_layer must have LayerNorm (as ln_mlp_4l), got normalization_type={four_layer.cfg.normalization_type!r}")
     period = language.n_ctx // 2
     rep = repeated_tokens(batch, period, language.d_vocab, seed=EVAL_SEED)
     ref = repeated_tokens(batch, period, language.d_vocab, seed=EVAL_SEED + 1)
@@ -298,7 +324,7 @@ def study(two_layer, four_layer, language, batch: int = 64) -> dict:
                                 for lh in heads]
     out["induction_all"] = round(float(ablated_loss(four_layer, rep, heads, "mean", ref)[:, second].mean() - clean), 4)
     # LayerNorm: DLA against removal on the four-layer model, on the language
-    found = dla_against_removal(four_layer, text)
+    found = _dla_against_removal(four_layer, text)
     out["dla"] = found["dla"].round(decimals=4).tolist()
     out["removal"] = found["removal"].round(decimals=4).tolist()
     # composition (two-layer model): scores, baseline, K-path effects, bias shares
@@ -323,6 +349,6 @@ def study(two_layer, four_layer, language, batch: int = 64) -> dict:
     out["scrub_clean"] = round(float(clean2), 4)
     for name, value in losses.items():
         out[f"scrub_{name}"] = round(float(value), 4)
-    out["scrub_recovered"] = round(float(loss_recovered(losses["hypothesis"], clean2, losses["none"])), 4)
-    out["scrub_recovered_wrong"] = round(float(loss_recovered(losses["wrong_key_head"], clean2, losses["none"])), 4)
+    out["scrub_recovered"] = round(loss_recovered(losses["hypothesis"], clean2, losses["none"]), 4)
+    out["scrub_recovered_wrong"] = round(loss_recovered(losses["wrong_key_head"], clean2, losses["none"]), 4)
     return out

@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from course_utils import zoo
+from course_utils import validate, zoo
 from course_utils.train import list_checkpoints, load_model
 from course_utils.zoo import RECIPES, _train_from
 from maintainer.zoo_build import with_zoo_numerics, write_json
@@ -24,6 +24,8 @@ MODELS = ("attn_only_2l", "ln_mlp_4l")
 
 def trained(name: str, seed: int, workdir: str | Path):
     """(model, language) of NAME's recipe with `seed` (model init and language); seed 0 is the shipped model."""
+    validate.one_of(name, MODELS, "name", "notebook 11's models")
+    validate.integer(seed=seed)
     recipe = RECIPES[name]
     if seed == 0:
         return zoo.load(name), zoo.language(name)
@@ -36,6 +38,8 @@ def trained(name: str, seed: int, workdir: str | Path):
 def run(workdir: str | Path, seeds) -> dict:
     from course_utils.failure_modes import study
 
+    if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in seeds):
+        raise ValueError(f"seeds must be a list of positive ints (seed 0 is the shipped models, always included), got {seeds!r}")
     runs = {}
     for seed in [0, *seeds]:
         models = {name: trained(name, seed, workdir) for name in MODELS}

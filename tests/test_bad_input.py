@@ -27,6 +27,7 @@ import course_utils
 from course_utils import (ablation, bridge, checks, clamping, data, icl_classification, lens, metrics, model,
                           numerics, patching, train, validate, viz, zoo)
 from course_utils import correct_letter as cl
+from course_utils import failure_modes as fm
 from course_utils import function_vectors as fv
 from course_utils import modular_addition as ma
 from course_utils import multiple_choice as mcq
@@ -37,6 +38,7 @@ from course_utils.model import Config, Transformer
 from course_utils.multiple_choice import MultipleChoice
 from course_utils.train import TrainConfig
 from maintainer import colab_cell as colab
+from maintainer import failure_study
 from maintainer import zoo_build
 
 
@@ -1989,6 +1991,68 @@ CASES: list[Case] = [
           ("model.pos_embed", "tokens", lambda: model.pos_embed(tokens(2, 3, dtype=torch.int32), floats(8, 4))),
           ("validate.tokens", "tokens", lambda: validate.tokens(tokens(2, 4, dtype=torch.int32), tiny().cfg)),
       )],
+    # -- failure_modes (notebook 11) --
+    C("failure_modes.value_weighted_pattern", "pattern 3-d", lambda: fm.value_weighted_pattern(floats(2, 4, 4), floats(2, 4, 2, 8), floats(2, 8, 16)),
+      ValueError, r"pattern must have shape \[batch, head_index, query_pos, key_pos\], got shape \(2, 4, 4\)"),
+    C("failure_modes.value_weighted_pattern", "v of another batch", lambda: fm.value_weighted_pattern(floats(2, 2, 4, 4), floats(3, 4, 2, 8), floats(2, 8, 16)),
+      ValueError, r"pattern .*, v .* and W_O .* do not fit together"),
+    C("failure_modes.value_weighted_pattern", "W_O a list", lambda: fm.value_weighted_pattern(floats(2, 2, 4, 4), floats(2, 4, 2, 8), [[0.0]]),
+      TypeError, r"W_O must be a torch\.Tensor"),
+    C("failure_modes.ablation_verdicts", "head of a third layer", lambda: fm.ablation_verdicts(tiny(), tokens(2, 4), (2, 0), slice(None), tokens(2, 4)),
+      ValueError, r"layer must be an int in \[0, 1\] \(the model has 2 layers\), got 2"),
+    C("failure_modes.ablation_verdicts", "model a string", lambda: fm.ablation_verdicts("gpt2", tokens(2, 4), (0, 0), slice(None), tokens(2, 4)),
+      TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("failure_modes.removal_effect", "a dict for the cache", lambda: fm.removal_effect(ln_model(), {}, tokens(2, 4), floats(2, 4, 16)),
+      TypeError, r"cache must be the ActivationCache from model\.run_with_cache\(tokens\), got dict"),
+    C("failure_modes.removal_effect", "component of another shape", lambda: fm.removal_effect(ln_model(), ln_cache(), tokens(2, 4), floats(2, 3, 16)),
+      ValueError, r"component must have the residual stream's shape \(2, 4, 16\)"),
+    C("failure_modes.removal_effect", "model without LayerNorm", lambda: fm.removal_effect(tiny(), tiny_cache(), tokens(2, 4), floats(2, 4, 16)),
+      ValueError, r"normalization_type=None, not 'LN'"),
+    C("failure_modes.head_outputs", "layer 5", lambda: fm.head_outputs(tiny(), tiny_cache(), 5), ValueError,
+      r"layer must be an int in \[0, 1\] \(the model has 2 layers\), got 5"),
+    C("failure_modes.head_outputs", "another model's cache", lambda: fm.head_outputs(tiny(), zoo_model().run_with_cache(tokens(1, 4))[1], 0), ValueError,
+      r"cache comes from another model"),
+    C("failure_modes.bias_share", "layer a float", lambda: fm.bias_share(tiny(), tiny_cache(), 0.0), TypeError,
+      r"layer must be an int in \[0, 1\].*got 0\.0"),
+    C("failure_modes.k_path_effects", "a model with LayerNorm", lambda: fm.k_path_effects(ln_model(), tokens(2, 4), 2), ValueError,
+      r"model must have two layers and no LayerNorm"),
+    C("failure_modes.k_path_effects", "period 0", lambda: fm.k_path_effects(tiny(), tokens(2, 4), 0), ValueError,
+      r"period must be an int in \[1, 3\]"),
+    C("failure_modes.favourite_token_ov", "d_vocab 2", lambda: fm.favourite_token_ov(2), ValueError, r"d_vocab must be an int >= 3, got 2"),
+    C("failure_modes.favourite_token_ov", "d_vocab a float", lambda: fm.favourite_token_ov(8.0), TypeError, r"d_vocab must be an int, got 8\.0"),
+    C("failure_modes.suppressing_ov", "d_vocab 0", lambda: fm.suppressing_ov(0), ValueError, r"d_vocab must be an int >= 3, got 0"),
+    C("failure_modes.copying_table", "model a string", lambda: fm.copying_table("gpt2"), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("failure_modes.attention_sink_model", "n_ctx 1", lambda: fm.attention_sink_model(n_ctx=1), ValueError, r"n_ctx must be an int >= 2, got 1"),
+    C("failure_modes.attention_sink_model", "d_vocab a string", lambda: fm.attention_sink_model(d_vocab="8"), TypeError, r"d_vocab must be an int >= 3, got '8'"),
+    C("failure_modes.scrubbed_loss", "a model with LayerNorm", lambda: fm.scrubbed_loss(ln_model(), tokens(2, 4), tokens(2, 4), {"q": "all", "k": "all", "v": "all"}),
+      ValueError, r"model must be a two-layer attention-only model"),
+    C("failure_modes.scrubbed_loss", "other_tokens of another shape", lambda: fm.scrubbed_loss(tiny(), tokens(2, 4), tokens(2, 3), {"q": "all", "k": "all", "v": "all"}),
+      ValueError, r"other_tokens must have the shape of tokens \(2, 4\), got \(2, 3\)"),
+    C("failure_modes.scrubbed_loss", "keep without v", lambda: fm.scrubbed_loss(tiny(), tokens(2, 4), tokens(2, 4), {"q": "all", "k": "all"}),
+      ValueError, r"keep must be a dict with keys 'q', 'k', 'v'"),
+    C("failure_modes.scrubbed_loss", "a head the model lacks", lambda: fm.scrubbed_loss(tiny(), tokens(2, 4), tokens(2, 4), {"q": "all", "k": "0.7", "v": "all"}),
+      ValueError, r"keep\['k'\] must be one of .*got '0\.7'"),
+    C("failure_modes.loss_recovered", "a string", lambda: fm.loss_recovered("3.1", 3.0, 6.0), TypeError, r"scrubbed must be a number \(a mean loss\), got '3\.1'"),
+    C("failure_modes.loss_recovered", "clean = resampled", lambda: fm.loss_recovered(3.1, 3.0, 3.0), ValueError, r"resampled and clean are equal"),
+    C("failure_modes.loss_recovered", "NaN", lambda: fm.loss_recovered(3.1, float("nan"), 6.0), TypeError, r"clean must be a number"),
+    C("failure_modes.induction_heads", "threshold 0", lambda: fm.induction_heads(tiny(), tokens(2, 8), 4, 0.0), ValueError,
+      r"threshold must be a finite number > 0, got 0\.0"),
+    C("failure_modes.induction_heads", "model a string", lambda: fm.induction_heads("gpt2", tokens(2, 8), 4), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("failure_modes.study", "language an ICLTasks", lambda: fm.study(tiny(), ln_model(), ICLTasks()), TypeError,
+      r"language must be a course_utils\.data\.SyntheticLanguage, got ICLTasks"),
+    C("failure_modes.study", "four_layer without LayerNorm", lambda: fm.study(tiny(), tiny(), SyntheticLanguage()), ValueError,
+      r"four_layer must have LayerNorm"),
+    C("failure_study.trained", "unknown model", lambda: failure_study.trained("gpt5", 1, files()["root"]), ValueError,
+      r"name must be one of notebook 11's models \('attn_only_2l', 'ln_mlp_4l'\), got 'gpt5'"),
+    C("failure_study.trained", "seed a string", lambda: failure_study.trained("attn_only_2l", "1", files()["root"]), TypeError, r"seed must be an int, got '1'"),
+    *[C(f"checks.{fn.__name__}", "fn not a function", (lambda fn=fn: fn("embed")), checks.ExerciseError,
+        r"expected a function as fn \(pass the function itself, not its result\), got str")
+      for fn in (checks.check_value_weighted_pattern, checks.check_ablation_verdicts, checks.check_removal_effect,
+                 checks.check_bias_share, checks.check_favourite_token_ov, checks.check_scrubbed_loss)],
+    C("failure_study.run", "seed 0 listed", lambda: failure_study.run(files()["root"], [0, 1]), ValueError,
+      r"seeds must be a list of positive ints \(seed 0 is the shipped models, always included\), got \[0, 1\]"),
 ]
 
 # Public names that need no bad-input case, each with the reason.

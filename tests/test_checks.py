@@ -1005,6 +1005,96 @@ def _cos_fit(logits, keys, with_equals=False, plus_c=False, centre=True, unexpla
     return alpha, (share.item() if not unexplained else 1 - share.item())
 
 
+# ---- notebook 11 -------------------------------------------------------------------------------------------
+
+
+def _vw(pattern, v, W_O, by="written", rows=True, power=1):
+    per_head = torch.einsum("bkhd,hdm->bhkm", v, W_O) if by == "written" else v.transpose(1, 2)
+    weights = per_head.norm(dim=-1) ** power  # [batch, head, key_pos]
+    out = pattern * weights[:, :, None, :]
+    if rows is None:
+        return out
+    return out / out.sum(-1 if rows else -2, keepdim=True)
+
+
+def _verdicts(model, tokens, head, positions, reference_tokens, subtract=True, where="positions", order=("zero", "mean", "resample"), sign=1):
+    from course_utils.ablation import ablated_loss, loss_with_hooks
+    pick = (lambda x: x[..., positions]) if where == "positions" else (lambda x: x)
+    clean = pick(loss_with_hooks(model, tokens, [])).mean() if subtract else 0.0
+    return sign * torch.stack([pick(ablated_loss(model, tokens, head, m, reference_tokens)).mean() - clean for m in order])
+
+
+def _removal(model, cache, tokens, component, frozen=False, shift=1, log=False, sign=1):
+    resid = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"]
+    ln = model.ln_final
+    target = tokens[:, shift:, None] if shift else tokens[:, :-1, None]
+    if frozen:  # the learner keeps the clean run's LayerNorm scale
+        centred = component - component.mean(-1, keepdim=True)
+        direct = (centred / cache["ln_final.hook_scale"]) * ln.w @ model.W_U
+        return sign * direct[:, :-1].gather(-1, target)[..., 0]
+
+    def logits(x):
+        out = model.unembed(model.ln_final(x))
+        return out.log_softmax(-1) if log else out
+
+    return sign * (logits(resid)[:, :-1].gather(-1, target) - logits(resid - component)[:, :-1].gather(-1, target))[..., 0]
+
+
+def _bias_share(model, cache, layer, through_W_O=True, squared=True, with_b_O=False, mean_first=False):
+    z = cache[f"blocks.{layer}.attn.hook_z"]
+    out = torch.einsum("bphd,hdm->hbpm", z, model.W_O[layer])
+    bias = torch.einsum("hd,hdm->hm", model.b_V[layer], model.W_O[layer]) if through_W_O else model.b_V[layer]
+    if with_b_O:
+        bias = bias + model.b_O[layer]
+    if mean_first:
+        return bias.pow(2).sum(-1) / out.mean((1, 2)).pow(2).sum(-1)
+    if squared:
+        return bias.pow(2).sum(-1) / out.pow(2).sum(-1).mean((1, 2))
+    return bias.norm(dim=-1) / out.norm(dim=-1).mean((1, 2))
+
+
+def _favourite(d_vocab, kind="column"):
+    if kind == "identity":
+        return torch.eye(d_vocab)
+    if kind == "negative":
+        ov = -torch.eye(d_vocab)
+        ov[:, 0] += 2.0
+        return ov
+    if kind == "zeros":
+        return torch.zeros(d_vocab, d_vocab)
+    if kind == "random":
+        return torch.randn(d_vocab, d_vocab, generator=torch.Generator().manual_seed(0))
+    ov = torch.eye(d_vocab)
+    ov[:, 0] = ov[:, 0] + 3.0
+    return ov
+
+
+def _scrub(model, tokens, other_tokens, keep, roles="right", scrub=("q", "k", "v"), score_on="tokens", hooks_on=True):
+    from course_utils.ablation import head_output
+    from course_utils.metrics import per_token_loss
+    names = ["hook_embed", "blocks.0.attn.hook_z", "blocks.1.hook_resid_pre"]
+    _, a = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    _, b = model.run_with_cache(other_tokens, names_filter=lambda n: n in names)
+    clean, other = (a, b) if roles == "right" else (b, a)
+
+    def part(cache, name):
+        return cache["hook_embed"] if name == "embed" else head_output(cache["blocks.0.attn.hook_z"], model.W_O[0], int(name[2:]))
+
+    hooks = []
+    for letter in scrub:
+        name = keep[letter]
+        if name == "all":
+            shift = torch.zeros_like(a["blocks.1.hook_resid_pre"])
+        elif name == "none":
+            shift = b["blocks.1.hook_resid_pre"] - a["blocks.1.hook_resid_pre"]
+        else:  # the named part from `clean`, the rest from `other`, minus the real input
+            shift = other["blocks.1.hook_resid_pre"] - part(other, name) + part(clean, name) - a["blocks.1.hook_resid_pre"]
+        W = {"q": model.W_Q, "k": model.W_K, "v": model.W_V}[letter][1]
+        hooks.append((f"blocks.1.attn.hook_{letter}", lambda act, hook, s=shift, W=W: act + torch.einsum("bpm,hmd->bphd", s, W)))
+    logits = model.run_with_hooks(tokens, fwd_hooks=hooks if hooks_on else [])
+    return per_token_loss(logits, tokens if score_on == "tokens" else other_tokens)
+
+
 RIGHT = {
     "embed": [lambda t, W_E: W_E[t], lambda t, W_E: F.one_hot(t, W_E.shape[0]).float() @ W_E],
     "pos_embed": [lambda t, W_pos: W_pos[: t.shape[1]].expand(t.shape[0], -1, -1),
@@ -1097,6 +1187,12 @@ RIGHT = {
     "excluded_logits": [_excluded],
     "grokking_phases": [_phases],
     "cos_fit": [_cos_fit],
+    "value_weighted_pattern": [_vw],
+    "ablation_verdicts": [_verdicts],
+    "removal_effect": [_removal],
+    "bias_share": [_bias_share],
+    "favourite_token_ov": [_favourite, lambda d: _favourite(d, "identity") + 5 * torch.ones(d, d) * (torch.arange(d) == 1)],
+    "scrubbed_loss": [_scrub],
 }
 
 
@@ -1762,6 +1858,42 @@ WRONG = {
         ("not centred", lambda L, k: _cos_fit(L, k, centre=False), "did not remove each pair's mean over c"),
         ("unexplained", lambda L, k: _cos_fit(L, k, unexplained=True), "share left unexplained"),
     ],
+    "value_weighted_pattern": [
+        ("rows not rescaled", lambda p, v, W: _vw(p, v, W, rows=None), "rows do not sum to 1"),
+        ("||v||", lambda p, v, W: _vw(p, v, W, by="v"), r"weighted by \|\|v\|\|"),
+        ("columns", lambda p, v, W: _vw(p, v, W, rows=False), "normalised each key's column"),
+        ("squared", lambda p, v, W: _vw(p, v, W, power=2), "squared norm"),
+    ],
+    "ablation_verdicts": [
+        ("no clean loss", lambda *a: _verdicts(*a, subtract=False), "subtract the clean loss"),
+        ("every position", lambda *a: _verdicts(*a, where="all"), "averaged over every position"),
+        ("clean - ablated", lambda *a: _verdicts(*a, sign=-1), "sign is reversed"),
+        ("resample first", lambda *a: _verdicts(*a, order=("resample", "mean", "zero")), "wrong order"),
+    ],
+    "removal_effect": [
+        ("frozen scale", lambda *a: _removal(*a, frozen=True), "direct logit attribution"),
+        ("without - with", lambda *a: _removal(*a, sign=-1), "sign is reversed"),
+        ("current token", lambda *a: _removal(*a, shift=0), "logit of the current token"),
+        ("log-probs", lambda *a: _removal(*a, log=True), "compared log-probabilities"),
+    ],
+    "bias_share": [
+        ("b_V alone", lambda *a: _bias_share(*a, through_W_O=False), "measured b_V itself"),
+        ("norms", lambda *a: _bias_share(*a, squared=False), "divided norms, not squared norms"),
+        ("with b_O", lambda *a: _bias_share(*a, with_b_O=True), "you added b_O"),
+        ("mean first", lambda *a: _bias_share(*a, mean_first=True), "averaged the output before"),
+    ],
+    "favourite_token_ov": [
+        ("the identity", lambda d: _favourite(d, "identity"), "copies 100% of the tokens"),
+        ("-I plus a column", lambda d: _favourite(d, "negative"), "copying score is -"),
+        ("random", lambda d: _favourite(d, "random"), "copying score is"),
+        ("zeros", lambda d: _favourite(d, "zeros"), "all-zero matrix"),
+    ],
+    "scrubbed_loss": [
+        ("roles swapped", lambda *a: _scrub(*a, roles="swapped"), "kept the named part from the other run"),
+        ("values left alone", lambda *a: _scrub(*a, scrub=("q", "k")), "values were not scrubbed"),
+        ("scored against the other tokens", lambda *a: _scrub(*a, score_on="other"), "scored the predictions against `other_tokens`"),
+        ("no hooks", lambda *a: _scrub(*a, hooks_on=False), "nothing was resampled"),
+    ],
 }
 
 WRONG_CASES = [(name, what, fn, match) for name, cases in WRONG.items() for what, fn, match in cases]
@@ -1853,7 +1985,8 @@ def test_a_float64_answer_gets_a_dtype_message(name):
 # (no tensor among the inputs of these: a cache, a model, a lens to train, a list of positions)
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid",
                                                                "lens_top_tokens", "fit_tuned_lens", "mutated_labels",
-                                                               "train_test_split", "fourier_basis")])
+                                                               "train_test_split", "fourier_basis",
+                                                               "favourite_token_ov", "bias_share")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))

@@ -196,16 +196,18 @@ def check_scrubbed_loss(fn):
                 lambda: _swapped(model, tokens, other, keep),
             "the values were not scrubbed: swap the input of q, k and v, all three":
                 lambda: fm.scrubbed_loss(model, tokens, other, {**keep, "v": "all"}),
-            "the loss is the other run's: run the model on `tokens` and resample only the inputs of layer 1's q, k, v":
-                lambda: fm.scrubbed_loss(model, other, tokens, keep),
+            "you scored the predictions against `other_tokens`: the loss is of the run on `tokens`, against "
+            "`tokens`' next tokens; `other_tokens` only supply the resampled parts":
+                lambda: _swapped(model, tokens, other, keep, loss_against=other, roles="right"),
             "nothing was resampled: this is the clean loss": lambda: loss_with_hooks(model, tokens, []),
         }
         compare("scrubbed_loss", got, expected, mistakes, atol=1e-4, axes="batch predicted_pos")
     done("scrubbed_loss", len(cases))
 
 
-def _swapped(model, tokens, other, keep):
-    """The loss with the roles reversed: the named part from `other`, everything else from `tokens`."""
+def _swapped(model, tokens, other, keep, loss_against=None, roles="swapped"):
+    """The loss with the roles reversed (the named part from `other`, everything else from `tokens`),
+    or with roles="right" the right run; scored against `loss_against` (default `tokens`)."""
     names = ["hook_embed", "blocks.0.attn.hook_z", "blocks.1.hook_resid_pre"]
     with torch.no_grad():
         _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
@@ -221,11 +223,14 @@ def _swapped(model, tokens, other, keep):
         if part in ("all", "none"):
             shifts[which] = torch.zeros_like(clean["blocks.1.hook_resid_pre"]) if part == "all" else \
                 resampled["blocks.1.hook_resid_pre"] - clean["blocks.1.hook_resid_pre"]
-        else:
+        elif roles == "swapped":
             shifts[which] = part_of(resampled, part) - part_of(clean, part)
+        else:
+            shifts[which] = resampled["blocks.1.hook_resid_pre"] - part_of(resampled, part) + part_of(clean, part) \
+                - clean["blocks.1.hook_resid_pre"]
     weights = {"q": model.W_Q[1], "k": model.W_K[1], "v": model.W_V[1]}
     hooks = [(f"blocks.1.attn.hook_{w}", lambda a, hook, w=w: a + torch.einsum("bpm,hmd->bphd", shifts[w], weights[w]))
              for w in keep]
     with torch.no_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
-    return fm.per_token_loss(logits, tokens)
+    return fm.per_token_loss(logits, tokens if loss_against is None else loss_against)
