@@ -27,14 +27,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-lab: $(STAMP)
+# The course's JupyterLab defaults (tools/jupyterlab_overrides.json: no news or update prompt on first
+# start, nothing fetched from the internet), where JupyterLab reads defaults; a learner's own settings win.
+LAB_DEFAULTS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_DEFAULTS): tools/jupyterlab_overrides.json $(STAMP)
+	@mkdir -p $(dir $@) && cp $< $@
+
+lab: $(STAMP) $(LAB_DEFAULTS)
 	$(VENV)/bin/jupyter lab $(LAB_ROOT) $(LAB_ARGS) notebooks/
 
 # Unit tests (every zoo model retrained to an early checkpoint of its shipped history), the browser
 # test (executes every solution notebook, exports it to HTML and opens it in headless Chromium: each
 # solution runs once, there), then nbval over every exercise notebook, in one pytest run. The full
 # retrains are `make test-slow`; CI (.ci/run) runs both.
-test: $(STAMP) chromium
+test: $(STAMP) $(LAB_DEFAULTS) chromium
 	$(PYTEST) tests notebooks -m "not slow" $(NBVAL)
 
 # Unit tests only, without retraining the zoo or running notebooks (seconds).
@@ -42,7 +48,7 @@ test-fast: $(STAMP)
 	$(PYTEST) tests -m "not slow and not browser and not notebook"
 
 # The solution notebooks in headless Chromium; screenshots and pages in build/browser/.
-test-browser: $(STAMP) chromium
+test-browser: $(STAMP) $(LAB_DEFAULTS) chromium
 	$(PYTEST) tests -m browser
 
 # Debian's Chromium for the browser test, installed when missing (needs root, as in CI).
