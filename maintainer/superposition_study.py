@@ -1,0 +1,132 @@
+"""The seed study behind notebook 09's claims: its toy models and SAEs, trained live in the notebook
+with seed 0, trained here with seeds 0-3 and measured with the course's reference functions.
+
+    python -m maintainer.superposition_study [course_utils/zoo_weights/studies/superposition.seeds.json]
+
+Writes SETTINGS (the notebook checks that its own are the same) and, per seed, every number the
+notebook asserts. About a minute per seed on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from course_utils import sae as S
+from course_utils import superposition as sp
+
+OUT = Path(__file__).resolve().parent.parent / "course_utils" / "zoo_weights" / "studies" / "superposition.seeds.json"
+SEEDS = (0, 1, 2, 3)
+SETTINGS = {
+    "train": {"steps": 1000, "batch": 512, "lr": 0.02},
+    "five_in_two": {"n_features": 5, "n_hidden": 2, "importance_decay": 0.9,
+                    "sparsity": [0.0, 0.7, 0.9, 0.97, 0.99, 0.999]},
+    "phase": {"densities": 7, "ratios": 7, "density_range": [-2, 0], "ratio_range": [-1, 1]},
+    "privileged": {"n_features": 6, "n_hidden": 6, "n_instances": 4, "sparsity": 0.5},
+    "sae": {"n_features": 64, "d_in": 32, "p_active": 0.04, "n_activations": 20000, "d_sae": 128,
+            "l1_coefficients": [0.01, 0.03, 0.1, 0.3, 1.0], "main_l1": 0.1, "steps": 800, "batch": 256, "lr": 0.003},
+}
+
+
+def five_in_two(seed: int) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
+    s = SETTINGS["five_in_two"]
+    sparsity = torch.tensor(s["sparsity"])
+    importance = (s["importance_decay"] ** torch.arange(s["n_features"]).float()).repeat(len(sparsity), 1)
+    model = sp.ToyModel(len(sparsity), s["n_features"], s["n_hidden"], seed=seed)
+    sp.train_toy(model, importance, sparsity, seed=seed, progress=False, **SETTINGS["train"])
+    return model, importance, sparsity
+
+
+def phase_grid() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(densities, ratios, sparsity per instance, importance per instance): instance = density * ratios + ratio."""
+    s = SETTINGS["phase"]
+    densities = torch.logspace(*s["density_range"], s["densities"])
+    ratios = torch.logspace(*s["ratio_range"], s["ratios"])
+    D, R = torch.meshgrid(densities, ratios, indexing="ij")
+    importance = torch.stack([torch.ones(R.numel()), R.flatten()], dim=1)
+    return densities, ratios, 1 - D.flatten(), importance
+
+
+def phase(seed: int) -> torch.Tensor:
+    densities, ratios, sparsity, importance = phase_grid()
+    model = sp.ToyModel(len(sparsity), 2, 1, seed=seed)
+    sp.train_toy(model, importance, sparsity, seed=seed, progress=False, **SETTINGS["train"])
+    return sp.two_feature_phase(model.W.detach()).view(len(densities), len(ratios))
+
+
+def privileged(seed: int, hidden_relu: bool) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
+    s = SETTINGS["privileged"]
+    sparsity = torch.full((s["n_instances"],), s["sparsity"])
+    importance = torch.ones(s["n_instances"], s["n_features"])
+    model = sp.ToyModel(s["n_instances"], s["n_features"], s["n_hidden"], hidden_relu=hidden_relu, seed=seed)
+    sp.train_toy(model, importance, sparsity, seed=seed, progress=False, **SETTINGS["train"])
+    return model, importance, sparsity
+
+
+def sae_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(true directions [feature, d_in], activations [n, d_in])."""
+    s = SETTINGS["sae"]
+    directions = S.random_dictionary(s["n_features"], s["d_in"], seed=seed)
+    x, _ = S.sparse_activations(s["n_activations"], directions, s["p_active"], torch.Generator().manual_seed(seed))
+    return directions, x
+
+
+def train_one_sae(x: torch.Tensor, l1: float, seed: int, step=None, progress=False) -> S.SparseAutoencoder:
+    s = SETTINGS["sae"]
+    sae = S.SparseAutoencoder(s["d_in"], s["d_sae"], seed=seed)
+    S.train_sae(sae, x, l1, steps=s["steps"], batch=s["batch"], lr=s["lr"], seed=seed, step=step, progress=progress)
+    return sae
+
+
+def measure(seed: int) -> dict:
+    out = {}
+    model, importance, sparsity = five_in_two(seed)
+    W = model.W.detach()
+    out["five_in_two"] = {"norms": sp.feature_norms(W).tolist(), "represented": sp.represented(W).sum(1).tolist(),
+                          "superposition": sp.superposition_measure(W).tolist()}
+    out["phase"] = phase(seed).tolist()
+    for relu in (False, True):
+        model, importance, sparsity = privileged(seed, relu)
+        W = model.W.detach()
+        rotation = sp.random_rotation(W.shape[0], W.shape[1], seed=seed + 1000)
+        out["privileged_relu" if relu else "privileged_linear"] = {
+            "alignment": sp.neuron_alignment(W).mean().item(),
+            "rotated_alignment": sp.neuron_alignment(rotation @ W).mean().item(),
+            "loss": sp.evaluate_toy(model, importance, sparsity).tolist(),
+            "rotated_loss": sp.evaluate_toy(sp.rotate_hidden(model, rotation), importance, sparsity).tolist(),
+        }
+    directions, x = sae_data(seed)
+    s = SETTINGS["sae"]
+    random = S.feature_recovery(directions, S.random_dictionary(s["d_sae"], s["d_in"], seed=seed + 1000))
+    out["sae_random"] = {"median": random.median().item(), "above_0.9": (random > 0.9).float().mean().item()}
+    out["sae"] = {}
+    for l1 in s["l1_coefficients"]:
+        sae = train_one_sae(x, l1, seed)
+        with torch.no_grad():
+            latents, reconstruction = sae(x[:5000])
+        recovery = S.feature_recovery(directions, sae.W_dec.detach())
+        out["sae"][str(l1)] = {"l0": S.l0(latents), "explained_variance": S.explained_variance(x[:5000], reconstruction),
+                               "dead": S.dead_latents(latents), "median": recovery.median().item(),
+                               "above_0.9": (recovery > 0.9).float().mean().item()}
+    return out
+
+
+def main(path: str | None = None) -> None:
+    torch.set_num_threads(1)
+    runs = {}
+    for seed in SEEDS:
+        start = time.time()
+        runs[str(seed)] = measure(seed)
+        print(f"seed {seed}: {time.time() - start:.0f} s", flush=True)
+    out = Path(path) if path else OUT
+    out.write_text(json.dumps({"settings": SETTINGS, "seeds": list(SEEDS), "torch": torch.__version__, "runs": runs},
+                              indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
