@@ -100,6 +100,7 @@ zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds mc_fixed runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds mc_random runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build phase-change
+	$(PY) -m maintainer.superposition_study
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

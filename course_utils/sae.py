@@ -39,9 +39,16 @@ class SparseAutoencoder(nn.Module):
         return sae_forward(x, self.W_enc, self.b_enc, self.W_dec, self.b_dec)
 
 
-def sae_forward(x: Float[Tensor, "batch d_in"], W_enc: Float[Tensor, "d_in d_sae"], b_enc: Float[Tensor, "d_sae"],
-                W_dec: Float[Tensor, "d_sae d_in"], b_dec: Float[Tensor, "d_in"]) -> tuple[Tensor, Tensor]:
+def sae_forward(x: Float[Tensor, "batch d_in"], W_enc: Float[Tensor, "d_in d_sae"], b_enc: Float[Tensor, " d_sae"],
+                W_dec: Float[Tensor, "d_sae d_in"], b_dec: Float[Tensor, " d_in"]) -> tuple[Tensor, Tensor]:
     """(latents, reconstruction): f = ReLU((x - b_dec) W_enc + b_enc), x' = f W_dec + b_dec."""
+    validate.tensor(x, "x", "batch d_in", "float")
+    validate.tensor(W_enc, "W_enc", "d_in d_sae", "float")
+    d_in, d_sae = W_enc.shape
+    validate.shape_is(x[0], "x[0]", (d_in,), "d_in entries, as W_enc's rows")
+    validate.shape_is(b_enc, "b_enc", (d_sae,), "d_sae entries")
+    validate.shape_is(W_dec, "W_dec", (d_sae, d_in), "[d_sae, d_in], W_enc's shape transposed")
+    validate.shape_is(b_dec, "b_dec", (d_in,), "d_in entries")
     latents = F.relu((x - b_dec) @ W_enc + b_enc)
     return latents, latents @ W_dec + b_dec
 
@@ -50,6 +57,11 @@ def sae_loss(x: Float[Tensor, "batch d_in"], latents: Float[Tensor, "batch d_sae
              reconstruction: Float[Tensor, "batch d_in"], W_dec: Float[Tensor, "d_sae d_in"],
              l1_coefficient: float) -> Float[Tensor, ""]:
     """Mean over the batch of ||x - x'||^2 + l1_coefficient * sum_j f_j ||W_dec[j]||."""
+    validate.tensor(x, "x", "batch d_in", "float")
+    validate.shape_is(reconstruction, "reconstruction", tuple(x.shape), "the shape of x")
+    validate.tensor(W_dec, "W_dec", "d_sae d_in", "float")
+    validate.shape_is(latents, "latents", (x.shape[0], W_dec.shape[0]), "[batch, d_sae]")
+    validate.non_negative(l1_coefficient=l1_coefficient)
     squared_error = (reconstruction - x).pow(2).sum(-1)
     l1 = (latents * W_dec.norm(dim=-1)).sum(-1)
     return (squared_error + l1_coefficient * l1).mean()
@@ -58,6 +70,8 @@ def sae_loss(x: Float[Tensor, "batch d_in"], latents: Float[Tensor, "batch d_sae
 def sae_training_step(sae: SparseAutoencoder, optimizer: torch.optim.Optimizer, x: Float[Tensor, "batch d_in"],
                       l1_coefficient: float) -> Float[Tensor, ""]:
     """One step: loss, gradients, the optimizer's step, then the decoder rows back to unit norm. Returns the loss."""
+    validate.instance(sae, SparseAutoencoder, "sae")
+    validate.instance(optimizer, torch.optim.Optimizer, "optimizer")
     latents, reconstruction = sae_forward(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
     loss = sae_loss(x, latents, reconstruction, sae.W_dec, l1_coefficient)
     optimizer.zero_grad()
@@ -69,7 +83,7 @@ def sae_training_step(sae: SparseAutoencoder, optimizer: torch.optim.Optimizer, 
 
 
 def train_sae(sae: SparseAutoencoder, activations: Float[Tensor, "n d_in"], l1_coefficient: float, steps: int = 2000,
-              batch: int = 512, lr: float = 3e-3, seed: int = 0, step=None, progress: bool = True) -> Float[Tensor, "step"]:
+              batch: int = 512, lr: float = 3e-3, seed: int = 0, step=None, progress: bool = True) -> Float[Tensor, " step"]:
     """Train `sae` with Adam on random batches of `activations`; return the loss at each step.
 
     step(sae, optimizer, x, l1_coefficient) defaults to the course's `sae_training_step`; notebook 09
@@ -93,7 +107,7 @@ def train_sae(sae: SparseAutoencoder, activations: Float[Tensor, "n d_in"], l1_c
 
 
 def feature_recovery(true_directions: Float[Tensor, "feature d_in"],
-                     W_dec: Float[Tensor, "d_sae d_in"]) -> Float[Tensor, "feature"]:
+                     W_dec: Float[Tensor, "d_sae d_in"]) -> Float[Tensor, " feature"]:
     """For each true feature, the largest cosine similarity between its direction and any decoder row."""
     validate.tensor(true_directions, "true_directions", "feature d_in", "float")
     validate.tensor(W_dec, "W_dec", "d_sae d_in", "float")

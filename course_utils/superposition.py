@@ -25,7 +25,7 @@ def _float(value, name: str, shape: str) -> None:
     validate.tensor(value, name, shape, "float")
 
 
-def feature_batch(batch: int, sparsity: Float[Tensor, "instance"], n_features: int,
+def feature_batch(batch: int, sparsity: Float[Tensor, " instance"], n_features: int,
                   generator: torch.Generator) -> Float[Tensor, "batch instance feature"]:
     """Random inputs: each feature is uniform in [0, 1] with probability `1 - sparsity` (per instance), else 0."""
     validate.positive(batch=batch, n_features=n_features)
@@ -38,16 +38,27 @@ def feature_batch(batch: int, sparsity: Float[Tensor, "instance"], n_features: i
     return values * present
 
 
+def _toy_shapes(W: Tensor, b: Tensor, x: Tensor) -> None:
+    _float(W, "W", "instance hidden feature")
+    validate.shape_is(b, "b", (W.shape[0], W.shape[2]), "one bias per instance and feature")
+    _float(x, "x", "batch instance feature")
+    validate.shape_is(x[0], "x[0]", (W.shape[0], W.shape[2]), "[instance, feature], as W's")
+
+
 def toy_forward(W: Float[Tensor, "instance hidden feature"], b: Float[Tensor, "instance feature"],
                 x: Float[Tensor, "batch instance feature"]) -> Float[Tensor, "batch instance feature"]:
     """ReLU(W^T W x + b), for every instance at once."""
+    _toy_shapes(W, b, x)
     h = torch.einsum("ihf,bif->bih", W, x)  # [batch, instance, hidden]
     return F.relu(torch.einsum("ihf,bih->bif", W, h) + b)
 
 
 def toy_loss(x: Float[Tensor, "batch instance feature"], x_hat: Float[Tensor, "batch instance feature"],
-             importance: Float[Tensor, "instance feature"]) -> Float[Tensor, "instance"]:
+             importance: Float[Tensor, "instance feature"]) -> Float[Tensor, " instance"]:
     """Per instance: the importance-weighted squared error, summed over features, averaged over the batch."""
+    _float(x, "x", "batch instance feature")
+    validate.shape_is(x_hat, "x_hat", tuple(x.shape), "the shape of x")
+    validate.shape_is(importance, "importance", tuple(x.shape[1:]), "[instance, feature], as x's")
     return (importance * (x - x_hat) ** 2).sum(-1).mean(0)
 
 
@@ -75,10 +86,11 @@ class ToyModel(nn.Module):
         return F.relu(h) if self.hidden_relu else h
 
     def forward(self, x: Float[Tensor, "batch instance feature"]) -> Float[Tensor, "batch instance feature"]:
+        _toy_shapes(self.W, self.b, x)
         return F.relu(torch.einsum("ihf,bih->bif", self.W, self.hidden(x)) + self.b)
 
 
-def train_toy(model: ToyModel, importance: Float[Tensor, "instance feature"], sparsity: Float[Tensor, "instance"],
+def train_toy(model: ToyModel, importance: Float[Tensor, "instance feature"], sparsity: Float[Tensor, " instance"],
               steps: int = 3000, batch: int = 1024, lr: float = 1e-2, seed: int = 0, forward=None, loss=None,
               progress: bool = True) -> Float[Tensor, "step instance"]:
     """Train every instance with Adam on fresh random batches; return the loss of each instance at each step.
@@ -158,8 +170,8 @@ def rotate_hidden(model: ToyModel, rotation: Float[Tensor, "instance hidden hidd
     return out
 
 
-def evaluate_toy(model: ToyModel, importance: Float[Tensor, "instance feature"], sparsity: Float[Tensor, "instance"],
-                 batch: int = 20000, seed: int = 1) -> Float[Tensor, "instance"]:
+def evaluate_toy(model: ToyModel, importance: Float[Tensor, "instance feature"], sparsity: Float[Tensor, " instance"],
+                 batch: int = 20000, seed: int = 1) -> Float[Tensor, " instance"]:
     """The loss of every instance on one large fresh batch."""
     validate.instance(model, ToyModel, "model")
     x = feature_batch(batch, sparsity, model.W.shape[2], torch.Generator().manual_seed(seed))

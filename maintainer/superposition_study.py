@@ -32,7 +32,7 @@ SETTINGS = {
 }
 
 
-def five_in_two(seed: int) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
+def _five_in_two(seed: int) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
     s = SETTINGS["five_in_two"]
     sparsity = torch.tensor(s["sparsity"])
     importance = (s["importance_decay"] ** torch.arange(s["n_features"]).float()).repeat(len(sparsity), 1)
@@ -41,7 +41,7 @@ def five_in_two(seed: int) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
     return model, importance, sparsity
 
 
-def phase_grid() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _phase_grid() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(densities, ratios, sparsity per instance, importance per instance): instance = density * ratios + ratio."""
     s = SETTINGS["phase"]
     densities = torch.logspace(*s["density_range"], s["densities"])
@@ -51,14 +51,14 @@ def phase_grid() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
     return densities, ratios, 1 - D.flatten(), importance
 
 
-def phase(seed: int) -> torch.Tensor:
-    densities, ratios, sparsity, importance = phase_grid()
+def _phase(seed: int) -> torch.Tensor:
+    densities, ratios, sparsity, importance = _phase_grid()
     model = sp.ToyModel(len(sparsity), 2, 1, seed=seed)
     sp.train_toy(model, importance, sparsity, seed=seed, progress=False, **SETTINGS["train"])
     return sp.two_feature_phase(model.W.detach()).view(len(densities), len(ratios))
 
 
-def privileged(seed: int, hidden_relu: bool) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
+def _privileged(seed: int, hidden_relu: bool) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
     s = SETTINGS["privileged"]
     sparsity = torch.full((s["n_instances"],), s["sparsity"])
     importance = torch.ones(s["n_instances"], s["n_features"])
@@ -67,7 +67,7 @@ def privileged(seed: int, hidden_relu: bool) -> tuple[sp.ToyModel, torch.Tensor,
     return model, importance, sparsity
 
 
-def sae_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _sae_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(true directions [feature, d_in], activations [n, d_in])."""
     s = SETTINGS["sae"]
     directions = S.random_dictionary(s["n_features"], s["d_in"], seed=seed)
@@ -75,7 +75,7 @@ def sae_data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return directions, x
 
 
-def train_one_sae(x: torch.Tensor, l1: float, seed: int, step=None, progress=False) -> S.SparseAutoencoder:
+def _train_one_sae(x: torch.Tensor, l1: float, seed: int, step=None, progress=False) -> S.SparseAutoencoder:
     s = SETTINGS["sae"]
     sae = S.SparseAutoencoder(s["d_in"], s["d_sae"], seed=seed)
     S.train_sae(sae, x, l1, steps=s["steps"], batch=s["batch"], lr=s["lr"], seed=seed, step=step, progress=progress)
@@ -83,14 +83,17 @@ def train_one_sae(x: torch.Tensor, l1: float, seed: int, step=None, progress=Fal
 
 
 def measure(seed: int) -> dict:
+    """Every number notebook 09 asserts, for one seed."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r}")
     out = {}
-    model, importance, sparsity = five_in_two(seed)
+    model, importance, sparsity = _five_in_two(seed)
     W = model.W.detach()
     out["five_in_two"] = {"norms": sp.feature_norms(W).tolist(), "represented": sp.represented(W).sum(1).tolist(),
                           "superposition": sp.superposition_measure(W).tolist()}
-    out["phase"] = phase(seed).tolist()
+    out["phase"] = _phase(seed).tolist()
     for relu in (False, True):
-        model, importance, sparsity = privileged(seed, relu)
+        model, importance, sparsity = _privileged(seed, relu)
         W = model.W.detach()
         rotation = sp.random_rotation(W.shape[0], W.shape[1], seed=seed + 1000)
         out["privileged_relu" if relu else "privileged_linear"] = {
@@ -99,13 +102,13 @@ def measure(seed: int) -> dict:
             "loss": sp.evaluate_toy(model, importance, sparsity).tolist(),
             "rotated_loss": sp.evaluate_toy(sp.rotate_hidden(model, rotation), importance, sparsity).tolist(),
         }
-    directions, x = sae_data(seed)
+    directions, x = _sae_data(seed)
     s = SETTINGS["sae"]
     random = S.feature_recovery(directions, S.random_dictionary(s["d_sae"], s["d_in"], seed=seed + 1000))
     out["sae_random"] = {"median": random.median().item(), "above_0.9": (random > 0.9).float().mean().item()}
     out["sae"] = {}
     for l1 in s["l1_coefficients"]:
-        sae = train_one_sae(x, l1, seed)
+        sae = _train_one_sae(x, l1, seed)
         with torch.no_grad():
             latents, reconstruction = sae(x[:5000])
         recovery = S.feature_recovery(directions, sae.W_dec.detach())
@@ -116,13 +119,15 @@ def measure(seed: int) -> dict:
 
 
 def main(path: str | None = None) -> None:
+    out = Path(path) if path else OUT
+    if not out.parent.is_dir():
+        raise ValueError(f"path must be in an existing directory, got {str(out)!r}")
     torch.set_num_threads(1)
     runs = {}
     for seed in SEEDS:
         start = time.time()
         runs[str(seed)] = measure(seed)
         print(f"seed {seed}: {time.time() - start:.0f} s", flush=True)
-    out = Path(path) if path else OUT
     out.write_text(json.dumps({"settings": SETTINGS, "seeds": list(SEEDS), "torch": torch.__version__, "runs": runs},
                               indent=1) + "\n")
     print(f"wrote {out}")
