@@ -10,13 +10,17 @@ weighted by its decoder row's norm (so the penalty cannot be dodged by shrinking
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Float, Int
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from . import validate
+from . import validate, zoo
 
 
 class SparseAutoencoder(nn.Module):
@@ -154,3 +158,105 @@ def sparse_activations(n: int, directions: Float[Tensor, "feature d_in"], p_acti
     shape = (n, len(directions))
     coefficients = torch.rand(shape, generator=generator) * (torch.rand(shape, generator=generator) < p_active)
     return coefficients @ directions, coefficients
+
+
+# ---- an SAE on a course model (notebook 09, section 7) -------------------------------------------------------
+
+SAE_DIR = Path(__file__).resolve().parent / "zoo_weights" / "saes"
+COURSE_SAE = "attn_only_2l.blocks.1.hook_resid_pre"
+
+
+def clamp_latent(x: Float[Tensor, "... d_in"], W_enc: Float[Tensor, "d_in d_sae"], b_enc: Float[Tensor, " d_sae"],
+                 W_dec: Float[Tensor, "d_sae d_in"], b_dec: Float[Tensor, " d_in"], latent: int,
+                 value: float) -> Float[Tensor, "... d_in"]:
+    """x with latent `latent` set to `value`: x + (value - f_latent(x)) W_dec[latent]. Everything the SAE does
+    not explain (its error) is kept."""
+    validate.tensor(x, "x", "... d_in", "float")
+    validate.int_in(latent, 0, W_dec.shape[0] - 1, "latent", "a latent of the SAE")
+    latents, _ = sae_forward(x.reshape(-1, x.shape[-1]), W_enc, b_enc, W_dec, b_dec)
+    now = latents[:, latent].reshape(x.shape[:-1])
+    return x + (value - now)[..., None] * W_dec[latent]
+
+
+def latent_precision(latents: Float[Tensor, "n d_sae"], labels: Int[Tensor, " n"], n_classes: int) -> Float[Tensor, "d_sae n_classes"]:
+    """For each latent and class: of the inputs on which the latent fires (> 0), the share whose label is
+    that class (NaN for a latent that never fires)."""
+    validate.tensor(latents, "latents", "n d_sae", "float")
+    validate.tensor(labels, "labels", "n", "int")
+    validate.shape_is(labels, "labels", (latents.shape[0],), "one label per input")
+    validate.positive(n_classes=n_classes)
+    fires = (latents > 0).float()
+    counts = fires.T @ F.one_hot(labels, n_classes).float()  # [d_sae, class]
+    return counts / fires.sum(0)[:, None]
+
+
+def course_activations(model, tokens: Int[Tensor, "batch pos"], hook: str) -> Float[Tensor, "n d_model"]:
+    """The activations at `hook` of every position of `tokens`, flattened to [batch * pos, d_model]."""
+    validate.model(model)
+    _, cache = model.run_with_cache(tokens, names_filter=hook)
+    return cache[hook].flatten(0, 1)
+
+
+def course_sae_recipe() -> dict:
+    """How the shipped SAE was trained: model, hook, data, SAE size, penalty, optimiser, seed (its card's recipe)."""
+    return {"model": "attn_only_2l", "hook": "blocks.1.hook_resid_pre", "n_sequences": 200, "sample_seed": 123,
+            "d_sae": 256, "l1_coefficient": 0.1, "steps": 1500, "batch": 256, "lr": 0.003, "seed": 100}
+
+
+def _recipe(recipe) -> None:
+    validate.instance(recipe, dict, "recipe")
+    missing = sorted(set(course_sae_recipe()) - set(recipe))
+    if missing:
+        raise ValueError(f"recipe must have every key of course_sae_recipe(), missing {missing}")
+
+
+def course_sae_data(recipe: dict) -> tuple[Tensor, Tensor, Tensor, float]:
+    """(activations divided by their mean norm [n, d_model], token at each [n], copied [n], the mean norm)."""
+    _recipe(recipe)
+    model, language = zoo.load(recipe["model"]), zoo.language(recipe["model"])
+    batch = language.sample(recipe["n_sequences"], seed=recipe["sample_seed"])
+    with torch.no_grad():
+        raw = course_activations(model, batch.tokens, recipe["hook"])
+    scale = raw.norm(dim=-1).mean().item()
+    return raw / scale, batch.tokens.flatten(), batch.copied.flatten(), scale
+
+
+def train_course_sae(recipe: dict | None = None, seed: int | None = None, progress: bool = True) -> tuple[SparseAutoencoder, Tensor]:
+    """Train the course-model SAE from its recipe (about 10 s on one CPU thread); returns (sae, losses)."""
+    recipe = course_sae_recipe() if recipe is None else recipe
+    _recipe(recipe)
+    seed = recipe["seed"] if seed is None else seed
+    acts, _, _, _ = course_sae_data(recipe)
+    sae = SparseAutoencoder(acts.shape[1], recipe["d_sae"], seed=seed)
+    losses = train_sae(sae, acts, recipe["l1_coefficient"], steps=recipe["steps"], batch=recipe["batch"],
+                       lr=recipe["lr"], seed=seed, progress=progress)
+    return sae, losses
+
+
+def load_course_sae(retrain: bool = False) -> tuple[SparseAutoencoder, dict]:
+    """The shipped SAE on attn_only_2l's blocks.1.hook_resid_pre and its card (recipe, metrics, seed study);
+    retrain=True trains it again from the card's recipe, with a progress bar."""
+    validate.boolean(retrain=retrain)
+    card = json.loads((SAE_DIR / f"{COURSE_SAE}.json").read_text())
+    if retrain:
+        sae, _ = train_course_sae(card["recipe"])
+        return sae, card
+    path = SAE_DIR / f"{COURSE_SAE}.safetensors"
+    if zoo.sha256(path) != card["sha256"]:
+        raise ValueError(f"{path} does not match the checksum in its card: reinstall the course, or rebuild it with "
+                         f"`python -m maintainer.superposition_study sae`")
+    tensors = load_file(path)
+    sae = SparseAutoencoder(tensors["W_enc"].shape[0], tensors["W_enc"].shape[1])
+    sae.load_state_dict(tensors, strict=True)
+    return sae, card
+
+
+def successor_mass(model, tokens: Int[Tensor, "batch pos"], hook: str, edit, successors: torch.Tensor) -> float:
+    """The mean probability the model puts on `successors` (a [d_vocab] bool mask) at every position of
+    `tokens`, with edit(resid) -> resid applied at `hook` (edit=None: the model as it is)."""
+    validate.model(model)
+    validate.shape_is(successors, "successors", (model.cfg.d_vocab,), "one flag per token of the vocabulary")
+    hooks = [] if edit is None else [(hook, lambda resid, hook: edit(resid))]
+    with torch.no_grad():
+        probs = model.run_with_hooks(tokens, fwd_hooks=hooks).softmax(-1)
+    return (probs * successors.float()).sum(-1).mean().item()

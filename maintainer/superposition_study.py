@@ -2,6 +2,7 @@
 with seed 0, trained here with seeds 0-3 and measured with the course's reference functions.
 
     python -m maintainer.superposition_study [course_utils/zoo_weights/studies/superposition.seeds.json]
+    python -m maintainer.superposition_study sae   (the shipped SAE on a course model, its card and seed study)
 
 Writes SETTINGS (the notebook checks that its own are the same) and, per seed, every number the
 notebook asserts. About a minute per seed on one CPU thread.
@@ -133,5 +134,82 @@ def main(path: str | None = None) -> None:
     print(f"wrote {out}")
 
 
+
+
+# ---- the SAE on a course model (notebook 09, section 7): shipped, with a card and a seed study ------------------
+
+SAE_SEEDS = (100, 101, 102, 103)
+STEERED_LATENTS = 10  # the token latents of highest precision that are steered
+
+
+def course_sae_metrics(sae: S.SparseAutoencoder, recipe: dict) -> dict:
+    """Everything notebook 09's section 7 asserts about one SAE, measured with the course's reference functions."""
+    from course_utils import validate, zoo
+
+    validate.instance(sae, S.SparseAutoencoder, "sae")
+
+    acts, tokens, copied, scale = S.course_sae_data(recipe)
+    model, language = zoo.load(recipe["model"]), zoo.language(recipe["model"])
+    with torch.no_grad():
+        latents, reconstruction = sae(acts)
+    alive = (latents > 0).sum(0) >= 20
+    token_precision, best_token = S.latent_precision(latents, tokens, model.cfg.d_vocab).nan_to_num(0).max(-1)
+    token_latents = ((token_precision > 0.9) & alive).nonzero()[:, 0]
+    copy_precision = S.latent_precision(latents, copied.long(), 2)[:, 1].nan_to_num(0) * alive
+    order = token_latents[token_precision[token_latents].argsort(descending=True)][:STEERED_LATENTS]
+    successors = language.transition_matrix() > 0
+    test = language.sample(100, seed=recipe["sample_seed"] + 1).tokens
+    g = torch.Generator().manual_seed(0)
+    steer = {"base": [], "steered": [], "random": []}
+    W = [sae.W_enc.detach(), sae.b_enc.detach(), sae.W_dec.detach(), sae.b_dec.detach()]
+    for j in order.tolist():
+        value = latents[:, j].max().item()
+        random_dec = W[2].clone()
+        r = torch.randn(W[2].shape[1], generator=g)
+        random_dec[j] = r / r.norm()
+
+        def edit(resid, dec):
+            return S.clamp_latent(resid / scale, W[0], W[1], dec, W[3], j, value) * scale
+
+        succ = successors[best_token[j]]
+        steer["base"].append(S.successor_mass(model, test, recipe["hook"], None, succ))
+        steer["steered"].append(S.successor_mass(model, test, recipe["hook"], lambda x: edit(x, W[2]), succ))
+        steer["random"].append(S.successor_mass(model, test, recipe["hook"], lambda x: edit(x, random_dec), succ))
+    return {"l0": S.l0(latents), "explained_variance": S.explained_variance(acts, reconstruction),
+            "dead": S.dead_latents(latents), "token_latents": len(token_latents),
+            "distinct_tokens": len(set(best_token[token_latents].tolist())),
+            "best_copy_precision": copy_precision.max().item(), "copied_share": copied.float().mean().item(),
+            "steered_latents": order.tolist(), "steering": steer}
+
+
+def build_course_sae() -> None:
+    """Train the shipped SAE (seed 100), write its safetensors and card, with the seed study of SAE_SEEDS."""
+    from safetensors.torch import save_file
+
+    from course_utils import zoo
+
+    torch.set_num_threads(1)
+    recipe = S.course_sae_recipe()
+    study = {}
+    for seed in SAE_SEEDS:
+        start = time.time()
+        sae, losses = S.train_course_sae(recipe, seed=seed, progress=False)
+        study[str(seed)] = course_sae_metrics(sae, recipe)
+        print(f"SAE seed {seed}: {time.time() - start:.0f} s", flush=True)
+        if seed == recipe["seed"]:
+            shipped, shipped_losses = sae, losses
+    S.SAE_DIR.mkdir(exist_ok=True)
+    path = S.SAE_DIR / f"{S.COURSE_SAE}.safetensors"
+    save_file({k: v.detach().contiguous() for k, v in shipped.state_dict().items()}, str(path))
+    card = {"name": S.COURSE_SAE, "recipe": recipe, "torch": torch.__version__, "sha256": zoo.sha256(path),
+            "losses": [round(x, 6) for x in shipped_losses.tolist()], "metrics": study[str(recipe["seed"])],
+            "seed_study": {"seeds": list(SAE_SEEDS), "runs": study}}
+    (S.SAE_DIR / f"{S.COURSE_SAE}.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {path} and its card")
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1:] == ["sae"]:
+        build_course_sae()
+    else:
+        main(*sys.argv[1:])

@@ -895,7 +895,7 @@ CASES: list[Case] = [
                  checks.check_cos_fit,
                  checks.check_toy_forward, checks.check_toy_loss, checks.check_superposition_measure,
                  checks.check_neuron_alignment, checks.check_sae_forward, checks.check_sae_loss,
-                 checks.check_sae_training_step, checks.check_feature_recovery)],
+                 checks.check_sae_training_step, checks.check_feature_recovery, checks.check_clamp_latent)],
     C("checks.check_forward", "fn not a function", lambda: checks.check_forward(None, tiny()), checks.ExerciseError,
       r"expected a function as fn.*got NoneType"),
     C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
@@ -2008,6 +2008,16 @@ CASES: list[Case] = [
     C("sae.sparse_activations", "p_active 2", lambda: saes.sparse_activations(10, floats(3, 4), 2.0, torch.Generator()), ValueError, r"p_active must be in \[0, 1\], got 2\.0"),
     C("superposition_study.measure", "seed a float", lambda: superposition_study.measure(0.0), TypeError, r"seed must be an int, got 0\.0"),
     C("superposition_study.main", "missing directory", lambda: superposition_study.main("/nope/x.json"), ValueError, r"path must be in an existing directory, got '/nope/x\.json'"),
+    C("sae.clamp_latent", "latent out of range", lambda: saes.clamp_latent(floats(2, 4), floats(4, 8), floats(8), floats(8, 4), floats(4), 8, 1.0), ValueError, r"latent must be an int in \[0, 7\] \(a latent of the SAE\), got 8"),
+    C("sae.clamp_latent", "x a list", lambda: saes.clamp_latent([[0.0]], floats(4, 8), floats(8), floats(8, 4), floats(4), 0, 1.0), TypeError, r"x must be a torch\.Tensor"),
+    C("sae.latent_precision", "labels float", lambda: saes.latent_precision(floats(5, 3), floats(5), 2), TypeError, r"labels must be an integer tensor \(torch\.long\)"),
+    C("sae.latent_precision", "labels too short", lambda: saes.latent_precision(floats(5, 3), tokens(4), 2), ValueError, r"labels must have shape one label per input = \[5\]"),
+    C("sae.course_activations", "not a model", lambda: saes.course_activations("attn_only_2l", tokens(1, 4), "blocks.1.hook_resid_pre"), TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("sae.course_sae_data", "recipe without a hook", lambda: saes.course_sae_data({"model": "attn_only_2l"}), ValueError, r"recipe must have every key of course_sae_recipe\(\), missing \['batch'"),
+    C("sae.train_course_sae", "recipe a string", lambda: saes.train_course_sae("attn_only_2l"), TypeError, r"recipe must be a builtins\.dict, got str"),
+    C("sae.load_course_sae", "retrain 'yes'", lambda: saes.load_course_sae(retrain="yes"), TypeError, r"retrain must be True or False, got 'yes'"),
+    C("sae.successor_mass", "successors per position", lambda: saes.successor_mass(tiny(), tokens(1, 4), "blocks.0.hook_resid_pre", None, floats(4) > 0), ValueError, r"successors must have shape one flag per token of the vocabulary"),
+    C("superposition_study.course_sae_metrics", "not an SAE", lambda: superposition_study.course_sae_metrics(None, saes.course_sae_recipe()), TypeError, r"sae must be a course_utils\.sae\.SparseAutoencoder, got NoneType"),
     # -- integer token dtypes: only torch.long, refused at the entrance with a hint --
     *[C(target, f"{name} {dtype}", (lambda call=call, dtype=dtype: call(dtype)), TypeError,
         rf"{name} must be an integer tensor \(torch\.long\), got dtype torch\.{dtype} \(convert with {name}\.long\(\)\)")
@@ -2043,6 +2053,8 @@ EXEMPT = {
     "viz.CircuitsVisView",  # what attention_heads and colored_tokens return; never built from user input
     "viz.reset_views",  # takes no input
     "icl_tasks.Prompts",  # a record of three tensors returned by ICLTasks.prompts; never built from user input
+    "sae.course_sae_recipe",  # takes no input
+    "superposition_study.build_course_sae",  # takes no input (a maintainer command)
     "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
 }
 

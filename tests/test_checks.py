@@ -1065,6 +1065,18 @@ def _recovery(true, W_dec, norm_true=True, norm_dec=True, use_abs=False, reduce=
     return cos.max(-1).values if reduce == "max" else cos.mean(-1)
 
 
+def _clamp(x, W_enc, b_enc, W_dec, b_dec, latent, value, subtract=True, direction="dec", keep_error=True):
+    flat = x.reshape(-1, x.shape[-1])
+    f, recon = _sae_fwd(flat, W_enc, b_enc, W_dec, b_dec)
+    now = f[:, latent].reshape(x.shape[:-1])[..., None]
+    if not keep_error:
+        f = f.clone()
+        f[:, latent] = value
+        return (f @ W_dec + b_dec).reshape(x.shape)
+    along = W_dec[latent] if direction == "dec" else W_enc[:, latent]
+    return x + ((value - now) if subtract else value) * along
+
+
 RIGHT = {
     "embed": [lambda t, W_E: W_E[t], lambda t, W_E: F.one_hot(t, W_E.shape[0]).float() @ W_E],
     "pos_embed": [lambda t, W_pos: W_pos[: t.shape[1]].expand(t.shape[0], -1, -1),
@@ -1165,6 +1177,7 @@ RIGHT = {
     "sae_loss": [_sae_loss],
     "sae_training_step": [_sae_step],
     "feature_recovery": [_recovery],
+    "clamp_latent": [_clamp],
 }
 
 
@@ -1880,6 +1893,12 @@ WRONG = {
         ("mean", lambda t, d: _recovery(t, d, reduce="mean"), "averaged over the decoder rows"),
         ("wrong axis", lambda t, d: (F.normalize(t, dim=-1) @ F.normalize(d, dim=-1).T).max(0).values,
          "maximum over the true features"),
+    ],
+    "clamp_latent": [
+        ("no subtraction", lambda *a: _clamp(*a, subtract=False), "without taking away what the latent already contributes"),
+        ("reconstruction", lambda *a: _clamp(*a, keep_error=False), "returned the SAE's reconstruction"),
+        ("encoder column", lambda *a: _clamp(*a, direction="enc"), "encoder's column"),
+        ("reversed", lambda x, *rest: 2 * x - _clamp(x, *rest), "subtracted the other way round"),
     ],
 }
 

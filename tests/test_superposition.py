@@ -147,3 +147,58 @@ def test_the_study_reproduces_for_seed_0():
     for l1, row in study["sae"].items():
         assert abs(again["sae"][l1]["l0"] - row["l0"]) < 0.1 * row["l0"]
         assert abs(again["sae"][l1]["explained_variance"] - row["explained_variance"]) < 0.01
+
+
+def test_clamp_latent_sets_the_latent_and_keeps_the_error():
+    sae = S.SparseAutoencoder(6, 10, seed=0)
+    with torch.no_grad():
+        sae.b_enc.fill_(0.2)
+    x = torch.randn(3, 4, 6)
+    W = [p.detach() for p in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)]
+    out = S.clamp_latent(x, *W, 2, 3.0)
+    before, _ = S.sae_forward(x.reshape(-1, 6), *W)
+    moved = (out - x).reshape(-1, 6)
+    assert torch.allclose(moved, (3.0 - before[:, 2])[:, None] * W[2][2], atol=1e-5)
+
+
+def test_latent_precision_by_hand():
+    latents = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.5, 0.0]])
+    precision = S.latent_precision(latents, torch.tensor([0, 0, 1]), 2)
+    assert torch.allclose(precision[0], torch.tensor([2 / 3, 1 / 3])) and precision[1].isnan().all()
+
+
+def test_the_shipped_course_sae_loads_and_matches_its_card():
+    sae, card = S.load_course_sae()
+    assert card["recipe"] == S.course_sae_recipe() and len(card["seed_study"]["runs"]) == 4
+    acts, tokens, copied, scale = S.course_sae_data(card["recipe"])
+    with torch.no_grad():
+        latents, reconstruction = sae(acts)
+    assert abs(S.l0(latents) - card["metrics"]["l0"]) < 1e-3
+    assert abs(S.explained_variance(acts, reconstruction) - card["metrics"]["explained_variance"]) < 1e-4
+    assert acts.shape == (200 * 32, 64) and tokens.shape == copied.shape == (200 * 32,) and scale > 0
+
+
+def test_a_damaged_sae_file_is_refused(tmp_path, monkeypatch):
+    card = json.loads((S.SAE_DIR / f"{S.COURSE_SAE}.json").read_text())
+    (tmp_path / f"{S.COURSE_SAE}.json").write_text(json.dumps({**card, "sha256": "0" * 64}))
+    (tmp_path / f"{S.COURSE_SAE}.safetensors").write_bytes((S.SAE_DIR / f"{S.COURSE_SAE}.safetensors").read_bytes())
+    monkeypatch.setattr(S, "SAE_DIR", tmp_path)
+    with pytest.raises(ValueError, match="does not match the checksum in its card"):
+        S.load_course_sae()
+
+
+@pytest.mark.slow
+def test_the_course_sae_retrains_to_its_card():
+    """RETRAIN = True in notebook 09: the SAE trained again from its recipe gives the card's metrics (bit for bit
+    where the CPU numerics match the build's; else within the seed study's spread)."""
+    from maintainer.superposition_study import course_sae_metrics
+
+    shipped, card = S.load_course_sae()
+    again, losses = S.train_course_sae(card["recipe"], progress=False)
+    if all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), shipped.state_dict().values())):
+        return
+    metrics = course_sae_metrics(again, card["recipe"])
+    runs = card["seed_study"]["runs"].values()
+    for key in ("token_latents", "distinct_tokens"):
+        assert min(r[key] for r in runs) - 5 <= metrics[key] <= max(r[key] for r in runs) + 5
+    assert abs(metrics["l0"] - card["metrics"]["l0"]) < 1.5

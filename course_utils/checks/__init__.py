@@ -46,7 +46,7 @@ from .nb08_multiple_choice import (check_compress, check_correct_letter_score, c
                                    check_swapped_positions)
 from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_basis, check_grokking_phases,
                             check_key_frequencies, check_restricted_logits, check_train_test_split)
-from .nb09_superposition import (check_feature_recovery, check_neuron_alignment, check_sae_forward, check_sae_loss,
+from .nb09_superposition import (check_clamp_latent, check_feature_recovery, check_neuron_alignment, check_sae_forward, check_sae_loss,
                                  check_sae_training_step, check_superposition_measure, check_toy_forward, check_toy_loss)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
@@ -100,5 +100,5 @@ __all__ = [
     "check_train_test_split", "check_fourier_basis", "check_key_frequencies", "check_restricted_logits",
     "check_excluded_logits", "check_grokking_phases", "check_cos_fit",
     "check_toy_forward", "check_toy_loss", "check_superposition_measure", "check_neuron_alignment",
-    "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery",
+    "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
 ]

@@ -21,6 +21,7 @@ REFERENCES = {
     "sae_loss": sae_module.sae_loss,
     "sae_training_step": sae_module.sae_training_step,
     "feature_recovery": sae_module.feature_recovery,
+    "clamp_latent": sae_module.clamp_latent,
 }
 
 # (instances, hidden, features, batch): never the notebook's shapes, hidden != features
@@ -306,3 +307,33 @@ def check_feature_recovery(fn):
             "you averaged over the decoder rows: take the best one, the maximum": cos.mean(-1),
         }, atol=1e-5, axes="feature")
     done("feature_recovery", 3)
+
+
+def check_clamp_latent(fn):
+    """fn(x [..., d_in], W_enc, b_enc, W_dec, b_dec, latent, value) -> x with that latent set to value."""
+    __tracebackhide__ = True
+    cases = [((2, 3, 5), 11, 4, 2.5), ((6, 7), 9, 0, 0.0), ((4, 3), 6, 5, 1.2)]  # (x's shape, d_sae, latent, value)
+    for seed, (shape, d_sae, latent, value) in enumerate(cases):
+        d_in = shape[-1]
+        _, W_enc, b_enc, W_dec, b_dec = _sae_inputs(seed, 1, d_in, d_sae)
+        x = torch.randn(shape, generator=fixtures.generator(seed + 50)) * 1.5
+        expected = sae_module.clamp_latent(x, W_enc, b_enc, W_dec, b_dec, latent, value)
+        got = call("clamp_latent", fn, {"x": x, "W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec,
+                                         "latent": latent, "value": value})
+        flat = x.reshape(-1, d_in)
+        latents, reconstruction = sae_module.sae_forward(flat, W_enc, b_enc, W_dec, b_dec)
+        now = latents[:, latent].reshape(x.shape[:-1])[..., None]
+        set_latents = latents.clone()
+        set_latents[:, latent] = value
+        mistakes = {
+            "you added value * W_dec[latent] without taking away what the latent already contributes: add "
+            "(value - the latent's current activation) * W_dec[latent]": x + value * W_dec[latent],
+            "you returned the SAE's reconstruction with the latent set: that drops everything the SAE does not "
+            "explain (its error); change x only along W_dec[latent]": (set_latents @ W_dec + b_dec).reshape(x.shape),
+            "you moved x along the encoder's column W_enc[:, latent]: a latent writes along its decoder row, "
+            "W_dec[latent]": x + (value - now) * W_enc[:, latent],
+            "you subtracted the other way round: (value - current), so that the latent ends at value":
+                x + (now - value) * W_dec[latent],
+        }
+        compare("clamp_latent", got, expected, mistakes, atol=1e-4, axes=" ".join(["batch", "pos", "d_in"][-len(shape):]))
+    done("clamp_latent", len(cases))
