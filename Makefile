@@ -86,6 +86,7 @@ bench: $(STAMP)
 # numerics (above); each card records them and the checksum of every file.
 zoo: $(STAMP)
 	$(PY) -m maintainer.zoo_build build
+	$(PY) -m maintainer.superposition_study sae
 
 # Retrain the zoo's recipes with seeds 1-3 and record the seed-to-seed spread in the cards
 # (notebooks' thresholds, and the retrain tests on machines without the zoo's numerics, use it).

@@ -1065,7 +1065,7 @@ def _recovery(true, W_dec, norm_true=True, norm_dec=True, use_abs=False, reduce=
     return cos.max(-1).values if reduce == "max" else cos.mean(-1)
 
 
-def _clamp(x, W_enc, b_enc, W_dec, b_dec, latent, value, subtract=True, direction="dec", keep_error=True):
+def _clamp_latent(x, W_enc, b_enc, W_dec, b_dec, latent, value, subtract=True, direction="dec", keep_error=True):
     flat = x.reshape(-1, x.shape[-1])
     f, recon = _sae_fwd(flat, W_enc, b_enc, W_dec, b_dec)
     now = f[:, latent].reshape(x.shape[:-1])[..., None]
@@ -1177,7 +1177,7 @@ RIGHT = {
     "sae_loss": [_sae_loss],
     "sae_training_step": [_sae_step],
     "feature_recovery": [_recovery],
-    "clamp_latent": [_clamp],
+    "clamp_latent": [_clamp_latent],
 }
 
 
@@ -1895,10 +1895,10 @@ WRONG = {
          "maximum over the true features"),
     ],
     "clamp_latent": [
-        ("no subtraction", lambda *a: _clamp(*a, subtract=False), "without taking away what the latent already contributes"),
-        ("reconstruction", lambda *a: _clamp(*a, keep_error=False), "returned the SAE's reconstruction"),
-        ("encoder column", lambda *a: _clamp(*a, direction="enc"), "encoder's column"),
-        ("reversed", lambda x, *rest: 2 * x - _clamp(x, *rest), "subtracted the other way round"),
+        ("no subtraction", lambda *a: _clamp_latent(*a, subtract=False), "without taking away what the latent already contributes"),
+        ("reconstruction", lambda *a: _clamp_latent(*a, keep_error=False), "returned the SAE's reconstruction"),
+        ("encoder column", lambda *a: _clamp_latent(*a, direction="enc"), "encoder's column"),
+        ("reversed", lambda x, *rest: 2 * x - _clamp_latent(x, *rest), "subtracted the other way round"),
     ],
 }
 
