@@ -26,7 +26,7 @@ SETTINGS = {
     "train": {"steps": 1000, "batch": 512, "lr": 0.02},
     "five_in_two": {"n_features": 5, "n_hidden": 2, "importance_decay": 0.9,
                     "sparsity": [0.0, 0.7, 0.9, 0.97, 0.99, 0.999]},
-    "phase": {"densities": 7, "ratios": 7, "density_range": [-2, 0], "ratio_range": [-1, 1]},
+    "phase": {"densities": 7, "ratios": 7, "density_range": [-2, 0], "ratio_range": [-1, 1], "inits": 4},
     "privileged": {"n_features": 6, "n_hidden": 6, "n_instances": 4, "sparsity": 0.5},
     "sae": {"n_features": 64, "d_in": 32, "p_active": 0.04, "n_activations": 20000, "d_sae": 128,
             "l1_coefficients": [0.01, 0.03, 0.1, 0.3, 1.0], "main_l1": 0.1, "steps": 800, "batch": 256, "lr": 0.003},
@@ -53,10 +53,15 @@ def _phase_grid() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def _phase(seed: int) -> torch.Tensor:
+    """The phase of each cell, from the lowest-loss of `inits` models trained for it."""
     densities, ratios, sparsity, importance = _phase_grid()
+    k, cells = SETTINGS["phase"]["inits"], len(sparsity)
+    sparsity, importance = sparsity.repeat(k), importance.repeat(k, 1)  # instance = init * cells + cell
     model = sp.ToyModel(len(sparsity), 2, 1, seed=seed)
     sp.train_toy(model, importance, sparsity, seed=seed, progress=False, **SETTINGS["train"])
-    return sp.two_feature_phase(model.W.detach()).view(len(densities), len(ratios))
+    best = sp.evaluate_toy(model, importance, sparsity, seed=seed + 1).view(k, cells).argmin(0)
+    phases = sp.two_feature_phase(model.W.detach()).view(k, cells)
+    return phases.gather(0, best[None])[0].view(len(densities), len(ratios))
 
 
 def _privileged(seed: int, hidden_relu: bool) -> tuple[sp.ToyModel, torch.Tensor, torch.Tensor]:
