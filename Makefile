@@ -93,6 +93,7 @@ bench: $(STAMP)
 # numerics (above); each card records them and the checksum of every file.
 zoo: $(STAMP)
 	$(PY) -m maintainer.zoo_build build
+	$(PY) -m maintainer.superposition_study sae
 
 # Retrain the zoo's recipes with seeds 1-3 and record the seed-to-seed spread in the cards
 # (notebooks' thresholds, and the retrain tests on machines without the zoo's numerics, use it).
@@ -107,6 +108,7 @@ zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds mc_fixed runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds mc_random runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build phase-change
+	$(PY) -m maintainer.superposition_study
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
