@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ OUT = ROOT / "build" / "lab"
 sys.path.insert(0, str(ROOT / "tools"))
 import browser_check  # noqa: E402
 import lab_check  # noqa: E402
-from test_lab import free_port, get  # noqa: E402
+from test_lab import free_port, get, stop  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -75,14 +74,7 @@ def lab(tmp_path_factory):
                     time.sleep(0.5)
             yield {"base": base, "token": token, "log": log_path}
         finally:
-            try:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=20)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            stop(server)
 
 
 @pytest.fixture(scope="module")
