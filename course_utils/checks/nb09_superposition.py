@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .. import sae as sae_module
 from .. import superposition as sp
 from . import fixtures
-from .framework import ExerciseError, _check_dtype, _check_kind, _kind, call, compare, done
+from .framework import ExerciseError, _pair, _check_dtype, _check_kind, call, compare, done
 
 REFERENCES = {
     "toy_forward": sp.toy_forward,
@@ -141,14 +141,6 @@ def _sae_inputs(seed: int, batch: int, d_in: int, d_sae: int):
     W_dec = torch.randn(d_sae, d_in, generator=g) * 0.6  # rows not of unit norm: a forgotten norm shows
     b_dec = torch.randn(d_in, generator=g) * 0.5
     return x, W_enc, b_enc, W_dec, b_dec
-
-
-def _pair(name: str, got, what: str) -> tuple:
-    __tracebackhide__ = True
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise ExerciseError(f"[{name}] expected a pair ({what}), got {_kind(got)}"
-                            + (f" of {len(got)}" if isinstance(got, (tuple, list)) else ""))
-    return tuple(got)
 
 
 def check_sae_forward(fn):
