@@ -26,10 +26,12 @@ from browser_check import Chromium
 STATE = """(() => {
   const panel = window.courseLabPanel;  // the notebook OPEN opened (the shell's currentWidget follows focus)
   if (!panel || !panel.content || !panel.sessionContext) { return JSON.stringify({ready: false}); }
-  const cells = panel.content.widgets.filter(c => c.model.type === "code").map(c => {
-    const outputs = c.model.outputs.toJSON();
-    const error = outputs.find(o => o.output_type === "error");
-    return {count: c.model.executionCount, outputs: outputs.map(o => o.output_type),
+  const code = panel.content.widgets.filter(c => c.model.type === "code");
+  const outputs = code.map(c => c.model.outputs.toJSON());  // each code cell's outputs, read once
+  const all = outputs.flat();
+  const cells = code.map((c, i) => {
+    const error = outputs[i].find(o => o.output_type === "error");
+    return {count: c.model.executionCount, outputs: outputs[i].map(o => o.output_type),
             error: error ? error.ename + ": " + error.evalue : null};
   });
   const node = panel.node;
@@ -44,11 +46,9 @@ STATE = """(() => {
     views: views.map(v => ({children: v.querySelectorAll("*").length, text: v.textContent.slice(0, 200)})),
     images: images.length,
     images_decoded: images.filter(i => i.complete && i.naturalWidth > 0).length,
-    view_outputs: panel.content.widgets.filter(c => c.model.type === "code")
-      .map(c => c.model.outputs.toJSON().map(o => ((o.data && o.data["text/html"]) || "").toString()
-        .split('class="course-circuitsvis"').length - 1).reduce((a, b) => a + b, 0)).reduce((a, b) => a + b, 0),
-    png_outputs: panel.content.widgets.filter(c => c.model.type === "code")
-      .map(c => c.model.outputs.toJSON().filter(o => o.data && o.data["image/png"]).length).reduce((a, b) => a + b, 0),
+    view_outputs: all.map(o => String((o.data && o.data["text/html"]) || "")
+      .split('class="course-circuitsvis"').length - 1).reduce((a, b) => a + b, 0),
+    png_outputs: all.filter(o => o.data && o.data["image/png"]).length,
     progress_widgets: node.querySelectorAll(".widget-hprogress").length,
     widget_outputs: [...node.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]')]
       .map(o => o.querySelector(".jupyter-widgets") ? "drawn" : o.textContent.slice(0, 200)),
