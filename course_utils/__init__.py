@@ -18,6 +18,8 @@
 - `patching`: activation patching and causal tracing
 - `function_vectors`: mean head outputs, indirect effects, function vectors
 - `correct_letter`: correct-letter heads: attention on the answer's label, OV, compressed QK, position versus label
+- `superposition`: toy models of superposition, trained many at once, and measures of their features (notebook 09)
+- `sae`: a sparse autoencoder, its training, and the score of the features it recovers (notebook 09)
 - `viz`: plots and light circuitsvis views
 - `checks`: the exercise checks, one module per notebook
 

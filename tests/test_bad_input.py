@@ -30,6 +30,8 @@ from course_utils import correct_letter as cl
 from course_utils import failure_modes as fm
 from course_utils import function_vectors as fv
 from course_utils import modular_addition as ma
+from course_utils import sae as saes
+from course_utils import superposition as sp
 from course_utils import multiple_choice as mcq
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
@@ -38,8 +40,7 @@ from course_utils.model import Config, Transformer
 from course_utils.multiple_choice import MultipleChoice
 from course_utils.train import TrainConfig
 from maintainer import colab_cell as colab
-from maintainer import failure_study
-from maintainer import zoo_build
+from maintainer import failure_study, superposition_study, zoo_build
 
 
 @dataclass
@@ -892,7 +893,10 @@ CASES: list[Case] = [
                  checks.check_letter_peak,
                  checks.check_train_test_split, checks.check_fourier_basis, checks.check_key_frequencies,
                  checks.check_restricted_logits, checks.check_excluded_logits, checks.check_grokking_phases,
-                 checks.check_cos_fit)],
+                 checks.check_cos_fit,
+                 checks.check_toy_forward, checks.check_toy_loss, checks.check_superposition_measure,
+                 checks.check_neuron_alignment, checks.check_sae_forward, checks.check_sae_loss,
+                 checks.check_sae_training_step, checks.check_feature_recovery, checks.check_clamp_latent)],
     C("checks.check_forward", "fn not a function", lambda: checks.check_forward(None, tiny()), checks.ExerciseError,
       r"expected a function as fn.*got NoneType"),
     C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
@@ -1971,6 +1975,50 @@ CASES: list[Case] = [
     C("lens.unembed_resid", "w per batch", lambda: lens.unembed_resid(floats(2, 4, 16), floats(2, 16), floats(16), floats(16, 16), floats(16)),
       ValueError, r"w must have shape \[d_model\] = \[16\], got shape \(2, 16\)"),
 
+    # -- superposition and sae (notebook 09) --
+    C("superposition.feature_batch", "sparsity 1", lambda: sp.feature_batch(4, torch.tensor([1.0]), 3, torch.Generator()), ValueError, r"sparsity must be in \[0, 1\)"),
+    C("superposition.feature_batch", "batch 0", lambda: sp.feature_batch(0, torch.tensor([0.5]), 3, torch.Generator()), ValueError, r"batch must be a positive int, got 0"),
+    C("superposition.toy_forward", "b per batch", lambda: sp.toy_forward(floats(2, 3, 5), floats(4, 2, 5), floats(4, 2, 5)), ValueError, r"b must have shape one bias per instance and feature = \[2, 5\]"),
+    C("superposition.toy_forward", "x without instances", lambda: sp.toy_forward(floats(2, 3, 5), floats(2, 5), floats(4, 5)), ValueError, r"x must have shape \[batch, instance, feature\], got shape \(4, 5\)"),
+    C("superposition.toy_loss", "importance per feature only", lambda: sp.toy_loss(floats(4, 2, 5), floats(4, 2, 5), floats(5)), ValueError, r"importance must have shape \[instance, feature\], as x's = \[2, 5\]"),
+    C("superposition.ToyModel", "hidden 0", lambda: sp.ToyModel(2, 5, 0), ValueError, r"n_hidden must be a positive int, got 0"),
+    C("superposition.ToyModel", "hidden_relu 'yes'", lambda: sp.ToyModel(2, 5, 2, hidden_relu="yes"), TypeError, r"hidden_relu must be True or False, got 'yes'"),
+    C("superposition.train_toy", "sparsity per feature", lambda: sp.train_toy(sp.ToyModel(2, 5, 2), floats(2, 5), floats(2, 5)), ValueError, r"sparsity must have shape one sparsity per instance = \[2\]"),
+    C("superposition.train_toy", "not a ToyModel", lambda: sp.train_toy(tiny(), floats(2, 5), floats(2)), TypeError, r"model must be a course_utils\.superposition\.ToyModel"),
+    C("superposition.feature_norms", "W rank 2", lambda: sp.feature_norms(floats(3, 5)), ValueError, r"W must have shape \[instance, hidden, feature\], got shape \(3, 5\)"),
+    C("superposition.superposition_measure", "W integer", lambda: sp.superposition_measure(tokens(1, 2, 3)), TypeError, r"W must be a floating-point tensor"),
+    C("superposition.represented", "W a list", lambda: sp.represented([[1.0]]), TypeError, r"W must be a torch\.Tensor"),
+    C("superposition.neuron_alignment", "W rank 2", lambda: sp.neuron_alignment(floats(3, 5)), ValueError, r"W must have shape \[instance, hidden, feature\]"),
+    C("superposition.random_rotation", "seed a float", lambda: sp.random_rotation(2, 3, seed=1.0), TypeError, r"seed must be an int, got 1\.0"),
+    C("superposition.rotate_hidden", "rotation of the wrong size", lambda: sp.rotate_hidden(sp.ToyModel(2, 5, 3), floats(2, 2, 2)), ValueError, r"rotation must have shape \[instance, hidden, hidden\] = \[2, 3, 3\]"),
+    C("superposition.evaluate_toy", "not a ToyModel", lambda: sp.evaluate_toy(None, floats(2, 5), floats(2)), TypeError, r"model must be a course_utils\.superposition\.ToyModel, got NoneType"),
+    C("superposition.two_feature_phase", "three features", lambda: sp.two_feature_phase(floats(4, 1, 3)), ValueError, r"W must hold 2 features"),
+    C("sae.SparseAutoencoder", "d_sae a float", lambda: saes.SparseAutoencoder(4, 8.0), TypeError, r"d_sae must be a positive int, got 8\.0"),
+    C("sae.sae_forward", "W_dec not transposed", lambda: saes.sae_forward(floats(2, 4), floats(4, 8), floats(8), floats(4, 8), floats(4)), ValueError, r"W_dec must have shape \[d_sae, d_in\], W_enc's shape transposed = \[8, 4\]"),
+    C("sae.sae_forward", "x of the wrong width", lambda: saes.sae_forward(floats(2, 5), floats(4, 8), floats(8), floats(8, 4), floats(4)), ValueError, r"x\[0\] must have shape d_in entries, as W_enc's rows = \[4\]"),
+    C("sae.sae_loss", "negative l1", lambda: saes.sae_loss(floats(2, 4), floats(2, 8), floats(2, 4), floats(8, 4), -1.0), ValueError, r"l1_coefficient must be a finite number >= 0, got -1\.0"),
+    C("sae.sae_loss", "latents of the wrong width", lambda: saes.sae_loss(floats(2, 4), floats(2, 7), floats(2, 4), floats(8, 4), 0.1), ValueError, r"latents must have shape \[batch, d_sae\] = \[2, 8\]"),
+    C("sae.sae_training_step", "no optimizer", lambda: saes.sae_training_step(saes.SparseAutoencoder(4, 8), None, floats(2, 4), 0.1), TypeError, r"optimizer must be a torch\.optim\.optimizer\.Optimizer, got NoneType"),
+    C("sae.train_sae", "activations of the wrong width", lambda: saes.train_sae(saes.SparseAutoencoder(4, 8), floats(10, 5), 0.1), ValueError, r"activations\[0\] must have shape one activation of d_in entries = \[4\]"),
+    C("sae.train_sae", "steps 0", lambda: saes.train_sae(saes.SparseAutoencoder(4, 8), floats(10, 4), 0.1, steps=0), ValueError, r"steps must be a positive int, got 0"),
+    C("sae.feature_recovery", "W_dec rank 1", lambda: saes.feature_recovery(floats(3, 4), floats(4)), ValueError, r"W_dec must have shape \[d_sae, d_in\], got shape \(4,\)"),
+    C("sae.random_dictionary", "d_in 0", lambda: saes.random_dictionary(8, 0), ValueError, r"d_in must be a positive int, got 0"),
+    C("sae.l0", "latents rank 1", lambda: saes.l0(floats(8)), ValueError, r"latents must have shape \[batch, d_sae\], got shape \(8,\)"),
+    C("sae.dead_latents", "latents integer", lambda: saes.dead_latents(tokens(2, 8)), TypeError, r"latents must be a floating-point tensor"),
+    C("sae.explained_variance", "reconstruction of another shape", lambda: saes.explained_variance(floats(4, 3), floats(4, 2)), ValueError, r"reconstruction must have shape the shape of x = \[4, 3\]"),
+    C("sae.sparse_activations", "p_active 2", lambda: saes.sparse_activations(10, floats(3, 4), 2.0, torch.Generator()), ValueError, r"p_active must be in \[0, 1\], got 2\.0"),
+    C("superposition_study.measure", "seed a float", lambda: superposition_study.measure(0.0), TypeError, r"seed must be an int, got 0\.0"),
+    C("superposition_study.main", "missing directory", lambda: superposition_study.main("/nope/x.json"), ValueError, r"path must be in an existing directory, got '/nope/x\.json'"),
+    C("sae.clamp_latent", "latent out of range", lambda: saes.clamp_latent(floats(2, 4), floats(4, 8), floats(8), floats(8, 4), floats(4), 8, 1.0), ValueError, r"latent must be an int in \[0, 7\] \(a latent of the SAE\), got 8"),
+    C("sae.clamp_latent", "x a list", lambda: saes.clamp_latent([[0.0]], floats(4, 8), floats(8), floats(8, 4), floats(4), 0, 1.0), TypeError, r"x must be a torch\.Tensor"),
+    C("sae.latent_precision", "labels float", lambda: saes.latent_precision(floats(5, 3), floats(5), 2), TypeError, r"labels must be an integer tensor \(torch\.long\)"),
+    C("sae.latent_precision", "labels too short", lambda: saes.latent_precision(floats(5, 3), tokens(4), 2), ValueError, r"labels must have shape one label per input = \[5\]"),
+    C("sae.course_activations", "not a model", lambda: saes.course_activations("attn_only_2l", tokens(1, 4), "blocks.1.hook_resid_pre"), TypeError, r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("sae.course_sae_data", "recipe without a hook", lambda: saes.course_sae_data({"model": "attn_only_2l"}), ValueError, r"recipe must have every key of course_sae_recipe\(\), missing \['batch'"),
+    C("sae.train_course_sae", "recipe a string", lambda: saes.train_course_sae("attn_only_2l"), TypeError, r"recipe must be a builtins\.dict, got str"),
+    C("sae.load_course_sae", "retrain 'yes'", lambda: saes.load_course_sae(retrain="yes"), TypeError, r"retrain must be True or False, got 'yes'"),
+    C("sae.successor_mass", "successors per position", lambda: saes.successor_mass(tiny(), tokens(1, 4), "blocks.0.hook_resid_pre", None, floats(4) > 0), ValueError, r"successors must have shape one flag per token of the vocabulary"),
+    C("superposition_study.course_sae_metrics", "not an SAE", lambda: superposition_study.course_sae_metrics(None, saes.course_sae_recipe()), TypeError, r"sae must be a course_utils\.sae\.SparseAutoencoder, got NoneType"),
     # -- integer token dtypes: only torch.long, refused at the entrance with a hint --
     *[C(target, f"{name} {dtype}", (lambda call=call, dtype=dtype: call(dtype)), TypeError,
         rf"{name} must be an integer tensor \(torch\.long\), got dtype torch\.{dtype} \(convert with {name}\.long\(\)\)")
@@ -2068,6 +2116,8 @@ EXEMPT = {
     "viz.CircuitsVisView",  # what attention_heads and colored_tokens return; never built from user input
     "viz.reset_views",  # takes no input
     "icl_tasks.Prompts",  # a record of three tensors returned by ICLTasks.prompts; never built from user input
+    "sae.course_sae_recipe",  # takes no input
+    "superposition_study.build_course_sae",  # takes no input (a maintainer command)
     "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
 }
 

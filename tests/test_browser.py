@@ -3,8 +3,9 @@ headless Chromium. Every circuitsvis view must have drawn, every matplotlib figu
 must be on the page, and the console must hold no JavaScript error. One screenshot per notebook goes
 to build/browser/ (git-ignored), beside the page and the executed notebook.
 
-The notebooks are executed here (in parallel), which also checks that every cell runs: `make test`
-therefore runs nbval over the exercise twins only.
+The notebooks are executed here (in parallel), which also checks that every cell runs, as nbval
+would: `make test` therefore runs nbval over the exercise twins only, and each solution notebook is
+executed once per run. A notebook whose cell raises fails its own test, with the cell and the error.
 """
 
 import json
@@ -68,7 +69,17 @@ def executed():
         pytest.fail("headless Chromium is missing: run `make chromium` (installs Debian's `chromium`)")
     workers = max(1, min(len(SOLUTIONS), os.cpu_count() or 1, 3))
     with ThreadPoolExecutor(workers) as pool:
-        return dict(zip([p.name for p in SOLUTIONS], pool.map(execute_and_export, SOLUTIONS)))
+        return dict(zip([p.name for p in SOLUTIONS], pool.map(_execute_or_error, SOLUTIONS)))
+
+
+def _execute_or_error(path: Path) -> dict:
+    """execute_and_export, or {"error": what went wrong}: one failing notebook fails only its own test."""
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    try:
+        return execute_and_export(path)
+    except (CellExecutionError, DeadKernelError, TimeoutError) as error:
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def test_the_screenshots_folder_is_ignored_by_git():
@@ -79,6 +90,8 @@ def test_the_screenshots_folder_is_ignored_by_git():
 @pytest.mark.parametrize("name", [p.name for p in SOLUTIONS])
 def test_notebook_renders_in_chromium(executed, name):
     expected = executed[name]
+    if "error" in expected:
+        pytest.fail(f"solutions/{name} does not run from top to bottom:\n{expected['error']}", pytrace=False)
     report = browser_check.check_page(expected["page"], OUT / f"{Path(name).stem}.png")
     summary = json.dumps({k: v for k, v in report.__dict__.items() if k != "screenshot"}, indent=1)
     assert expected["png_outputs"] == expected["figures"], \
@@ -89,3 +102,16 @@ def test_notebook_renders_in_chromium(executed, name):
         f"{name}: {expected['figures']} figures expected on the page\n{summary}"
     assert not report.errors, f"{name}: JavaScript errors in the console\n{summary}"
     assert report.screenshot.stat().st_size > 10_000
+
+
+def test_a_cell_that_raises_fails_that_notebook_with_the_error(tmp_path):
+    """The browser test is where each solution notebook runs (make test runs no nbval over
+    solutions/): a raising cell must fail, naming the error; a `raises-exception` cell must not."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("raise KeyError('expected here')", metadata={"tags": ["raises-exception"]}),
+        nbformat.v4.new_code_cell("1 / 0"),
+    ])
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    result = _execute_or_error(path)
+    assert set(result) == {"error"} and "ZeroDivisionError" in result["error"] and "KeyError" not in result["error"]

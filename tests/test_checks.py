@@ -1005,6 +1005,78 @@ def _cos_fit(logits, keys, with_equals=False, plus_c=False, centre=True, unexpla
     return alpha, (share.item() if not unexplained else 1 - share.item())
 
 
+# ---- notebook 09: superposition and SAEs, as a learner would write it ------------------------------------------
+
+
+def _toy_fwd(W, b, x, out_relu=True, bias=True, hidden_relu=False, bias_outside=False):
+    h = torch.einsum("ihf,bif->bih", W, x)
+    h = torch.relu(h) if hidden_relu else h
+    out = torch.einsum("ihf,bih->bif", W, h) + (b if bias and not bias_outside else 0)
+    out = torch.relu(out) if out_relu else out
+    return out + b if bias_outside else out
+
+
+def _toy_loss(x, x_hat, importance, weigh=True, over_features="sum", batch="mean"):
+    err = (importance if weigh else 1) * (x - x_hat) ** 2
+    err = err.sum(-1) if over_features == "sum" else err.mean(-1)
+    return err.sum(0) if batch == "sum" else err.mean(0)
+
+
+def _superposition(W, keep_self=False, normalise_i=True, normalise_j=False, square=True):
+    Wi = W / W.norm(dim=1, keepdim=True) if normalise_i else W
+    Wj = W / W.norm(dim=1, keepdim=True) if normalise_j else W
+    dots = torch.einsum("ihf,ihg->ifg", Wi, Wj)
+    dots = dots ** 2 if square else dots
+    return dots.sum(-1) - (0 if keep_self else dots.diagonal(dim1=-2, dim2=-1))
+
+
+def _sae_fwd(x, W_enc, b_enc, W_dec, b_dec, centre=True, relu=True, dec_bias=True):
+    pre = (x - b_dec if centre else x) @ W_enc + b_enc
+    latents = torch.relu(pre) if relu else pre
+    return latents, latents @ W_dec + (b_dec if dec_bias else 0)
+
+
+def _sae_loss(x, f, x_hat, W_dec, l1, mse_mean=False, norms=True, l2=False, batch_sum=False):
+    err = (x_hat - x) ** 2
+    err = err.mean(-1) if mse_mean else err.sum(-1)
+    pen = (f ** 2 if l2 else f) * (W_dec.norm(dim=-1) if norms else 1)
+    total = err + l1 * pen.sum(-1)
+    return total.sum() if batch_sum else total.mean()
+
+
+def _sae_step(sae, opt, x, l1, zero=True, normalise=True, dim=-1):
+    f, x_hat = _sae_fwd(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
+    loss = _sae_loss(x, f, x_hat, sae.W_dec, l1)
+    if zero:
+        opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if normalise:
+        with torch.no_grad():
+            sae.W_dec.data = sae.W_dec.data / sae.W_dec.data.norm(dim=dim, keepdim=True)
+    return loss.detach()
+
+
+def _recovery(true, W_dec, norm_true=True, norm_dec=True, use_abs=False, reduce="max"):
+    t = F.normalize(true, dim=-1) if norm_true else true
+    d = F.normalize(W_dec, dim=-1) if norm_dec else W_dec
+    cos = t @ d.T
+    cos = cos.abs() if use_abs else cos
+    return cos.max(-1).values if reduce == "max" else cos.mean(-1)
+
+
+def _clamp_latent(x, W_enc, b_enc, W_dec, b_dec, latent, value, subtract=True, direction="dec", keep_error=True):
+    flat = x.reshape(-1, x.shape[-1])
+    f, recon = _sae_fwd(flat, W_enc, b_enc, W_dec, b_dec)
+    now = f[:, latent].reshape(x.shape[:-1])[..., None]
+    if not keep_error:
+        f = f.clone()
+        f[:, latent] = value
+        return (f @ W_dec + b_dec).reshape(x.shape)
+    along = W_dec[latent] if direction == "dec" else W_enc[:, latent]
+    return x + ((value - now) if subtract else value) * along
+
+
 # ---- notebook 11 -------------------------------------------------------------------------------------------
 
 
@@ -1187,6 +1259,15 @@ RIGHT = {
     "excluded_logits": [_excluded],
     "grokking_phases": [_phases],
     "cos_fit": [_cos_fit],
+    "toy_forward": [_toy_fwd],
+    "toy_loss": [_toy_loss],
+    "superposition_measure": [_superposition],
+    "neuron_alignment": [lambda W: (W / W.norm(dim=1, keepdim=True)).abs().max(dim=1).values],
+    "sae_forward": [_sae_fwd],
+    "sae_loss": [_sae_loss],
+    "sae_training_step": [_sae_step],
+    "feature_recovery": [_recovery],
+    "clamp_latent": [_clamp_latent],
     "value_weighted_pattern": [_vw],
     "ablation_verdicts": [_verdicts],
     "removal_effect": [_removal],
@@ -1858,6 +1939,63 @@ WRONG = {
         ("not centred", lambda L, k: _cos_fit(L, k, centre=False), "did not remove each pair's mean over c"),
         ("unexplained", lambda L, k: _cos_fit(L, k, unexplained=True), "share left unexplained"),
     ],
+    "toy_forward": [
+        ("no output ReLU", lambda W, b, x: _toy_fwd(W, b, x, out_relu=False), "left out the ReLU at the output"),
+        ("no bias", lambda W, b, x: _toy_fwd(W, b, x, bias=False), "left out the bias"),
+        ("hidden ReLU", lambda W, b, x: _toy_fwd(W, b, x, hidden_relu=True), "ReLU on the hidden layer too"),
+        ("bias after ReLU", lambda W, b, x: _toy_fwd(W, b, x, bias_outside=True), "added the bias after the ReLU"),
+    ],
+    "toy_loss": [
+        ("no importance", lambda x, y, i: _toy_loss(x, y, i, weigh=False), "left out the importances"),
+        ("mean over features", lambda x, y, i: _toy_loss(x, y, i, over_features="mean"), "averaged over the features"),
+        ("sum over batch", lambda x, y, i: _toy_loss(x, y, i, batch="sum"), "summed over the batch"),
+        ("one number", lambda x, y, i: _toy_loss(x, y, i).sum(), "one number for all the instances"),
+    ],
+    "superposition_measure": [
+        ("self included", lambda W: _superposition(W, keep_self=True), "kept the term j = i"),
+        ("unnormalised", lambda W: _superposition(W, normalise_i=False), r"did not divide by \|\|W_i\|\|"),
+        ("cosines", lambda W: _superposition(W, normalise_j=True), "divided by both norms"),
+        ("not squared", lambda W: _superposition(W, square=False), "without squaring them"),
+        ("W_j normalised", lambda W: _superposition(W, normalise_i=False, normalise_j=True), "normalised W_j instead"),
+    ],
+    "neuron_alignment": [
+        ("signed", lambda W: W.max(dim=1).values / W.norm(dim=1), "largest entry with its sign"),
+        ("unnormalised", lambda W: W.abs().max(dim=1).values, r"did not divide by \|\|W_i\|\|"),
+        ("L1", lambda W: W.abs().max(dim=1).values / W.abs().sum(dim=1), "sum of absolute values"),
+        ("squared", lambda W: (W ** 2).max(dim=1).values / (W ** 2).sum(dim=1), "largest squared entry"),
+        ("wrong axis", lambda W: W.abs().max(dim=2).values / W.norm(dim=2), "maximum over the features"),
+    ],
+    "sae_forward": [
+        ("no b_dec in", lambda x, *w: _sae_fwd(x, *w, centre=False), "did not subtract b_dec"),
+        ("no ReLU", lambda x, *w: _sae_fwd(x, *w, relu=False), "left out the ReLU"),
+        ("no b_dec out", lambda x, *w: _sae_fwd(x, *w, dec_bias=False), "left out b_dec in the reconstruction"),
+        ("latents only", lambda x, *w: _sae_fwd(x, *w)[0], "expected a pair"),
+    ],
+    "sae_loss": [
+        ("MSE per entry", lambda *a: _sae_loss(*a, mse_mean=True), "averaged the squared error over d_in"),
+        ("no decoder norms", lambda *a: _sae_loss(*a, norms=False), "left out the decoder norms"),
+        ("L2", lambda *a: _sae_loss(*a, l2=True), "squared latents"),
+        ("batch sum", lambda *a: _sae_loss(*a, batch_sum=True), "summed over the batch"),
+    ],
+    "sae_training_step": [
+        ("no zero_grad", lambda *a: _sae_step(*a, zero=False), "did not zero the gradients"),
+        ("no normalising", lambda *a: _sae_step(*a, normalise=False), "did not put the decoder rows back"),
+        ("columns", lambda *a: _sae_step(*a, dim=0), "normalised W_dec's columns"),
+    ],
+    "feature_recovery": [
+        ("abs", lambda t, d: _recovery(t, d, use_abs=True), "took the absolute cosine"),
+        ("dot products", lambda t, d: _recovery(t, d, norm_true=False, norm_dec=False), "did not normalise"),
+        ("true only", lambda t, d: _recovery(t, d, norm_dec=False), "normalised the true directions only"),
+        ("mean", lambda t, d: _recovery(t, d, reduce="mean"), "averaged over the decoder rows"),
+        ("wrong axis", lambda t, d: (F.normalize(t, dim=-1) @ F.normalize(d, dim=-1).T).max(0).values,
+         "maximum over the true features"),
+    ],
+    "clamp_latent": [
+        ("no subtraction", lambda *a: _clamp_latent(*a, subtract=False), "without taking away what the latent already contributes"),
+        ("reconstruction", lambda *a: _clamp_latent(*a, keep_error=False), "returned the SAE's reconstruction"),
+        ("encoder column", lambda *a: _clamp_latent(*a, direction="enc"), "encoder's column"),
+        ("reversed", lambda x, *rest: 2 * x - _clamp_latent(x, *rest), "subtracted the other way round"),
+    ],
     "value_weighted_pattern": [
         ("rows not rescaled", lambda p, v, W: _vw(p, v, W, rows=None), "rows do not sum to 1"),
         ("||v||", lambda p, v, W: _vw(p, v, W, by="v"), r"weighted by \|\|v\|\|"),
@@ -1963,7 +2101,7 @@ def _changing_first_tensor(name):
 
 INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer", "mutated_labels", "swapped_positions",
                    "train_test_split", "key_frequencies"}  # token ids and row numbers: torch.long, never a gradient
-PAIR_ANSWERS = {"train_test_split", "cos_fit"}  # (tensor, tensor) and (tensor, float): the framework's cases apply to the first
+PAIR_ANSWERS = {"train_test_split", "cos_fit", "sae_forward"}  # (tensor, tensor) and (tensor, float): the framework's cases apply to the first
 
 
 def _edited(name, f):

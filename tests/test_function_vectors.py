@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from zoo_compare import BITWISE, assert_bitwise, comparison, params, widened
+from zoo_compare import BITWISE, assert_bitwise, assert_losses_follow_the_card, comparison, params, widened
 
 from course_utils import checks
 from course_utils import function_vectors as fv
@@ -271,6 +271,14 @@ def test_the_shipped_icl_model_matches_its_card_and_learns_in_context():
 def test_old_cards_are_unchanged_by_the_new_data_kind():
     assert "data_kind" not in zoo.card("attn_only_2l")
     assert type(zoo.language("attn_only_2l")).__name__ == "SyntheticLanguage"
+
+
+@pytest.mark.parametrize("name", params(["icl_tasks"]))
+def test_retraining_the_icl_model_part_way_follows_its_card(name):
+    """The first 100 of its 1500 steps (seconds; the full retrain below is `make test-slow`)."""
+    _, result = zoo.retrain(name, progress=False, stop_at=100)
+    assert len(result.losses) == 100
+    assert_losses_follow_the_card(name, result.losses)
 
 
 @pytest.mark.slow

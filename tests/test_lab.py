@@ -28,6 +28,18 @@ def get(url: str):
         return response.status, response.read()
 
 
+def stop(server: subprocess.Popen) -> None:
+    """Stop a server started in its own session, and everything it started (kernels included)."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 @pytest.mark.notebook
 def test_make_lab_serves_the_exercise_notebooks(tmp_path):
     port, token = free_port(), secrets.token_hex(16)
@@ -58,13 +70,6 @@ def test_make_lab_serves_the_exercise_notebooks(tmp_path):
         with pytest.raises(urllib.error.HTTPError):
             get(f"{base}/api/contents")
     finally:
-        try:
-            os.killpg(lab.pid, signal.SIGTERM)
-            lab.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(lab.pid, signal.SIGKILL)
-            lab.wait()
+        stop(lab)
         log.close()
     assert lab.returncode is not None

@@ -145,7 +145,7 @@ def test_accuracy_loss_and_the_mutation_table_on_an_untrained_model():
 import json  # noqa: E402
 
 import pytest  # noqa: E402
-from zoo_compare import BITWISE, assert_bitwise, comparison, params, widened  # noqa: E402
+from zoo_compare import BITWISE, assert_bitwise, assert_losses_follow_the_card, comparison, params, widened  # noqa: E402
 
 from course_utils import zoo  # noqa: E402
 from course_utils.bridge import to_bridge  # noqa: E402
@@ -181,7 +181,8 @@ def test_the_two_recipes_differ_only_in_their_labels():
 @pytest.mark.parametrize("name", params(MC_NAMES))
 def test_retraining_an_mc_model_part_way_reproduces_its_history(name, tmp_path):
     step = zoo.card(name)["history_steps"][1]
-    model, _ = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
+    model, result = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
+    assert_losses_follow_the_card(name, result.losses)
     if comparison(name) == BITWISE:
         assert_bitwise(model, zoo.load(name, step=step), f"{name} at step {step}")
 

@@ -52,3 +52,17 @@ def assert_within_seed_spread(name: str, run_story: dict, floor_icl: float = 0.0
             assert lo <= run_story[key][i] <= hi, (
                 f"{name} retrained without the zoo's numerics ({why_not_bitwise(name)}): at step {step} its {key} "
                 f"is {run_story[key][i]:.4f}, outside the seeds' spread widened to [{lo:.4f}, {hi:.4f}]")
+
+
+def assert_losses_follow_the_card(name: str, losses: list[float], window: int = 20, rel: float = 0.1) -> None:
+    """An early retrain's losses against the card's, step by step. Under the zoo's numerics they are
+    equal (to the card's 4 decimals); elsewhere kernels round differently and runs drift apart
+    slowly, so the mean of the last `window` steps must be within `rel` of the card's."""
+    shipped = zoo.card(name)["losses"][: len(losses)]
+    if comparison(name) == BITWISE:
+        assert [round(x, 4) for x in losses] == shipped, f"{name}: the first {len(losses)} losses differ from the card's"
+        return
+    got, want = sum(losses[-window:]) / window, sum(shipped[-window:]) / window
+    assert abs(got - want) <= rel * want, (
+        f"{name} retrained without the zoo's numerics ({why_not_bitwise(name)}): mean loss of steps "
+        f"{len(losses) - window}-{len(losses)} is {got:.4f}, the card's {want:.4f} (allowed {rel:.0%})")

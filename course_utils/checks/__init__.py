@@ -16,8 +16,9 @@ if it did not, so the rest of the notebook runs either way.
 from __future__ import annotations
 
 from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb04_ablation_and_clamping,
-               nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice, nb10_grokking,
-               nb11_when_the_tools_lie)
+               nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice, nb10_grokking)
+from . import nb09_superposition
+from . import nb11_when_the_tools_lie
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -46,6 +47,8 @@ from .nb08_multiple_choice import (check_compress, check_correct_letter_score, c
                                    check_swapped_positions)
 from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_basis, check_grokking_phases,
                             check_key_frequencies, check_restricted_logits, check_train_test_split)
+from .nb09_superposition import (check_clamp_latent, check_feature_recovery, check_neuron_alignment, check_sae_forward, check_sae_loss,
+                                 check_sae_training_step, check_superposition_measure, check_toy_forward, check_toy_loss)
 from .nb11_when_the_tools_lie import (check_ablation_verdicts, check_bias_share, check_favourite_token_ov,
                                       check_removal_effect, check_scrubbed_loss, check_value_weighted_pattern)
 
@@ -61,6 +64,7 @@ REFERENCES = {
     **nb07_function_vectors.REFERENCES,
     **nb08_multiple_choice.REFERENCES,
     **nb10_grokking.REFERENCES,
+    **nb09_superposition.REFERENCES,
     **nb11_when_the_tools_lie.REFERENCES,
 }
 
@@ -99,6 +103,8 @@ __all__ = [
     "check_swapped_positions", "check_logits_at_positions", "check_letter_peak",
     "check_train_test_split", "check_fourier_basis", "check_key_frequencies", "check_restricted_logits",
     "check_excluded_logits", "check_grokking_phases", "check_cos_fit",
+    "check_toy_forward", "check_toy_loss", "check_superposition_measure", "check_neuron_alignment",
+    "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
     "check_value_weighted_pattern", "check_ablation_verdicts", "check_removal_effect", "check_bias_share",
     "check_favourite_token_ov", "check_scrubbed_loss",
 ]

@@ -173,6 +173,15 @@ def _kind(value) -> str:
     return f"a {type(value).__module__.split('.')[0]}.{type(value).__name__}".replace("builtins.", "")
 
 
+def _pair(name: str, got, what: str) -> tuple:
+    """A learner's answer that must be a pair (a tuple or list of two): as a tuple, or a clear error."""
+    __tracebackhide__ = True
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise ExerciseError(f"[{name}] expected a pair ({what}), got {_kind(got)}"
+                            + (f" of {len(got)}" if isinstance(got, (tuple, list)) else ""))
+    return tuple(got)
+
+
 def _check_kind(name: str, got, expected) -> None:
     __tracebackhide__ = True
     if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor):

@@ -10,7 +10,7 @@ import torch
 
 from .. import modular_addition as ma
 from . import fixtures
-from .framework import ExerciseError, _kind, call, compare, done
+from .framework import ExerciseError, _pair, call, compare, done
 
 REFERENCES = {
     "train_test_split": ma.train_test_split,
@@ -23,14 +23,6 @@ REFERENCES = {
 }
 
 _PRIMES = (13, 7, 11)  # small moduli, none the notebook's: a hard-coded 59 shows
-
-
-def _pair(name: str, got, what: str) -> tuple:
-    __tracebackhide__ = True
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise ExerciseError(f"[{name}] expected a pair ({what}), got {_kind(got)}"
-                            + (f" of {len(got)}" if isinstance(got, (tuple, list)) else ""))
-    return tuple(got)
 
 
 def check_train_test_split(fn):
