@@ -15,6 +15,8 @@ holds only what they lack:
   accuracy disagree completely.
 - `scrubbed_loss`: a causal-scrubbing-style test of "the induction heads read the previous token
   from head 0.0 in their keys and the current token from the embedding in their queries and values".
+- `illusion_layer`, `subspace_patch`, `variation_split`: the subspace-patching illusion of Makelov et
+  al. (2023) in its smallest form, and the check that catches it.
 - `study`: every number notebook 11 asserts about a trained model, for the seed study
   (`maintainer/failure_study.py`).
 """
@@ -287,6 +289,60 @@ def loss_recovered(scrubbed: float, clean: float, resampled: float) -> float:
     return (values["resampled"] - values["scrubbed"]) / (values["resampled"] - values["clean"])
 
 
+# ---- activation patching: the subspace illusion -------------------------------------------------------
+
+
+def illusion_layer() -> tuple[Float[Tensor, "1 3"], Float[Tensor, "3 2"]]:
+    """(W_in, W_out) of a hand-built hidden layer with the three directions of Makelov et al.'s (2023)
+    illusion. A feature x (+1 or -1) is written to hidden units 0 and 1 (h = x W_in); the layer's
+    output y = h W_out (2 dimensions) copies unit 0 to y[0] and twice unit 2 to y[1], and the
+    behaviour is y[0] + y[1] (= x on the data). Unit 0 is the mechanism; unit 1 carries the feature
+    but is never read (disconnected); unit 2 is read but the data never activate it (dormant)."""
+    return torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+
+
+def subspace_patch(h_clean: Float[Tensor, "batch d_hidden"], h_corrupted: Float[Tensor, "batch d_hidden"],
+                   v: Float[Tensor, " d_hidden"]) -> Float[Tensor, "batch d_hidden"]:
+    """`h_clean` with its component along the direction `v` (normalised here) replaced by
+    `h_corrupted`'s: h_clean + ((h_corrupted - h_clean) . v) v. Every other direction keeps its clean value."""
+    validate.tensor(h_clean, "h_clean", "batch d_hidden", dtype="float")
+    validate.tensor(h_corrupted, "h_corrupted", "batch d_hidden", dtype="float")
+    validate.tensor(v, "v", "d_hidden", dtype="float")
+    if h_corrupted.shape != h_clean.shape or v.shape[0] != h_clean.shape[-1]:
+        raise ValueError(f"h_clean {tuple(h_clean.shape)}, h_corrupted {tuple(h_corrupted.shape)} and v {tuple(v.shape)} "
+                         "must agree: two [batch, d_hidden] activations and a [d_hidden] direction")
+    if v.norm() == 0:
+        raise ValueError("v is all zeros: a direction to patch along must have a non-zero norm")
+    unit = v / v.norm()
+    return h_clean + ((h_corrupted - h_clean) @ unit)[:, None] * unit
+
+
+def _read_part(v: Tensor, W_out: Tensor) -> Tensor:
+    """The part of v in the column space of W_out [d_hidden, d_out]: what the next layer reads."""
+    U, S, _ = torch.linalg.svd(W_out, full_matrices=False)
+    basis = U[:, S > 1e-6 * S.max().clamp_min(1e-30)]
+    return basis @ (basis.T @ v)
+
+
+def variation_split(h: Float[Tensor, "batch d_hidden"], v: Float[Tensor, " d_hidden"],
+                    W_out: Float[Tensor, "d_hidden d_out"]) -> Float[Tensor, "2"]:
+    """The illusion check: split `v` into the part the next layer reads (in the column space of
+    `W_out`) and the part it ignores, and return [the standard deviation of the data `h` along the
+    read part, along the ignored part], each part as a unit vector (0 for a part that is zero). A
+    patch along `v` whose data vary only along the ignored part, and whose read part never varies,
+    works by pushing the read part somewhere the data never go: an illusion."""
+    validate.tensor(h, "h", "batch d_hidden", dtype="float")
+    validate.tensor(v, "v", "d_hidden", dtype="float")
+    validate.tensor(W_out, "W_out", "d_hidden d_out", dtype="float")
+    if v.shape[0] != h.shape[-1] or W_out.shape[0] != h.shape[-1]:
+        raise ValueError(f"h {tuple(h.shape)}, v {tuple(v.shape)} and W_out {tuple(W_out.shape)} must agree on d_hidden")
+    if h.shape[0] < 2:
+        raise ValueError(f"h must hold at least 2 examples to have a spread, got {h.shape[0]}")
+    read = _read_part(v, W_out)
+    parts = [read, v - read]
+    return torch.stack([(h @ (p / p.norm())).std() if p.norm() > 1e-6 * v.norm() else h.new_zeros(()) for p in parts])
+
+
 # ---- the seed study -------------------------------------------------------------------------------------
 
 
@@ -295,6 +351,14 @@ def induction_heads(model, tokens: Int[Tensor, "batch pos"], period: int, thresh
     validate.positive_number(threshold=threshold)
     scores = head_scores(model, tokens, induction_score, period=period)
     return [(la, h) for la in range(model.cfg.n_layers) for h in range(model.cfg.n_heads) if scores[la, h] >= threshold]
+
+
+def prev_token_scores(model, language, batch: int = 64) -> list[float]:
+    """The previous-token score of each layer-0 head on repeated random tokens (the study's measure)."""
+    validate.model(model)
+    validate.instance(language, SyntheticLanguage, "language")
+    rep = repeated_tokens(batch, language.n_ctx // 2, language.d_vocab, seed=EVAL_SEED)
+    return head_scores(model, rep, prev_token_score)[0].round(decimals=4).tolist()
 
 
 def study(two_layer, four_layer, language, batch: int = 64) -> dict:
@@ -330,6 +394,7 @@ def study(two_layer, four_layer, language, batch: int = 64) -> dict:
     # composition (two-layer model): scores, baseline, K-path effects, bias shares
     prev = head_scores(two_layer, rep, prev_token_score)[0]
     out["prev_head"] = int(prev.argmax())
+    out["prev_scores"] = prev_token_scores(two_layer, language, batch)
     out["k_composition"] = composition_scores(two_layer, "K")[0, :, 1, :].round(decimals=4).tolist()
     out["k_baseline"] = round(random_composition_baseline(two_layer, "K"), 4)
     out["k_path_effects"] = k_path_effects(two_layer, rep, period).round(decimals=4).tolist()

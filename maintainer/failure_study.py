@@ -10,6 +10,7 @@ command re-runs itself with the zoo's numerics (course_utils/zoo_numerics.env).
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -51,9 +52,26 @@ def run(workdir: str | Path, seeds) -> dict:
     return result
 
 
+def add_prev_scores(workdir: str | Path, seeds) -> dict:
+    """Add each seed's layer-0 previous-token scores (attn_only_2l only) to the study's JSON, for a
+    study recorded before `study` measured them. The other numbers are left as they are."""
+    from course_utils.failure_modes import prev_token_scores
+
+    out = zoo.ZOO_DIR / "studies" / "failure_modes.seeds.json"
+    result = json.loads(out.read_text())
+    for seed in seeds:
+        model, language = trained("attn_only_2l", seed, workdir)
+        result["runs"][str(seed)]["prev_scores"] = prev_token_scores(model, language)
+        print(seed, result["runs"][str(seed)]["prev_scores"], flush=True)
+    write_json(out, result)
+    return result
+
+
 if __name__ == "__main__":
     with_zoo_numerics("maintainer.failure_study")
-    if len(sys.argv) >= 3 and sys.argv[1] == "train":  # train only: WORKDIR SEED...
+    if len(sys.argv) >= 3 and sys.argv[1] == "prev-scores":  # prev-scores WORKDIR SEED...
+        add_prev_scores(sys.argv[2], [int(s) for s in sys.argv[3:]])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "train":  # train only: WORKDIR SEED...
         for s in sys.argv[3:]:
             for n in MODELS:
                 trained(n, int(s), sys.argv[2])

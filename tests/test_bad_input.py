@@ -2081,6 +2081,24 @@ CASES: list[Case] = [
       ValueError, r"keep must be a dict with keys 'q', 'k', 'v'"),
     C("failure_modes.scrubbed_loss", "a head the model lacks", lambda: fm.scrubbed_loss(tiny(), tokens(2, 4), tokens(2, 4), {"q": "all", "k": "0.7", "v": "all"}),
       ValueError, r"keep\['k'\] must be one of .*got '0\.7'"),
+    C("failure_modes.subspace_patch", "v of the wrong size", lambda: fm.subspace_patch(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(4)),
+      ValueError, r"must agree: two \[batch, d_hidden\] activations and a \[d_hidden\] direction"),
+    C("failure_modes.subspace_patch", "v all zeros", lambda: fm.subspace_patch(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(3)),
+      ValueError, r"v is all zeros"),
+    C("failure_modes.subspace_patch", "int activations", lambda: fm.subspace_patch(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3), torch.ones(3)),
+      TypeError, r"h_clean must be a floating-point tensor, got dtype torch.int64"),
+    C("failure_modes.variation_split", "one example", lambda: fm.variation_split(torch.ones(1, 3), torch.ones(3), torch.ones(3, 2)),
+      ValueError, r"h must hold at least 2 examples"),
+    C("failure_modes.variation_split", "W_out of another size", lambda: fm.variation_split(torch.ones(4, 3), torch.ones(3), torch.ones(5, 2)),
+      ValueError, r"must agree on d_hidden"),
+    C("failure_modes.variation_split", "v a list", lambda: fm.variation_split(torch.ones(4, 3), [1.0, 0.0, 0.0], torch.ones(3, 2)),
+      TypeError, r"v must be a"),
+    C("failure_modes.prev_token_scores", "model a string", lambda: fm.prev_token_scores("gpt2", SyntheticLanguage()), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
+    C("failure_modes.prev_token_scores", "language an ICLTasks", lambda: fm.prev_token_scores(tiny(), ICLTasks()), TypeError,
+      r"language must be a course_utils\.data\.SyntheticLanguage, got ICLTasks"),
+    C("failure_study.add_prev_scores", "seed a string", lambda: failure_study.add_prev_scores(files()["root"], ["1"]), TypeError,
+      r"seed must be an int, got '1'"),
     C("failure_modes.loss_recovered", "a string", lambda: fm.loss_recovered("3.1", 3.0, 6.0), TypeError, r"scrubbed must be a number \(a mean loss\), got '3\.1'"),
     C("failure_modes.loss_recovered", "clean = resampled", lambda: fm.loss_recovered(3.1, 3.0, 3.0), ValueError, r"resampled and clean are equal"),
     C("failure_modes.loss_recovered", "NaN", lambda: fm.loss_recovered(3.1, float("nan"), 6.0), TypeError, r"clean must be a number"),
@@ -2098,7 +2116,8 @@ CASES: list[Case] = [
     *[C(f"checks.{fn.__name__}", "fn not a function", (lambda fn=fn: fn("embed")), checks.ExerciseError,
         r"expected a function as fn \(pass the function itself, not its result\), got str")
       for fn in (checks.check_value_weighted_pattern, checks.check_ablation_verdicts, checks.check_removal_effect,
-                 checks.check_bias_share, checks.check_favourite_token_ov, checks.check_scrubbed_loss)],
+                 checks.check_bias_share, checks.check_favourite_token_ov, checks.check_scrubbed_loss,
+                 checks.check_subspace_patch, checks.check_variation_split)],
     C("failure_study.run", "seed 0 listed", lambda: failure_study.run(files()["root"], [0, 1]), ValueError,
       r"seeds must be a list of positive ints \(seed 0 is the shipped models, always included\), got \[0, 1\]"),
 ]
@@ -2118,6 +2137,7 @@ EXEMPT = {
     "icl_tasks.Prompts",  # a record of three tensors returned by ICLTasks.prompts; never built from user input
     "sae.course_sae_recipe",  # takes no input
     "superposition_study.build_course_sae",  # takes no input (a maintainer command)
+    "failure_modes.illusion_layer",  # takes no input
     "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
 }
 

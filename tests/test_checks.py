@@ -1167,6 +1167,29 @@ def _scrub(model, tokens, other_tokens, keep, roles="right", scrub=("q", "k", "v
     return per_token_loss(logits, tokens if score_on == "tokens" else other_tokens)
 
 
+def _unit_parts(v, W_out):
+    U = torch.linalg.svd(W_out, full_matrices=False).U
+    read = U @ (U.T @ v)
+    return [read / read.norm(), (v - read) / (v - read).norm()]
+
+
+def _subspace(h_clean, h_corrupted, v, normalise=True, way="clean"):
+    unit = v / v.norm() if normalise else v
+    base, other = (h_clean, h_corrupted) if way == "clean" else (h_corrupted, h_clean)
+    return base + ((other - base) @ unit)[:, None] * unit
+
+
+def _split(h, v, W_out, basis="qr", order=(0, 1), unit=True, stat="std"):
+    if basis == "qr":
+        Q = torch.linalg.qr(W_out).Q  # an orthonormal basis of W_out's columns
+        read = Q @ (Q.T @ v)
+    else:
+        read = W_out @ (W_out.T @ v)
+    parts = [read, v - read]
+    out = torch.stack([getattr(h @ (p / p.norm() if unit else p), stat)() for p in parts])
+    return out[list(order)]
+
+
 RIGHT = {
     "embed": [lambda t, W_E: W_E[t], lambda t, W_E: F.one_hot(t, W_E.shape[0]).float() @ W_E],
     "pos_embed": [lambda t, W_pos: W_pos[: t.shape[1]].expand(t.shape[0], -1, -1),
@@ -1274,6 +1297,8 @@ RIGHT = {
     "bias_share": [_bias_share],
     "favourite_token_ov": [_favourite, lambda d: _favourite(d, "identity") + 5 * torch.ones(d, d) * (torch.arange(d) == 1)],
     "scrubbed_loss": [_scrub],
+    "subspace_patch": [_subspace, lambda hc, hx, v: hc - ((hc - hx) @ (v / v.norm()))[:, None] * (v / v.norm())],
+    "variation_split": [_split, lambda h, v, W: torch.stack([(h @ p).std() for p in _unit_parts(v, W)])],
 }
 
 
@@ -2031,6 +2056,18 @@ WRONG = {
         ("values left alone", lambda *a: _scrub(*a, scrub=("q", "k")), "values were not scrubbed"),
         ("scored against the other tokens", lambda *a: _scrub(*a, score_on="other"), "scored the predictions against `other_tokens`"),
         ("no hooks", lambda *a: _scrub(*a, hooks_on=False), "nothing was resampled"),
+    ],
+    "subspace_patch": [
+        ("v not normalised", lambda *a: _subspace(*a, normalise=False), "did not normalise v"),
+        ("whole activation", lambda hc, hx, v: hx.clone(), "returned the whole corrupted activation"),
+        ("clean part kept", lambda hc, hx, v: hc + (hx @ (v / v.norm()))[:, None] * (v / v.norm()), "without taking away the clean"),
+        ("the other way", lambda *a: _subspace(*a, way="corrupted"), "patched the clean component into the corrupted run"),
+    ],
+    "variation_split": [
+        ("swapped", lambda *a: _split(*a, order=(1, 0)), "other way round"),
+        ("parts not unit", lambda *a: _split(*a, unit=False), "did not normalise the parts"),
+        ("W W^T v", lambda *a: _split(*a, basis="WWT"), "not a projection"),
+        ("mean", lambda *a: _split(*a, stat="mean"), "measured the mean"),
     ],
 }
 

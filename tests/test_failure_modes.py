@@ -12,7 +12,6 @@ from course_utils import failure_modes as fm
 from course_utils import zoo
 from course_utils.ablation import ablation_effects, loss_with_hooks
 from course_utils.checks import fixtures
-from course_utils.lens import head_attribution
 from course_utils.metrics import copying_score, eigenvalue_copying_score
 
 STUDY_FILE = zoo.ZOO_DIR / "studies" / "failure_modes.seeds.json"

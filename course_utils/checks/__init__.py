@@ -50,7 +50,8 @@ from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_
 from .nb09_superposition import (check_clamp_latent, check_feature_recovery, check_neuron_alignment, check_sae_forward, check_sae_loss,
                                  check_sae_training_step, check_superposition_measure, check_toy_forward, check_toy_loss)
 from .nb11_when_the_tools_lie import (check_ablation_verdicts, check_bias_share, check_favourite_token_ov,
-                                      check_removal_effect, check_scrubbed_loss, check_value_weighted_pattern)
+                                      check_removal_effect, check_scrubbed_loss, check_subspace_patch,
+                                      check_value_weighted_pattern, check_variation_split)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -106,5 +107,5 @@ __all__ = [
     "check_toy_forward", "check_toy_loss", "check_superposition_measure", "check_neuron_alignment",
     "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
     "check_value_weighted_pattern", "check_ablation_verdicts", "check_removal_effect", "check_bias_share",
-    "check_favourite_token_ov", "check_scrubbed_loss",
+    "check_favourite_token_ov", "check_scrubbed_loss", "check_subspace_patch", "check_variation_split",
 ]

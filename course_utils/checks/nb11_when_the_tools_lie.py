@@ -1,7 +1,8 @@
 """Checks for notebook 11, "When the tools lie": value-weighted attention, one head's cost under the
 three ablations, the removal effect of a component with the final LayerNorm recomputed, the share of a
 head's output that is its value bias, an OV matrix that fools the eigenvalue copying score, and a
-causal-scrubbing-style loss."""
+causal-scrubbing-style loss, a subspace patch and the check that tells a subspace-patching illusion from a
+real mechanism."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ REFERENCES = {
     "bias_share": fm.bias_share,
     "favourite_token_ov": fm.favourite_token_ov,
     "scrubbed_loss": fm.scrubbed_loss,
+    "subspace_patch": fm.subspace_patch,
+    "variation_split": fm.variation_split,
 }
 
 
@@ -234,3 +237,58 @@ def _swapped(model, tokens, other, keep, loss_against=None, roles="swapped"):
     with torch.no_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return fm.per_token_loss(logits, tokens if loss_against is None else loss_against)
+
+
+def check_subspace_patch(fn):
+    """fn(h_clean [batch, d_hidden], h_corrupted [batch, d_hidden], v [d_hidden]) -> [batch, d_hidden]."""
+    __tracebackhide__ = True
+    cases = [(0, 5, 3), (1, 4, 7)]  # seed, batch, d_hidden
+    for seed, batch, d_hidden in cases:
+        g = fixtures.generator(seed)
+        h_clean, h_corrupted = torch.randn(batch, d_hidden, generator=g), torch.randn(batch, d_hidden, generator=g)
+        v = 3 * torch.randn(d_hidden, generator=g)  # not a unit vector
+        expected = fm.subspace_patch(h_clean, h_corrupted, v)
+        got = call("subspace_patch", fn, {"h_clean": h_clean, "h_corrupted": h_corrupted, "v": v})
+        unit = v / v.norm()
+        mistakes = {
+            "you did not normalise v: the patch must not depend on v's length, only on its direction":
+                h_clean + ((h_corrupted - h_clean) @ v)[:, None] * v,
+            "you returned the whole corrupted activation: only its component along v is patched in":
+                h_corrupted,
+            "you added the corrupted run's component along v without taking away the clean run's":
+                h_clean + (h_corrupted @ unit)[:, None] * unit,
+            "you patched the clean component into the corrupted run; patch the corrupted run's component into the clean one":
+                h_corrupted + ((h_clean - h_corrupted) @ unit)[:, None] * unit,
+        }
+        compare("subspace_patch", got, expected, mistakes, atol=1e-5, axes="batch d_hidden")
+    done("subspace_patch", len(cases))
+
+
+def check_variation_split(fn):
+    """fn(h [batch, d_hidden], v [d_hidden], W_out [d_hidden, d_out]) -> [2]: the data's spread along v's read and ignored parts."""
+    __tracebackhide__ = True
+    cases = [(0, 40, 6, 2), (1, 30, 5, 3)]  # seed, batch, d_hidden, d_out
+    for seed, batch, d_hidden, d_out in cases:
+        g = fixtures.generator(seed)
+        h = torch.randn(batch, d_hidden, generator=g) * torch.linspace(0.5, 2.0, d_hidden)
+        v = torch.randn(d_hidden, generator=g)
+        W_out = torch.randn(d_hidden, d_out, generator=g)
+        expected = fm.variation_split(h, v, W_out)
+        got = call("variation_split", fn, {"h": h, "v": v, "W_out": W_out})
+        read = fm._read_part(v, W_out)
+        ignored = v - read
+        unprojected = W_out @ (W_out.T @ v)  # not a projection: W_out's columns are not orthonormal
+        mistakes = {
+            "your parts are the other way round: first the spread along the part W_out reads, then along the part it ignores":
+                expected.flip(0),
+            "you did not normalise the parts: measure the spread along each part as a unit vector, so that the numbers "
+            "compare the data's spread, not the parts' lengths":
+                torch.stack([(h @ read).std(), (h @ ignored).std()]),
+            "your read part is W_out W_out^T v, which is not a projection unless W_out's columns are orthonormal: "
+            "project v onto an orthonormal basis of W_out's columns (torch.linalg.qr or torch.linalg.svd of W_out)":
+                torch.stack([(h @ (p / p.norm())).std() for p in (unprojected, v - unprojected)]),
+            "you measured the mean along each part, not the spread (the standard deviation over the batch)":
+                torch.stack([(h @ (p / p.norm())).mean() for p in (read, ignored)]),
+        }
+        compare("variation_split", got, expected, mistakes, atol=1e-4, axes="part")
+    done("variation_split", len(cases))
