@@ -1179,7 +1179,7 @@ def _subspace(h_clean, h_corrupted, v, normalise=True, way="clean"):
     return base + ((other - base) @ unit)[:, None] * unit
 
 
-def _split(h, v, W_out, basis="qr", order=(0, 1), unit=True, stat="std"):
+def _var_split(h, v, W_out, basis="qr", order=(0, 1), unit=True, stat="std"):
     if basis == "qr":
         Q = torch.linalg.qr(W_out).Q  # an orthonormal basis of W_out's columns
         read = Q @ (Q.T @ v)
@@ -1298,7 +1298,7 @@ RIGHT = {
     "favourite_token_ov": [_favourite, lambda d: _favourite(d, "identity") + 5 * torch.ones(d, d) * (torch.arange(d) == 1)],
     "scrubbed_loss": [_scrub],
     "subspace_patch": [_subspace, lambda hc, hx, v: hc - ((hc - hx) @ (v / v.norm()))[:, None] * (v / v.norm())],
-    "variation_split": [_split, lambda h, v, W: torch.stack([(h @ p).std() for p in _unit_parts(v, W)])],
+    "variation_split": [_var_split, lambda h, v, W: torch.stack([(h @ p).std() for p in _unit_parts(v, W)])],
 }
 
 
@@ -2064,10 +2064,10 @@ WRONG = {
         ("the other way", lambda *a: _subspace(*a, way="corrupted"), "patched the clean component into the corrupted run"),
     ],
     "variation_split": [
-        ("swapped", lambda *a: _split(*a, order=(1, 0)), "other way round"),
-        ("parts not unit", lambda *a: _split(*a, unit=False), "did not normalise the parts"),
-        ("W W^T v", lambda *a: _split(*a, basis="WWT"), "not a projection"),
-        ("mean", lambda *a: _split(*a, stat="mean"), "measured the mean"),
+        ("swapped", lambda *a: _var_split(*a, order=(1, 0)), "other way round"),
+        ("parts not unit", lambda *a: _var_split(*a, unit=False), "did not normalise the parts"),
+        ("W W^T v", lambda *a: _var_split(*a, basis="WWT"), "not a projection"),
+        ("mean", lambda *a: _var_split(*a, stat="mean"), "measured the mean"),
     ],
 }
 
