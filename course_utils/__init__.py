@@ -20,6 +20,8 @@
 - `correct_letter`: correct-letter heads: attention on the answer's label, OV, compressed QK, position versus label
 - `superposition`: toy models of superposition, trained many at once, and measures of their features (notebook 09)
 - `sae`: a sparse autoencoder, its training, and the score of the features it recovers (notebook 09)
+- `failure_modes`: where the course's methods mislead, measured, and the checks that catch it (notebook 11)
+- `real_model`: GPT-2 small for the optional "On a real model" sections (or a random-weight stand-in, offline)
 - `viz`: plots and light circuitsvis views
 - `checks`: the exercise checks, one module per notebook
 
