@@ -219,6 +219,22 @@ def copying_table(model) -> dict:
 # ---- a causal-scrubbing-style test of the induction circuit ---------------------------------------------
 
 
+def _scrub_runs(model, tokens: Int[Tensor, "batch pos"], other_tokens: Int[Tensor, "batch pos"]):
+    """(clean cache, other cache, part_of): the two runs `scrubbed_loss` mixes, cached at the layer-1
+    input and the parts it is made of, and `part_of(cache, part)`, one named part ("embed" or "0.H") of a run."""
+    names = ["hook_embed", "blocks.0.attn.hook_z", "blocks.1.hook_resid_pre"]
+    with torch.no_grad():
+        _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+        _, other = model.run_with_cache(other_tokens, names_filter=lambda n: n in names)
+
+    def part_of(cache, part):
+        if part == "embed":
+            return cache["hook_embed"]
+        return head_output(cache["blocks.0.attn.hook_z"], model.W_O[0], int(part.split(".")[1]))
+
+    return clean, other, part_of
+
+
 def scrubbed_loss(model, tokens: Int[Tensor, "batch pos"], other_tokens: Int[Tensor, "batch pos"],
                   keep: dict[str, str]) -> Float[Tensor, "batch predicted_pos"]:
     """Per-token loss [batch, pos - 1] on `tokens` of a two-layer attention-only model whose layer-1
@@ -243,15 +259,7 @@ def scrubbed_loss(model, tokens: Int[Tensor, "batch pos"], other_tokens: Int[Ten
     parts_allowed = ["embed", "all", "none"] + [f"0.{h}" for h in range(model.cfg.n_heads)]
     for which, part in keep.items():
         validate.one_of(part, parts_allowed, f"keep[{which!r}]")
-    names = ["hook_embed", "blocks.0.attn.hook_z", "blocks.1.hook_resid_pre"]
-    with torch.no_grad():
-        _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-        _, other = model.run_with_cache(other_tokens, names_filter=lambda n: n in names)
-
-    def part_of(cache, part):
-        if part == "embed":
-            return cache["hook_embed"]
-        return head_output(cache["blocks.0.attn.hook_z"], model.W_O[0], int(part.split(".")[1]))
+    clean, other, part_of = _scrub_runs(model, tokens, other_tokens)
 
     def scrubbed_input(part):  # [batch, pos, d_model]: the part from the clean run, the rest from the other run
         if part == "all":

@@ -211,15 +211,7 @@ def check_scrubbed_loss(fn):
 def _swapped(model, tokens, other, keep, loss_against=None, roles="swapped"):
     """The loss with the roles reversed (the named part from `other`, everything else from `tokens`),
     or with roles="right" the right run; scored against `loss_against` (default `tokens`)."""
-    names = ["hook_embed", "blocks.0.attn.hook_z", "blocks.1.hook_resid_pre"]
-    with torch.no_grad():
-        _, clean = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-        _, resampled = model.run_with_cache(other, names_filter=lambda n: n in names)
-
-    def part_of(cache, part):
-        if part == "embed":
-            return cache["hook_embed"]
-        return fm.head_output(cache["blocks.0.attn.hook_z"], model.W_O[0], int(part.split(".")[1]))
+    clean, resampled, part_of = fm._scrub_runs(model, tokens, other)
 
     shifts = {}
     for which, part in keep.items():
