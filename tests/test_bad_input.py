@@ -28,6 +28,7 @@ from course_utils import (ablation, bridge, checks, clamping, data, icl_classifi
                           numerics, patching, train, validate, viz, zoo)
 from course_utils import correct_letter as cl
 from course_utils import failure_modes as fm
+from course_utils import real_model
 from course_utils import function_vectors as fv
 from course_utils import modular_addition as ma
 from course_utils import sae as saes
@@ -2099,6 +2100,10 @@ CASES: list[Case] = [
       r"language must be a course_utils\.data\.SyntheticLanguage, got ICLTasks"),
     C("failure_study.add_prev_scores", "seed a string", lambda: failure_study.add_prev_scores(files()["root"], ["1"]), TypeError,
       r"seed must be an int, got '1'"),
+    C("real_model.gpt2", "device an int", lambda: real_model.gpt2(0), TypeError,
+      r"device must be a str or torch\.device such as 'cpu' or 'cuda', got int"),
+    C("real_model.is_pretrained", "model a string", lambda: real_model.is_pretrained("gpt2"), TypeError,
+      r"model must be a course_utils Transformer or a TransformerBridge, got str"),
     C("failure_modes.loss_recovered", "a string", lambda: fm.loss_recovered("3.1", 3.0, 6.0), TypeError, r"scrubbed must be a number \(a mean loss\), got '3\.1'"),
     C("failure_modes.loss_recovered", "clean = resampled", lambda: fm.loss_recovered(3.1, 3.0, 3.0), ValueError, r"resampled and clean are equal"),
     C("failure_modes.loss_recovered", "NaN", lambda: fm.loss_recovered(3.1, float("nan"), 6.0), TypeError, r"clean must be a number"),

@@ -64,7 +64,7 @@ def test_nothing_unpickles():
 FORBIDDEN_IN_CODE = {
     r"(?<![.\w])(eval|exec|compile|__import__)\(": "executes a string",  # model.eval() is not eval()
     r"\burllib\b|\brequests\b|\bhttpx\b|http\.client|\burlopen\b|\bsocket\b": "can fetch a URL",
-    r"from_pretrained|hf_hub_download|snapshot_download|load_dataset": "can download weights or data",
+    r"from_pretrained|hf_hub_download|snapshot_download|load_dataset|boot_transformers": "can download weights or data",
     r"\bsubprocess\b|os\.system|os\.popen|^\s*[!%]": "runs a shell command",
 }
 
@@ -81,11 +81,18 @@ def _code_cells():
                 yield f"{path.parent.name}/{path.name} cell {i}", cell.source
 
 
+# The one module that may reach the network: it downloads GPT-2 small for the optional "On a real model"
+# sections of notebooks 03-07, only when a learner runs them online (issue 23); offline it says so and
+# returns None. Notebook cells reach it only through `real_model.gpt2`.
+MAY_DOWNLOAD = {"course_utils/real_model.py"}
+
+
 def test_notebooks_and_package_neither_execute_strings_nor_fetch():
-    """No notebook cell and no course_utils module executes a string, reaches the network,
-    downloads weights or data, or runs a shell command."""
+    """No notebook cell and no course_utils module but `real_model` executes a string, reaches the
+    network, downloads weights or data, or runs a shell command."""
     sources = list(_code_cells()) + [(f"course_utils/{p.name}", p.read_text())
-                                     for p in sorted(ROOT.glob("course_utils/*.py"))]
+                                     for p in sorted(ROOT.glob("course_utils/*.py"))
+                                     if f"course_utils/{p.name}" not in MAY_DOWNLOAD]
     assert len(sources) > 50
     offenders = []
     for where, source in sources:
@@ -95,6 +102,16 @@ def test_notebooks_and_package_neither_execute_strings_nor_fetch():
                 if re.search(pattern, code):
                     offenders.append(f"{where}, line {lineno} ({why}): {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_the_module_that_may_download_does_only_that():
+    """real_model may probe the hub and boot GPT-2; it still executes no string and runs no shell command."""
+    for name in MAY_DOWNLOAD:
+        source = (ROOT / name).read_text()
+        for pattern, why in FORBIDDEN_IN_CODE.items():
+            if why in ("executes a string", "runs a shell command"):
+                assert not re.search(pattern, source, re.M), f"{name}: {why}"
+        assert "boot_transformers(\"gpt2\"" in source
 
 
 def test_the_scan_finds_what_it_looks_for():
