@@ -13,7 +13,9 @@ the residual stream of refused and of harmless requests differ, on average, by o
 - `random_directions`: random vectors of the same norm as a given one: the control;
 - `separation`: how well the projection on a direction tells the two kinds apart on held-out requests;
 - `behaviour`: refusal rate and task accuracy of the model on a batch of requests, under any hooks;
-- `direction_layer_sweep`: for each layer, the separation and what adding the direction does;
+- `random_control`: what random vectors of the same norm do when ablated or added (the control);
+- `direction_layer_sweep`, `ablation_sweep`: for each layer, the separation and what adding (or
+  ablating) the direction found there does;
 - `one_pair_vector`, `refusal_function_vector`, `steering_effects`: three ways to steer toward
   refusal (Turner et al.'s activation addition from one pair, the mean difference over many pairs,
   Todd et al.'s function vector) and what each does and breaks;
@@ -119,10 +121,12 @@ def random_directions(vector: Float[Tensor, " d_model"], n: int, seed: int = 0) 
 def separation(model, refused: Int[Tensor, "batch pos"], harmless: Int[Tensor, "batch pos"],
                direction: Float[Tensor, " d_model"], layer: int) -> float:
     """How well the projection on `direction` at `layer` tells refused from harmless requests: the
-    balanced accuracy of a threshold halfway between the two kinds' mean projections (0.5: chance)."""
-    unit = _unit(direction)
-    on_refused = last_resid(model, refused, layer) @ unit.to(refused.device)
-    on_harmless = last_resid(model, harmless, layer) @ unit.to(harmless.device)
+    balanced accuracy of a threshold halfway between the two kinds' mean projections (0.5: chance,
+    and what a zero direction gives)."""
+    validate.tensor(direction, "direction", "d_model", dtype="float")
+    validate.finite(direction, "direction")
+    on_refused = last_resid(model, refused, layer) @ direction.to(refused.device)
+    on_harmless = last_resid(model, harmless, layer) @ direction.to(harmless.device)
     threshold = (on_refused.mean() + on_harmless.mean()) / 2
     return ((on_refused > threshold).float().mean().item() + (on_harmless <= threshold).float().mean().item()) / 2
 
@@ -147,21 +151,42 @@ def behaviour(model, batch: RequestBatch, refuse: int, hooks=()) -> dict[str, fl
             "task": (got == batch.task_answers).float().mean().item()}
 
 
+def random_control(model, refused: RequestBatch, harmless: RequestBatch, direction: Float[Tensor, " d_model"],
+                   layer: int, refuse: int, n: int, seed: int = 0) -> Float[Tensor, "n 2"]:
+    """The control: for each of n random vectors of the direction's norm (`random_directions(direction,
+    n, seed)`), [refusal rate of the refused requests with it ablated, refusal rate of the harmless
+    requests with it added at `layer`]: [n, 2]. The direction itself gives about [0, 1]."""
+    validate.instance(refused, RequestBatch, "refused")
+    validate.instance(harmless, RequestBatch, "harmless")
+    rows = []
+    for r in random_directions(direction, n, seed):
+        rows.append([behaviour(model, refused, refuse, ablation_hooks(model, r))["refusal"],
+                     behaviour(model, harmless, refuse, [addition_hook(model, r, layer)])["refusal"]])
+    return torch.tensor(rows)
+
+
 def direction_layer_sweep(model, train: tuple[RequestBatch, RequestBatch], test: tuple[RequestBatch, RequestBatch],
-                          refuse: int) -> dict[str, list[float]]:
-    """For every layer L (0 .. n_layers): the mean-difference direction found at L on `train` (refused,
-    harmless), and on `test`: its separation; the refusal rate of harmless requests with it added at L;
-    the refusal rate of refused requests with it ablated everywhere (None where the direction is zero)."""
+                          refuse: int) -> Float[Tensor, "layer 2"]:
+    """For every layer L (0 .. n_layers), the mean-difference direction found at L on `train` (refused,
+    harmless), measured on `test` (refused, harmless): [its separation, the refusal rate of the harmless
+    requests with it added at L]: [n_layers + 1, 2]."""
     validate.model(model)
-    sweep = {"norm": [], "separation": [], "added_refusal": [], "ablated_refusal": []}
+    rows = []
     for layer in range(model.cfg.n_layers + 1):
         direction = mean_difference(model, train[0].tokens, train[1].tokens, layer)
-        zero = direction.norm().item() < 1e-6 * (1 + last_resid(model, train[1].tokens, layer).norm(dim=-1).mean().item())
-        sweep["norm"].append(direction.norm().item())
-        sweep["separation"].append(0.5 if zero else separation(model, test[0].tokens, test[1].tokens, direction, layer))
-        sweep["added_refusal"].append(behaviour(model, test[1], refuse, [addition_hook(model, direction, layer)])["refusal"])
-        sweep["ablated_refusal"].append(None if zero else behaviour(model, test[0], refuse, ablation_hooks(model, direction))["refusal"])
-    return sweep
+        rows.append([separation(model, test[0].tokens, test[1].tokens, direction, layer),
+                     behaviour(model, test[1], refuse, [addition_hook(model, direction, layer)])["refusal"]])
+    return torch.tensor(rows)
+
+
+def ablation_sweep(model, train: tuple[RequestBatch, RequestBatch], refused: RequestBatch, refuse: int) -> list[float | None]:
+    """For every layer L (0 .. n_layers): the refusal rate of `refused` with the direction found at L
+    ablated everywhere; None where that direction is zero (layer 0: every request ends with `->`)."""
+    out = []
+    for layer in range(model.cfg.n_layers + 1):
+        direction = mean_difference(model, train[0].tokens, train[1].tokens, layer)
+        out.append(None if direction.norm() == 0 else behaviour(model, refused, refuse, ablation_hooks(model, direction))["refusal"])
+    return out
 
 
 def one_pair_vector(model, refused: Int[Tensor, "batch pos"], harmless: Int[Tensor, "batch pos"], layer: int,
@@ -214,9 +239,8 @@ def study(model, requests: Requests, layer: int, n_random: int = 20, k: int = 3,
         harmless = requests.prompts(size, False, task=task, seed=3)
         by_task[task] = {"clean": behaviour(model, harmless, refuse)["accuracy"],
                          "ablated": behaviour(model, harmless, refuse, ablate)["accuracy"]}
-    randoms = random_directions(direction, n_random, seed=0)
-    random_ablated = [behaviour(model, test[0], refuse, ablation_hooks(model, r))["refusal"] for r in randoms]
-    random_added = [behaviour(model, test[1], refuse, [addition_hook(model, r, layer)])["refusal"] for r in randoms]
+    control = random_control(model, test[0], test[1], direction, layer, refuse, n_random, seed=0)
+    sweep = direction_layer_sweep(model, train, test, refuse)
     pairs = requests.paired_prompts(size, seed=4)
     one_pair = [one_pair_vector(model, pairs[0].tokens, pairs[1].tokens, layer, i) for i in range(n_random)]
     vectors = {"mean_difference": mean_difference(model, pairs[0].tokens, pairs[1].tokens, layer),
@@ -240,8 +264,9 @@ def study(model, requests: Requests, layer: int, n_random: int = 20, k: int = 3,
         "ablated": {"refused": behaviour(model, test[0], refuse, ablate), "harmless": behaviour(model, test[1], refuse, ablate)},
         "accuracy_by_task": by_task,
         "added": behaviour(model, test[1], refuse, [addition_hook(model, direction, layer)]),
-        "random_ablated_refusal": random_ablated,
-        "random_added_refusal": random_added,
-        "sweep": direction_layer_sweep(model, train, test, refuse),
+        "random_ablated_refusal": control[:, 0].tolist(),
+        "random_added_refusal": control[:, 1].tolist(),
+        "sweep": {"separation": sweep[:, 0].tolist(), "added_refusal": sweep[:, 1].tolist(),
+                  "ablated_refusal": ablation_sweep(model, train, test[0], refuse)},
         "steering": steering,
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb04_ablation_and_clamping,
                nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice, nb10_grokking)
 from . import nb09_superposition
+from . import nb12_one_direction
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -48,6 +49,8 @@ from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_
                             check_key_frequencies, check_restricted_logits, check_train_test_split)
 from .nb09_superposition import (check_clamp_latent, check_feature_recovery, check_neuron_alignment, check_sae_forward, check_sae_loss,
                                  check_sae_training_step, check_superposition_measure, check_toy_forward, check_toy_loss)
+from .nb12_one_direction import (check_ablation_hooks, check_addition_hook, check_direction_layer_sweep,
+                                 check_mean_difference, check_random_control, check_steering_effects)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -62,6 +65,7 @@ REFERENCES = {
     **nb08_multiple_choice.REFERENCES,
     **nb10_grokking.REFERENCES,
     **nb09_superposition.REFERENCES,
+    **nb12_one_direction.REFERENCES,
 }
 
 
@@ -101,4 +105,6 @@ __all__ = [
     "check_excluded_logits", "check_grokking_phases", "check_cos_fit",
     "check_toy_forward", "check_toy_loss", "check_superposition_measure", "check_neuron_alignment",
     "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
+    "check_mean_difference", "check_ablation_hooks", "check_addition_hook", "check_random_control",
+    "check_direction_layer_sweep", "check_steering_effects",
 ]
