@@ -145,10 +145,10 @@ def behaviour(model, batch: RequestBatch, refuse: int, hooks=()) -> dict[str, fl
     "task": share equal to the task's answer (what a refused request would get if the model did it)}."""
     validate.instance(batch, RequestBatch, "batch")
     validate.integer(refuse=refuse)
-    got = predictions(model, batch.tokens, hooks).cpu()
+    got = predictions(model, batch.tokens, hooks)
     return {"refusal": (got == refuse).float().mean().item(),
-            "accuracy": (got == batch.answers).float().mean().item(),
-            "task": (got == batch.task_answers).float().mean().item()}
+            "accuracy": (got == batch.answers.to(got.device)).float().mean().item(),
+            "task": (got == batch.task_answers.to(got.device)).float().mean().item()}
 
 
 def random_control(model, refused: RequestBatch, harmless: RequestBatch, direction: Float[Tensor, " d_model"],
@@ -220,7 +220,7 @@ def steering_effects(model, harmless: RequestBatch, vector: Float[Tensor, " d_mo
         logits = model.run_with_hooks(harmless.tokens, fwd_hooks=[addition_hook(model, vector, layer)])[:, -1]
     refused = (logits.argmax(-1) == refuse).float().mean().item()
     logits[:, refuse] = -torch.inf
-    beneath = (logits.argmax(-1).cpu() == harmless.answers).float().mean().item()
+    beneath = (logits.argmax(-1) == harmless.answers.to(logits.device)).float().mean().item()
     return {"refusal": refused, "accuracy_beneath": beneath}
 
 
@@ -253,9 +253,10 @@ def study(model, requests: Requests, layer: int, n_random: int = 20, k: int = 3,
                          "one_pair": [v.norm().item() for v in one_pair]}
     # Forbidden items were never an answer in training: where the task's answer is one, the ablated
     # model cannot give it. The task accuracy that can be expected is on the other refused requests.
-    allowed = ~torch.isin(test[0].task_answers, requests.forbidden())
-    got = predictions(model, test[0].tokens[allowed], ablate).cpu()
-    task_allowed = (got == test[0].task_answers[allowed]).float().mean().item()
+    allowed = ~torch.isin(test[0].task_answers.cpu(), requests.forbidden())
+    allowed = allowed.to(test[0].tokens.device)
+    got = predictions(model, test[0].tokens[allowed], ablate)
+    task_allowed = (got == test[0].task_answers[allowed].to(got.device)).float().mean().item()
     return {
         "layer": layer,
         "ablated_task_when_answer_allowed": task_allowed,

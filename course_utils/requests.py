@@ -40,6 +40,10 @@ class RequestBatch:
     task_answers: torch.Tensor  # [batch]: what the task gives on the arguments, refused or not
     refused: torch.Tensor  # [batch] bool: the request mentions a forbidden item
 
+    def to(self, device) -> RequestBatch:
+        """The same requests with every tensor on `device` (where the model is)."""
+        return RequestBatch(*(t.to(device) for t in (self.tokens, self.answers, self.task_answers, self.refused)))
+
 
 @dataclass(frozen=True)
 class Requests:
