@@ -185,6 +185,29 @@ def check_addition_hook(fn):
     done("addition_hook", len(cases))
 
 
+def _batches(value) -> list[RequestBatch]:
+    if isinstance(value, RequestBatch):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [b for v in value for b in _batches(v)]
+    return []
+
+
+def _call(name: str, fn, inputs: dict):
+    """`framework.call`, and the request batches among the inputs (alone or in pairs) unchanged too."""
+    __tracebackhide__ = True
+    before = {arg: [[t.clone() for t in (b.tokens, b.answers, b.task_answers, b.refused)] for b in _batches(v)]
+              for arg, v in inputs.items()}
+    answer = call(name, fn, inputs)
+    for arg, copies in before.items():
+        for b, saved in zip(_batches(inputs[arg]), copies):
+            if any(not torch.equal(t, c) for t, c in zip((b.tokens, b.answers, b.task_answers, b.refused), saved)):
+                b.tokens, b.answers, b.task_answers, b.refused = saved
+                raise ExerciseError(f"[{name}] your function changed its input `{arg}` in place (a request batch's "
+                                    f"tensors): clone a tensor before writing into it. (The check has put it back.)")
+    return answer
+
+
 def _float(x) -> torch.Tensor:
     """A wrong answer that is a number, as `compare` takes it."""
     return torch.tensor(float(x), dtype=torch.float64)
@@ -213,7 +236,7 @@ def check_random_control(fn):
         inputs = {"model": model, "refused": refused, "harmless": harmless, "direction": direction, "layer": layer,
                   "refuse": refuse, "n": n, "seed": seed}
         expected = refusal.random_control(*inputs.values())
-        got = call("random_control", fn, inputs)
+        got = _call("random_control", fn, inputs)
         randoms = refusal.random_directions(direction, n, seed)
 
         def rows(ablate_on, add_on, vectors=randoms, ablate_col=True):
@@ -248,7 +271,7 @@ def check_direction_layer_sweep(fn):
         train, test = (refused, harmless), (refused2, harmless2)
         inputs = {"model": model, "train": train, "test": test, "refuse": refuse}
         expected = refusal.direction_layer_sweep(*inputs.values())
-        got = call("direction_layer_sweep", fn, inputs)
+        got = _call("direction_layer_sweep", fn, inputs)
 
         def sweep(found_on, measured_on, layers_shift=0, add_layer_shift=0):
             out = []
@@ -291,7 +314,7 @@ def check_steering_effects(fn):
         # and a refuse token that the vector makes the top answer of some requests
         inputs = {"model": model, "harmless": harmless, "vector": vector, "layer": layer, "refuse": refuse}
         expected = refusal.steering_effects(*inputs.values())
-        got = call("steering_effects", fn, inputs)
+        got = _call("steering_effects", fn, inputs)
         if not isinstance(got, dict) or set(got) != {"refusal", "accuracy_beneath"}:
             raise ExerciseError(f"[steering_effects] expected a dict with the keys 'refusal' and 'accuracy_beneath', "
                                 f"got {_kind(got)}" + (f" with keys {sorted(got)}" if isinstance(got, dict) else ""))
