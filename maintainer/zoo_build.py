@@ -258,7 +258,11 @@ def requests_seed_study(name: str, seeds, workdir: str | Path, layer: int = REQU
     notebook 12 asserts. Resumable from workdir."""
     from course_utils.refusal import study
 
+    validate.one_of(name, sorted(RECIPES), "name", "the recipes")
     recipe = RECIPES[name]
+    if not isinstance(recipe.language, Requests):
+        kinds = [n for n, r in RECIPES.items() if isinstance(r.language, Requests)]
+        raise ValueError(f"name must be a recipe of requests (Requests): one of {kinds}, got {name!r}")
     runs = {"0": study(load(name), recipe.language, layer)}
     for seed in seeds:
         cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
