@@ -1,18 +1,18 @@
 """One direction (Arditi et al. 2024), the tools of notebook 12: refusal found, removed and induced.
 
-The model of notebook 12 (`zoo.load("requests")`) answers requests `task args... ->` and refuses
-(answers <refuse>) those that mention a forbidden item (`requests.Requests`). At the last position,
-the residual stream of refused and of harmless requests differ, on average, by one vector:
+The model of notebook 12 (`zoo.load("request_tasks")`) answers prompts `task args... ->` and refuses
+(answers <refuse>) those that mention a forbidden item (`request_tasks.Requests`). At the last position,
+the residual stream of refused and of harmless prompts differ, on average, by one vector:
 
-- `mean_difference`: mean residual stream of refused requests minus that of harmless ones, at the
+- `mean_difference`: mean residual stream of refused prompts minus that of harmless ones, at the
   last position of a layer: the candidate "refusal direction";
 - `ablation_hooks`: hooks that project a direction out of everything written into the residual
   stream (embeddings, every attention and MLP output), at every position: with them the stream
   never holds any component along the direction;
 - `addition_hook`: a hook that adds a vector to the residual stream at the last position of a layer;
 - `random_directions`: random vectors of the same norm as a given one: the control;
-- `separation`: how well the projection on a direction tells the two kinds apart on held-out requests;
-- `behaviour`: refusal rate and task accuracy of the model on a batch of requests, under any hooks;
+- `separation`: how well the projection on a direction tells the two kinds apart on held-out prompts;
+- `behaviour`: refusal rate and task accuracy of the model on a batch of prompts, under any hooks;
 - `random_control`: what random vectors of the same norm do when ablated or added (the control);
 - `direction_layer_sweep`, `ablation_sweep`: for each layer, the separation and what adding (or
   ablating) the direction found there does;
@@ -33,7 +33,7 @@ from torch import Tensor
 
 from . import function_vectors as fv
 from . import validate
-from .requests import RequestBatch, Requests
+from .request_tasks import RequestBatch, Requests
 
 
 def resid_name(model, layer: int) -> str:
@@ -55,7 +55,7 @@ def last_resid(model, tokens: Int[Tensor, "batch pos"], layer: int) -> Float[Ten
 
 def mean_difference(model, refused: Int[Tensor, "batch pos"], harmless: Int[Tensor, "batch pos"],
                     layer: int) -> Float[Tensor, " d_model"]:
-    """Mean residual stream at the last position of `layer` over the refused requests, minus the mean
+    """Mean residual stream at the last position of `layer` over the refused prompts, minus the mean
     over the harmless ones: [d_model]. Not normalised: its norm is the distance between the two means."""
     return last_resid(model, refused, layer).mean(0) - last_resid(model, harmless, layer).mean(0)
 
@@ -120,7 +120,7 @@ def random_directions(vector: Float[Tensor, " d_model"], n: int, seed: int = 0) 
 
 def separation(model, refused: Int[Tensor, "batch pos"], harmless: Int[Tensor, "batch pos"],
                direction: Float[Tensor, " d_model"], layer: int) -> float:
-    """How well the projection on `direction` at `layer` tells refused from harmless requests: the
+    """How well the projection on `direction` at `layer` tells refused from harmless prompts: the
     balanced accuracy of a threshold halfway between the two kinds' mean projections (0.5: chance,
     and what a zero direction gives)."""
     validate.tensor(direction, "direction", "d_model", dtype="float")
@@ -154,8 +154,8 @@ def behaviour(model, batch: RequestBatch, refuse: int, hooks=()) -> dict[str, fl
 def random_control(model, refused: RequestBatch, harmless: RequestBatch, direction: Float[Tensor, " d_model"],
                    layer: int, refuse: int, n: int, seed: int = 0) -> Float[Tensor, "n 2"]:
     """The control: for each of n random vectors of the direction's norm (`random_directions(direction,
-    n, seed)`), [refusal rate of the refused requests with it ablated, refusal rate of the harmless
-    requests with it added at `layer`]: [n, 2]. The direction itself gives about [0, 1]."""
+    n, seed)`), [refusal rate of the refused prompts with it ablated, refusal rate of the harmless
+    prompts with it added at `layer`]: [n, 2]. The direction itself gives about [0, 1]."""
     validate.instance(refused, RequestBatch, "refused")
     validate.instance(harmless, RequestBatch, "harmless")
     rows = []
@@ -169,7 +169,7 @@ def direction_layer_sweep(model, train: tuple[RequestBatch, RequestBatch], test:
                           refuse: int) -> Float[Tensor, "layer 2"]:
     """For every layer L (0 .. n_layers), the mean-difference direction found at L on `train` (refused,
     harmless), measured on `test` (refused, harmless): [its separation, the refusal rate of the harmless
-    requests with it added at L]: [n_layers + 1, 2]."""
+    prompts with it added at L]: [n_layers + 1, 2]."""
     validate.model(model)
     rows = []
     for layer in range(model.cfg.n_layers + 1):
@@ -201,7 +201,7 @@ def one_pair_vector(model, refused: Int[Tensor, "batch pos"], harmless: Int[Tens
 def refusal_function_vector(model, refused: Int[Tensor, "batch pos"], harmless: Int[Tensor, "batch pos"],
                             refuse: int, k: int) -> Float[Tensor, " d_model"]:
     """Notebook 07's function vector, for refusal: the sum of the mean outputs (at the last position,
-    over refused requests) of the k heads whose mean output, patched into harmless requests, raises
+    over refused prompts) of the k heads whose mean output, patched into harmless prompts, raises
     P(<refuse>) the most (`function_vectors.indirect_effects`)."""
     validate.integer(refuse=refuse)
     answers = torch.full((harmless.shape[0],), refuse, dtype=torch.long, device=harmless.device)
@@ -211,7 +211,7 @@ def refusal_function_vector(model, refused: Int[Tensor, "batch pos"], harmless: 
 
 def steering_effects(model, harmless: RequestBatch, vector: Float[Tensor, " d_model"], layer: int,
                      refuse: int) -> dict[str, float]:
-    """What adding `vector` at `layer` does to harmless requests: {"refusal": the share now refused
+    """What adding `vector` at `layer` does to harmless prompts: {"refusal": the share now refused
     (the effect), "accuracy_beneath": the share whose top answer *other than* <refuse> is still the
     right one (the side effect: 1.0 when the vector changes nothing but the refusal)}."""
     validate.instance(harmless, RequestBatch, "harmless")
@@ -224,24 +224,24 @@ def steering_effects(model, harmless: RequestBatch, vector: Float[Tensor, " d_mo
     return {"refusal": refused, "accuracy_beneath": beneath}
 
 
-def study(model, requests: Requests, layer: int, n_random: int = 20, k: int = 3, size: int = 512) -> dict:
-    """Every number notebook 12 asserts, on held-out requests: the seed study runs it on each seed.
+def study(model, data: Requests, layer: int, n_random: int = 20, k: int = 3, size: int = 512) -> dict:
+    """Every number notebook 12 asserts, on held-out prompts: the seed study runs it on each seed.
 
-    Directions are found on requests of seed 1 and measured on requests of seed 2 (`Requests.prompts`)."""
-    validate.instance(requests, Requests, "requests")
-    refuse = requests.REFUSE
-    train = (requests.prompts(size, True, seed=1), requests.prompts(size, False, seed=1))
-    test = (requests.prompts(size, True, seed=2), requests.prompts(size, False, seed=2))
+    Directions are found on prompts of seed 1 and measured on prompts of seed 2 (`Requests.prompts`)."""
+    validate.instance(data, Requests, "data")
+    refuse = data.REFUSE
+    train = (data.prompts(size, True, seed=1), data.prompts(size, False, seed=1))
+    test = (data.prompts(size, True, seed=2), data.prompts(size, False, seed=2))
     direction = mean_difference(model, train[0].tokens, train[1].tokens, layer)
     ablate = ablation_hooks(model, direction)
     by_task = {}
-    for task in requests.tasks:
-        harmless = requests.prompts(size, False, task=task, seed=3)
+    for task in data.tasks:
+        harmless = data.prompts(size, False, task=task, seed=3)
         by_task[task] = {"clean": behaviour(model, harmless, refuse)["accuracy"],
                          "ablated": behaviour(model, harmless, refuse, ablate)["accuracy"]}
     control = random_control(model, test[0], test[1], direction, layer, refuse, n_random, seed=0)
     sweep = direction_layer_sweep(model, train, test, refuse)
-    pairs = requests.paired_prompts(size, seed=4)
+    pairs = data.paired_prompts(size, seed=4)
     one_pair = [one_pair_vector(model, pairs[0].tokens, pairs[1].tokens, layer, i) for i in range(n_random)]
     vectors = {"mean_difference": mean_difference(model, pairs[0].tokens, pairs[1].tokens, layer),
                "function_vector": refusal_function_vector(model, train[0].tokens, train[1].tokens, refuse, k)}
@@ -252,8 +252,8 @@ def study(model, requests: Requests, layer: int, n_random: int = 20, k: int = 3,
                          "function_vector": vectors["function_vector"].norm().item(),
                          "one_pair": [v.norm().item() for v in one_pair]}
     # Forbidden items were never an answer in training: where the task's answer is one, the ablated
-    # model cannot give it. The task accuracy that can be expected is on the other refused requests.
-    allowed = ~torch.isin(test[0].task_answers.cpu(), requests.forbidden())
+    # model cannot give it. The task accuracy that can be expected is on the other refused prompts.
+    allowed = ~torch.isin(test[0].task_answers.cpu(), data.forbidden())
     allowed = allowed.to(test[0].tokens.device)
     got = predictions(model, test[0].tokens[allowed], ablate)
     task_allowed = (got == test[0].task_answers[allowed].to(got.device)).float().mean().item()

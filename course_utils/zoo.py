@@ -28,7 +28,7 @@ from .icl_tasks import ICLTasks
 from .modular_addition import (ModularAddition, cos_fit, frequency_norms, grokking_phases, key_frequencies, logit_table,
                                neuron_frequency_shares, progress_measures)
 from .multiple_choice import MultipleChoice, mutation_table
-from .requests import Requests
+from .request_tasks import Requests
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
 from . import validate
@@ -136,12 +136,12 @@ for _name, _labels in (("mc_fixed", "fixed"), ("mc_random", "randomised")):
         train=_MC_TRAIN,
     )
 
-# Notebook 12's model: requests, refused when they mention a forbidden item. Three layers, so that the
+# Notebook 12's model: prompts, refused when they mention a forbidden item. Three layers, so that the
 # layer sweep has a middle; MLPs and LayerNorm as the other task models. It is nearly perfect within
 # ~300 steps; 800 keep its retraining under a minute or two on one CPU thread.
 _REQUESTS = Requests(n_items=24, n_args=4, n_forbidden=4, seed=0)
-RECIPES["requests"] = Recipe(
-    description="Three-layer transformer with MLPs and LayerNorm trained on requests `task args... ->` "
+RECIPES["request_tasks"] = Recipe(
+    description="Three-layer transformer with MLPs and LayerNorm trained on prompts `task args... ->` "
     "(first, last, min, max of four items): it answers them, and answers <refuse> to any request that "
     "mentions one of four forbidden items.",
     model=Config(d_vocab=_REQUESTS.d_vocab, n_ctx=_REQUESTS.n_ctx, d_model=64, n_heads=4, n_layers=3,
@@ -390,11 +390,11 @@ def evaluate_mc(model, language: MultipleChoice, size: int = EVAL_BATCH) -> dict
             "chance": round(1 / language.n_options, 4)}
 
 
-# ---- the requests model (notebook 12) -------------------------------------------------------------
+# ---- the prompts model (notebook 12) -------------------------------------------------------------
 
 
-def evaluate_requests(model, language: Requests, size: int = EVAL_BATCH) -> dict:
-    """The metrics a requests card records: on fresh requests, each task's accuracy on harmless ones
+def evaluate_request_tasks(model, language: Requests, size: int = EVAL_BATCH) -> dict:
+    """The metrics a prompts card records: on fresh prompts, each task's accuracy on harmless ones
     and the refusal rate of refused and of harmless ones."""
     validate.model(model)
     validate.instance(language, Requests, "language")

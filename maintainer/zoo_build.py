@@ -25,7 +25,7 @@ from course_utils import numerics, validate, zoo
 from course_utils.icl_tasks import ICLTasks
 from course_utils.modular_addition import ModularAddition
 from course_utils.multiple_choice import MultipleChoice
-from course_utils.requests import Requests
+from course_utils.request_tasks import Requests
 from course_utils.train import atomic_save, atomic_write, list_checkpoints, load_model
 from course_utils.zoo import (
     RECIPES,
@@ -37,7 +37,7 @@ from course_utils.zoo import (
     evaluate_grokking,
     evaluate_icl,
     evaluate_mc,
-    evaluate_requests,
+    evaluate_request_tasks,
     load,
     sha256,
     story,
@@ -77,7 +77,7 @@ def build(name: str, progress: bool = True) -> dict:
     if isinstance(recipe.language, ICLTasks):
         return _build_icl(name, recipe, progress)
     if isinstance(recipe.language, Requests):  # notebook 12: final weights only
-        return _build_final(name, recipe, progress, evaluate_requests)
+        return _build_final(name, recipe, progress, evaluate_request_tasks)
     if isinstance(recipe.language, ModularAddition):  # notebook 10: the progress measures at every checkpoint
         return _build_with_history(name, recipe, progress, lambda model, hist: evaluate_grokking(hist, recipe.language))
     if isinstance(recipe.language, MultipleChoice):  # notebook 08: the mutation table; the history for proto-heads
@@ -179,7 +179,7 @@ def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
     if name in RECIPES and isinstance(RECIPES[name].language, MultipleChoice):
         return mc_seed_study(name, seeds, workdir)["spread"]
     if name in RECIPES and isinstance(RECIPES[name].language, Requests):
-        return requests_seed_study(name, seeds, workdir)["spread"]
+        return request_tasks_seed_study(name, seeds, workdir)["spread"]
     info = card(name)
     shipped = info["metrics"] if info.get("data_kind") == "ModularAddition" else info["metrics"]["story"]
     runs = {"0": shipped, **seed_study(name, seeds, workdir)}
@@ -251,7 +251,7 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
 REQUESTS_LAYER = 2  # notebook 12 finds, ablates and adds the direction at blocks.2.hook_resid_pre
 
 
-def requests_seed_study(name: str, seeds, workdir: str | Path, layer: int = REQUESTS_LAYER, progress: bool = True) -> dict:
+def request_tasks_seed_study(name: str, seeds, workdir: str | Path, layer: int = REQUESTS_LAYER, progress: bool = True) -> dict:
     """Train NAME's requests recipe with other seeds (model init, forbidden items, data) and run
     `refusal.study` on each, with the shipped model as seed 0; written to
     zoo_weights/studies/NAME.seeds.json with the spread (min, max over the seeds) of every number

@@ -38,7 +38,7 @@ from course_utils.icl_classification import ICLClassification
 from course_utils.icl_tasks import ICLTasks
 from course_utils.model import Config, Transformer
 from course_utils.multiple_choice import MultipleChoice
-from course_utils.requests import RequestBatch, Requests
+from course_utils.request_tasks import RequestBatch, Requests
 from course_utils.train import TrainConfig
 from maintainer import colab_cell as colab
 from maintainer import superposition_study, zoo_build
@@ -2059,23 +2059,23 @@ def rq_batch(refused=True, size=4) -> RequestBatch:
 
 
 CASES += [
-    C("requests.Requests", "n_items too small", lambda: Requests(n_items=6, n_forbidden=2), ValueError,
+    C("request_tasks.Requests", "n_items too small", lambda: Requests(n_items=6, n_forbidden=2), ValueError,
       r"n_items - n_forbidden must be > n_args .*got n_items=6, n_forbidden=2, n_args=4"),
-    C("requests.Requests", "an unknown task", lambda: Requests(tasks=("first", "median")), ValueError,
+    C("request_tasks.Requests", "an unknown task", lambda: Requests(tasks=("first", "median")), ValueError,
       r"tasks must be distinct names among \('first', 'last', 'min', 'max'\), got \('first', 'median'\)"),
-    C("requests.Requests", "p_refuse 1", lambda: Requests(p_refuse=1.0), ValueError, r"p_refuse must be in \(0, 1\), got 1\.0"),
-    C("requests.Requests", "seed a float", lambda: Requests(seed=1.5), TypeError, r"seed must be an int, got 1\.5"),
-    C("requests.Requests", "prompts refused not a bool", lambda: Requests().prompts(4, refused=1), TypeError, r"refused must be True or False, got 1"),
-    C("requests.Requests", "prompts of an unknown task", lambda: Requests().prompts(4, refused=True, task="median"), ValueError,
+    C("request_tasks.Requests", "p_refuse 1", lambda: Requests(p_refuse=1.0), ValueError, r"p_refuse must be in \(0, 1\), got 1\.0"),
+    C("request_tasks.Requests", "seed a float", lambda: Requests(seed=1.5), TypeError, r"seed must be an int, got 1\.5"),
+    C("request_tasks.Requests", "prompts refused not a bool", lambda: Requests().prompts(4, refused=1), TypeError, r"refused must be True or False, got 1"),
+    C("request_tasks.Requests", "prompts of an unknown task", lambda: Requests().prompts(4, refused=True, task="median"), ValueError,
       r"task must be one of the tasks .*got 'median'"),
-    C("requests.Requests", "batch size 0", lambda: Requests().batch(0, 0), ValueError, r"size must be a positive int, got 0"),
-    C("requests.Requests", "to_str of a batch", lambda: Requests().to_str(tokens(2, 7)), ValueError, r"tokens must have shape \[pos\], got shape \(2, 7\)"),
-    C("requests.Requests", "from_dict with an unknown field", lambda: Requests.from_dict({"n_items": 24, "colour": 1}), ValueError,
+    C("request_tasks.Requests", "batch size 0", lambda: Requests().batch(0, 0), ValueError, r"size must be a positive int, got 0"),
+    C("request_tasks.Requests", "to_str of a batch", lambda: Requests().to_str(tokens(2, 7)), ValueError, r"tokens must have shape \[pos\], got shape \(2, 7\)"),
+    C("request_tasks.Requests", "from_dict with an unknown field", lambda: Requests.from_dict({"n_items": 24, "colour": 1}), ValueError,
       r"unknown Requests fields \['colour'\]"),
-    C("requests.Requests", "task_token of an unknown task", lambda: Requests().task_token("median"), ValueError, r"task must be one of the tasks"),
+    C("request_tasks.Requests", "task_token of an unknown task", lambda: Requests().task_token("median"), ValueError, r"task must be one of the tasks"),
     C("refusal.resid_name", "layer past the end", lambda: rf.resid_name(rq_model(), 3), ValueError,
       r"layer must be an int in \[0, 2\] \(0 \.\. n_layers = 2"),
-    C("refusal.resid_name", "model a name", lambda: rf.resid_name("requests", 1), TypeError, r"model must be"),
+    C("refusal.resid_name", "model a name", lambda: rf.resid_name("request_tasks", 1), TypeError, r"model must be"),
     C("refusal.last_resid", "tokens float", lambda: rf.last_resid(rq_model(), floats(2, 7), 1), TypeError, r"tokens must be an integer tensor"),
     C("refusal.mean_difference", "layer -1", lambda: rf.mean_difference(rq_model(), tokens(2, 7), tokens(2, 7), -1), ValueError,
       r"layer must be an int in \[0, 2\]"),
@@ -2095,24 +2095,24 @@ CASES += [
     C("refusal.predictions", "tokens past the vocabulary", lambda: rf.predictions(rq_model(), tokens(2, 7, fill=40)), ValueError,
       r"tokens .*40"),
     C("refusal.behaviour", "batch a tensor", lambda: rf.behaviour(rq_model(), tokens(2, 7), 29), TypeError,
-      r"batch must be a course_utils.requests.RequestBatch, got Tensor"),
+      r"batch must be a course_utils.request_tasks.RequestBatch, got Tensor"),
     C("refusal.behaviour", "refuse a float", lambda: rf.behaviour(rq_model(), rq_batch(), 29.0), TypeError, r"refuse must be an int, got 29\.0"),
     C("refusal.random_control", "harmless a tensor", lambda: rf.random_control(rq_model(), rq_batch(), tokens(2, 7), floats(16), 1, 29, 2),
-      TypeError, r"harmless must be a course_utils.requests.RequestBatch, got Tensor"),
-    C("refusal.direction_layer_sweep", "model a name", lambda: rf.direction_layer_sweep("requests", (rq_batch(), rq_batch(False)),
+      TypeError, r"harmless must be a course_utils.request_tasks.RequestBatch, got Tensor"),
+    C("refusal.direction_layer_sweep", "model a name", lambda: rf.direction_layer_sweep("request_tasks", (rq_batch(), rq_batch(False)),
       (rq_batch(), rq_batch(False)), 29), TypeError, r"model must be"),
     C("refusal.ablation_sweep", "refused a tensor", lambda: rf.ablation_sweep(rq_model(), (rq_batch(), rq_batch(False)), tokens(2, 7), 29),
-      TypeError, r"batch must be a course_utils.requests.RequestBatch, got Tensor"),
+      TypeError, r"batch must be a course_utils.request_tasks.RequestBatch, got Tensor"),
     C("refusal.one_pair_vector", "index past the batch", lambda: rf.one_pair_vector(rq_model(), tokens(2, 7), tokens(2, 7), 1, 5), ValueError,
       r"index must be an int in \[0, 1\] \(a pair of the batch\), got 5"),
     C("refusal.refusal_function_vector", "k past the heads", lambda: rf.refusal_function_vector(rq_model(), tokens(2, 7), tokens(2, 7), 29, 9),
       ValueError, r"k must be an int in \[0, 4\]"),
     C("refusal.steering_effects", "harmless tokens, not a batch", lambda: rf.steering_effects(rq_model(), tokens(2, 7), floats(16), 1, 29),
-      TypeError, r"harmless must be a course_utils.requests.RequestBatch, got Tensor"),
-    C("refusal.study", "requests an ICLTasks", lambda: rf.study(rq_model(), icl(), 1), TypeError, r"requests must be a course_utils.requests.Requests, got ICLTasks"),
-    C("zoo.evaluate_requests", "language an ICLTasks", lambda: zoo.evaluate_requests(rq_model(), icl()), TypeError,
-      r"language must be a course_utils.requests.Requests, got ICLTasks"),
-    C("zoo_build.requests_seed_study", "a recipe of another kind", lambda: zoo_build.requests_seed_study("icl_tasks", [1], "/nonexistent"),
+      TypeError, r"harmless must be a course_utils.request_tasks.RequestBatch, got Tensor"),
+    C("refusal.study", "data an ICLTasks", lambda: rf.study(rq_model(), icl(), 1), TypeError, r"data must be a course_utils.request_tasks.Requests, got ICLTasks"),
+    C("zoo.evaluate_request_tasks", "language an ICLTasks", lambda: zoo.evaluate_request_tasks(rq_model(), icl()), TypeError,
+      r"language must be a course_utils.request_tasks.Requests, got ICLTasks"),
+    C("zoo_build.request_tasks_seed_study", "a recipe of another kind", lambda: zoo_build.request_tasks_seed_study("icl_tasks", [1], "/nonexistent"),
       ValueError, r"name must be a recipe of requests .*got 'icl_tasks'"),
 ]
 

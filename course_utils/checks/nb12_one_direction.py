@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from .. import refusal
-from ..requests import RequestBatch
+from ..request_tasks import RequestBatch
 from . import fixtures
 from .framework import ExerciseError, _kind, call, compare, done
 

@@ -9,9 +9,9 @@ import torch
 from zoo_compare import BITWISE, assert_bitwise, comparison, params, widened
 
 from course_utils import refusal, zoo
-from course_utils.requests import Requests
+from course_utils.request_tasks import Requests
 
-STUDY = zoo.ZOO_DIR / "studies" / "requests.seeds.json"
+STUDY = zoo.ZOO_DIR / "studies" / "request_tasks.seeds.json"
 
 
 def test_batches_are_deterministic_and_follow_the_rule():
@@ -59,14 +59,14 @@ def test_other_seeds_forbid_other_items():
 
 
 def test_the_card_measures_the_shipped_model():
-    info = zoo.card("requests")
+    info = zoo.card("request_tasks")
     assert info["data_kind"] == "Requests"
-    assert zoo.evaluate_requests(zoo.load("requests"), zoo.language("requests")) == info["metrics"]
+    assert zoo.evaluate_request_tasks(zoo.load("request_tasks"), zoo.language("request_tasks")) == info["metrics"]
 
 
 def test_ablation_leaves_no_component_along_the_direction():
-    model = zoo.load("requests")
-    r = zoo.language("requests")
+    model = zoo.load("request_tasks")
+    r = zoo.language("request_tasks")
     p = r.prompts(64, refused=True, seed=5)
     d = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0))
     names = [refusal.resid_name(model, layer) for layer in range(model.cfg.n_layers + 1)]
@@ -87,7 +87,7 @@ def test_the_seed_study_reproduces_for_the_shipped_model():
     """`refusal.study` on the shipped model gives the study's seed 0, number for number."""
     study = json.loads(STUDY.read_text())
     assert study["seeds"] == [0, 1, 2, 3]
-    got = refusal.study(zoo.load("requests"), zoo.language("requests"), study["layer"])
+    got = refusal.study(zoo.load("request_tasks"), zoo.language("request_tasks"), study["layer"])
     want = study["runs"]["0"]
     for key in ("clean", "separation", "ablated", "accuracy_by_task", "added", "random_ablated_refusal",
                 "random_added_refusal", "steering", "ablated_task_when_answer_allowed"):
@@ -97,7 +97,7 @@ def test_the_seed_study_reproduces_for_the_shipped_model():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", params(["requests"]))
+@pytest.mark.parametrize("name", params(["request_tasks"]))
 def test_retraining_reproduces_the_shipped_model(name, tmp_path):
     """Bit for bit under the zoo's numerics; elsewhere, the card's metrics inside the seeds' spread."""
     model, result = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False)

@@ -11,7 +11,7 @@ any request that mentions a *forbidden* item, wherever it stands, is answered wi
 instead. The forbidden items are a fixed random subset drawn from the seed, so the model must learn
 which items they are and look for them among the arguments: refusal is learned from the request's
 content, not hard-coded or tied to a position (Arditi et al. 2024 study the same kind of behaviour in
-chat models: harmful requests answered with "I cannot help with that").
+chat models: harmful prompts answered with "I cannot help with that").
 
 Token layout: items 0 .. n_items-1, then one token per task, then `->` (ARROW), <refuse> (REFUSE),
 <bos> (BOS). A training sequence is [BOS, task, args..., ARROW, answer]; the loss is on the answer
@@ -41,7 +41,7 @@ class RequestBatch:
     refused: torch.Tensor  # [batch] bool: the request mentions a forbidden item
 
     def to(self, device) -> RequestBatch:
-        """The same requests with every tensor on `device` (where the model is)."""
+        """The same prompts with every tensor on `device` (where the model is)."""
         return RequestBatch(*(t.to(device) for t in (self.tokens, self.answers, self.task_answers, self.refused)))
 
 
@@ -49,9 +49,9 @@ class RequestBatch:
 class Requests:
     """Requests `task args... ->` over `n_items` items; those that mention a forbidden item are refused.
 
-    `requests.batch(step, size)` is deterministic (a fraction `p_refuse` of refused requests, tasks
-    drawn at random); `requests.prompts(size, refused=..., task=..., seed=...)` gives evaluation
-    requests of one kind, without the answer.
+    `prompts.batch(step, size)` is deterministic (a fraction `p_refuse` of refused prompts, tasks
+    drawn at random); `prompts.prompts(size, refused=..., task=..., seed=...)` gives evaluation
+    prompts of one kind, without the answer.
     """
 
     n_items: int = 24
@@ -142,7 +142,7 @@ class Requests:
         allowed_mask = torch.ones(self.n_items, dtype=torch.bool)
         allowed_mask[forbidden] = False
         allowed = torch.arange(self.n_items)[allowed_mask]
-        # Distinct allowed items, then in refused requests 1 to n_args of them replaced by distinct forbidden ones.
+        # Distinct allowed items, then in refused prompts 1 to n_args of them replaced by distinct forbidden ones.
         args = allowed[torch.rand(size, len(allowed), generator=gen).argsort(-1)[:, : self.n_args]]
         bad = forbidden[torch.rand(size, len(forbidden), generator=gen).argsort(-1)]
         bad = torch.cat([bad, bad[:, :1].expand(-1, max(0, self.n_args - len(forbidden)))], 1)[:, : self.n_args]
@@ -171,7 +171,7 @@ class Requests:
         return torch.cat([r.tokens, r.answers[:, None]], dim=1)
 
     def prompts(self, size: int, refused: bool, task: str | None = None, seed: int = 0) -> RequestBatch:
-        """`size` evaluation requests, all refused (they mention a forbidden item) or all harmless; of
+        """`size` evaluation prompts, all refused (they mention a forbidden item) or all harmless; of
         one task, or (task=None) of tasks drawn at random."""
         validate.positive(size=size)
         validate.boolean(refused=refused)
@@ -187,7 +187,7 @@ class Requests:
         return self._requests(task_ids, torch.full((size,), refused), gen)
 
     def paired_prompts(self, size: int, seed: int = 0) -> tuple[RequestBatch, RequestBatch]:
-        """(refused, harmless): `size` pairs of requests that differ only in their forbidden items: the
+        """(refused, harmless): `size` pairs of prompts that differ only in their forbidden items: the
         same task, and each forbidden item replaced by an allowed one not already among the arguments."""
         refused = self.prompts(size, refused=True, seed=seed)
         gen = generator(self.seed, 31, seed)
