@@ -2132,7 +2132,7 @@ EXEMPT = {
     "sae.course_sae_recipe",  # takes no input
     "superposition_study.build_course_sae",  # takes no input (a maintainer command)
     "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
-    "requests.RequestBatch",  # a record of tensors returned by Requests.prompts; never built from user input
+    "request_tasks.RequestBatch",  # a record of tensors returned by Requests.prompts; never built from user input
 }
 
 
