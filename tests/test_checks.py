@@ -1135,7 +1135,7 @@ def _random_control(model, refused, harmless, direction, layer, refuse, n, seed,
     return torch.tensor(rows)
 
 
-def _sweep(model, train, test, refuse, layers=None, on_train=False, shift=0):
+def _direction_sweep(model, train, test, refuse, layers=None, on_train=False, shift=0):
     rows = []
     n = model.cfg.n_layers
     for layer in (range(n + 1) if layers is None else layers(n)):
@@ -1263,7 +1263,7 @@ RIGHT = {
     "ablation_hooks": [_ablation],
     "addition_hook": [_addition],
     "random_control": [_random_control],
-    "direction_layer_sweep": [_sweep],
+    "direction_layer_sweep": [_direction_sweep],
     "steering_effects": [_steering],
 }
 
@@ -2017,10 +2017,10 @@ WRONG = {
         ("both on harmless", lambda *a: _random_control(*a, same=True), "measured both on the same requests"),
     ],
     "direction_layer_sweep": [
-        ("measured on train", lambda *a: _sweep(*a, on_train=True), "measured on the prompts the direction was found on"),
-        ("no layer 0", lambda *a: _sweep(*a, layers=lambda n: range(1, n + 1)), "left out layer 0"),
-        ("no last layer", lambda *a: _sweep(*a, layers=range), "left out the last layer"),
-        ("added one layer later", lambda *a: _sweep(*a, shift=1), "one layer later"),
+        ("measured on train", lambda *a: _direction_sweep(*a, on_train=True), "measured on the prompts the direction was found on"),
+        ("no layer 0", lambda *a: _direction_sweep(*a, layers=lambda n: range(1, n + 1)), "left out layer 0"),
+        ("no last layer", lambda *a: _direction_sweep(*a, layers=range), "left out the last layer"),
+        ("added one layer later", lambda *a: _direction_sweep(*a, shift=1), "one layer later"),
     ],
     "steering_effects": [
         ("plain accuracy", lambda *a: _steering(*a, mask=False), "measured the plain accuracy"),
