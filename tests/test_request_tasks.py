@@ -112,3 +112,22 @@ def test_retraining_reproduces_the_shipped_model(name, tmp_path):
                            (got["added"]["refusal"], "added_refusal_of_harmless")):
             lo, hi = widened(spread[key], 0.05)
             assert lo <= value <= hi, (key, value, lo, hi)
+
+
+def test_the_tools_give_the_same_numbers_on_a_bridge():
+    """What a learner practises here transfers: the direction, its ablation and its addition on a
+    TransformerBridge of the same weights give the course model's numbers."""
+    from course_utils.bridge import to_bridge
+
+    model = zoo.load("request_tasks")
+    data = zoo.language("request_tasks")
+    bridge = to_bridge(model).eval()
+    train = data.prompts(128, True, seed=1), data.prompts(128, False, seed=1)
+    test = data.prompts(128, True, seed=2), data.prompts(128, False, seed=2)
+    numbers = []
+    for m in (model, bridge):
+        d = refusal.mean_difference(m, train[0].tokens, train[1].tokens, 2)
+        numbers.append([d.norm().item(), refusal.behaviour(m, test[0], data.REFUSE, refusal.ablation_hooks(m, d))["refusal"],
+                        refusal.behaviour(m, test[1], data.REFUSE, [refusal.addition_hook(m, d, 2)])["refusal"]])
+    assert numbers[0] == pytest.approx(numbers[1], abs=1e-3)
+    assert numbers[0][1] == 0.0 and numbers[0][2] > 0.9
