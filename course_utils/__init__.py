@@ -8,6 +8,7 @@
 - `icl_tasks`: in-context tasks `x -> f(x)` for function vectors
 - `modular_addition`: modular addition, its train/test split, and the Fourier tools to read a model that groks it
 - `multiple_choice`: multiple-choice questions with fixed or randomised labels, and their mutations
+- `request_tasks`: task prompts the model answers, and refuses when they mention a forbidden item (notebook 12)
 - `train`: the one training loop (seeded, resumable, atomic checkpoints)
 - `zoo`: the shipped models, their cards and histories, checked against the cards' checksums
 - `numerics`: the CPU numerics the zoo reproduces with
@@ -22,6 +23,7 @@
 - `sae`: a sparse autoencoder, its training, and the score of the features it recovers (notebook 09)
 - `failure_modes`: where the course's methods mislead, measured, and the checks that catch it (notebook 11)
 - `real_model`: GPT-2 small for the optional "On a real model" sections (or a random-weight stand-in, offline)
+- `refusal`: one direction: the mean difference, directional ablation, activation addition, their controls (notebook 12)
 - `viz`: plots and light circuitsvis views
 - `checks`: the exercise checks, one module per notebook
 

@@ -28,6 +28,7 @@ from .icl_tasks import ICLTasks
 from .modular_addition import (ModularAddition, cos_fit, frequency_norms, grokking_phases, key_frequencies, logit_table,
                                neuron_frequency_shares, progress_measures)
 from .multiple_choice import MultipleChoice, mutation_table
+from .request_tasks import Requests
 from .metrics import head_scores, induction_score, prev_token_score
 from .model import Config, Transformer
 from . import validate
@@ -40,7 +41,7 @@ ZOO_DIR = Path(__file__).resolve().parent / "zoo_weights"
 class Recipe:
     description: str
     model: Config
-    language: SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice  # any data with batch(step, size) and to_dict()
+    language: SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice | Requests  # any data with batch(step, size) and to_dict()
     train: TrainConfig
 
 
@@ -135,6 +136,20 @@ for _name, _labels in (("mc_fixed", "fixed"), ("mc_random", "randomised")):
         train=_MC_TRAIN,
     )
 
+# Notebook 12's model: prompts, refused when they mention a forbidden item. Three layers, so that the
+# layer sweep has a middle; MLPs and LayerNorm as the other task models. It is nearly perfect within
+# ~300 steps; 800 keep its retraining under a minute or two on one CPU thread.
+_REQUESTS = Requests(n_items=24, n_args=4, n_forbidden=4, seed=0)
+RECIPES["request_tasks"] = Recipe(
+    description="Three-layer transformer with MLPs and LayerNorm trained on prompts `task args... ->` "
+    "(first, last, min, max of four items): it answers them, and answers <refuse> to any request that "
+    "mentions one of four forbidden items.",
+    model=Config(d_vocab=_REQUESTS.d_vocab, n_ctx=_REQUESTS.n_ctx, d_model=64, n_heads=4, n_layers=3,
+                 attn_only=False, d_mlp=128, normalization_type="LN", seed=0),
+    language=_REQUESTS,
+    train=TrainConfig(steps=800, batch_size=128, lr=3e-3, warmup_steps=50, checkpoint_every=800),
+)
+
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.
 EVAL_BATCH = 256
 
@@ -157,13 +172,15 @@ def language(name: str) -> SyntheticLanguage | ICLTasks | ModularAddition:
     return _data_from_card(card(name))
 
 
-def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice:
+def _data_from_card(info: dict) -> SyntheticLanguage | ICLTasks | ModularAddition | MultipleChoice | Requests:
     if info.get("data_kind") == "ICLTasks":
         return ICLTasks.from_dict(info["language"])
     if info.get("data_kind") == "ModularAddition":
         return ModularAddition.from_dict(info["language"])
     if info.get("data_kind") == "MultipleChoice":
         return MultipleChoice.from_dict(info["language"])
+    if info.get("data_kind") == "Requests":
+        return Requests.from_dict(info["language"])
     return SyntheticLanguage(**info["language"])
 
 
@@ -371,3 +388,24 @@ def evaluate_mc(model, language: MultipleChoice, size: int = EVAL_BATCH) -> dict
     table = mutation_table(model, language, size=size, seed=EVAL_SEED)
     return {"mutations": {row: {k: round(v, 4) for k, v in r.items()} for row, r in table.items()},
             "chance": round(1 / language.n_options, 4)}
+
+
+# ---- the prompts model (notebook 12) -------------------------------------------------------------
+
+
+def evaluate_request_tasks(model, language: Requests, size: int = EVAL_BATCH) -> dict:
+    """The metrics a prompts card records: on fresh prompts, each task's accuracy on harmless ones
+    and the refusal rate of refused and of harmless ones."""
+    validate.model(model)
+    validate.instance(language, Requests, "language")
+    out = {"accuracy": {}, "refusal_of_refused": {}, "refusal_of_harmless": {}}
+    with torch.no_grad():
+        for task in language.tasks:
+            for refused in (True, False):
+                p = language.prompts(size, refused=refused, task=task, seed=EVAL_SEED)
+                got = model(p.tokens)[:, -1].argmax(-1).cpu()
+                key = "refusal_of_refused" if refused else "refusal_of_harmless"
+                out[key][task] = round((got == language.REFUSE).float().mean().item(), 4)
+                if not refused:
+                    out["accuracy"][task] = round((got == p.answers).float().mean().item(), 4)
+    return out

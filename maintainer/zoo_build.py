@@ -25,6 +25,7 @@ from course_utils import numerics, validate, zoo
 from course_utils.icl_tasks import ICLTasks
 from course_utils.modular_addition import ModularAddition
 from course_utils.multiple_choice import MultipleChoice
+from course_utils.request_tasks import Requests
 from course_utils.train import atomic_save, atomic_write, list_checkpoints, load_model
 from course_utils.zoo import (
     RECIPES,
@@ -36,6 +37,7 @@ from course_utils.zoo import (
     evaluate_grokking,
     evaluate_icl,
     evaluate_mc,
+    evaluate_request_tasks,
     load,
     sha256,
     story,
@@ -74,6 +76,8 @@ def build(name: str, progress: bool = True) -> dict:
     recipe = RECIPES[name]
     if isinstance(recipe.language, ICLTasks):
         return _build_icl(name, recipe, progress)
+    if isinstance(recipe.language, Requests):  # notebook 12: final weights only
+        return _build_final(name, recipe, progress, evaluate_request_tasks)
     if isinstance(recipe.language, ModularAddition):  # notebook 10: the progress measures at every checkpoint
         return _build_with_history(name, recipe, progress, lambda model, hist: evaluate_grokking(hist, recipe.language))
     if isinstance(recipe.language, MultipleChoice):  # notebook 08: the mutation table; the history for proto-heads
@@ -109,6 +113,24 @@ def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
         "torch_version": torch.__version__,
         "losses": [round(x, 4) for x in result.losses],
         "metrics": evaluate_icl(model, recipe.language),
+    }
+    return _write_model_files(name, info, model, None)
+
+
+def _build_final(name: str, recipe: Recipe, progress: bool, metrics) -> dict:
+    """build() for a model whose card's metrics come from `metrics(model, language)` and whose history
+    nothing studies (notebook 12): final weights and card (`data_kind` names the data's class)."""
+    model, result = _train_from(recipe.model, recipe.language, recipe.train, None, progress)
+    info = {
+        "name": name,
+        "description": recipe.description,
+        "model": recipe.model.to_dict(),
+        "data_kind": type(recipe.language).__name__,
+        "language": recipe.language.to_dict(),
+        "train": {**recipe.train.to_dict(), "device": "cpu"},
+        "torch_version": torch.__version__,
+        "losses": [round(x, 4) for x in result.losses],
+        "metrics": metrics(model, recipe.language),
     }
     return _write_model_files(name, info, model, None)
 
@@ -156,6 +178,8 @@ def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
     multiple-choice model, `mc_seed_study`."""
     if name in RECIPES and isinstance(RECIPES[name].language, MultipleChoice):
         return mc_seed_study(name, seeds, workdir)["spread"]
+    if name in RECIPES and isinstance(RECIPES[name].language, Requests):
+        return request_tasks_seed_study(name, seeds, workdir)["spread"]
     info = card(name)
     shipped = info["metrics"] if info.get("data_kind") == "ModularAddition" else info["metrics"]["story"]
     runs = {"0": shipped, **seed_study(name, seeds, workdir)}
@@ -218,6 +242,67 @@ def icl_seed_study(name: str, seeds, workdir: str | Path, k: int, layer: int, pr
     spread["top_k_share_of_positive_aie"] = [min(r["top_k_share_of_positive_aie"] for r in runs.values()),
                                              max(r["top_k_share_of_positive_aie"] for r in runs.values())]
     result = {"name": name, "k": k, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}
+    out = zoo.ZOO_DIR / "studies" / f"{name}.seeds.json"
+    out.parent.mkdir(exist_ok=True)
+    write_json(out, result)
+    return result
+
+
+REQUESTS_LAYER = 2  # notebook 12 finds, ablates and adds the direction at blocks.2.hook_resid_pre
+
+
+def request_tasks_seed_study(name: str, seeds, workdir: str | Path, layer: int = REQUESTS_LAYER, progress: bool = True) -> dict:
+    """Train NAME's requests recipe with other seeds (model init, forbidden items, data) and run
+    `refusal.study` on each, with the shipped model as seed 0; written to
+    zoo_weights/studies/NAME.seeds.json with the spread (min, max over the seeds) of every number
+    notebook 12 asserts. Resumable from workdir."""
+    from course_utils.refusal import study
+
+    validate.one_of(name, sorted(RECIPES), "name", "the recipes")
+    recipe = RECIPES[name]
+    if not isinstance(recipe.language, Requests):
+        kinds = [n for n, r in RECIPES.items() if isinstance(r.language, Requests)]
+        raise ValueError(f"name must be a recipe of requests (Requests): one of {kinds}, got {name!r}")
+    runs = {"0": study(load(name), recipe.language, layer)}
+    for seed in seeds:
+        cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
+        ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
+        _train_from(cfg, language, replace(recipe.train, checkpoint_every=recipe.train.steps), ckpt_dir, progress)
+        runs[str(seed)] = study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), language, layer)
+
+    def span(values):
+        values = list(values)
+        return [round(min(values), 4), round(max(values), 4)]
+
+    r = runs.values()
+    spread = {
+        "clean_refusal_of_refused": span(x["clean"]["refused"]["refusal"] for x in r),
+        "clean_refusal_of_harmless": span(x["clean"]["harmless"]["refusal"] for x in r),
+        "clean_accuracy_harmless": span(x["clean"]["harmless"]["accuracy"] for x in r),
+        "separation": span(x["separation"] for x in r),
+        "ablated_refusal_of_refused": span(x["ablated"]["refused"]["refusal"] for x in r),
+        "ablated_task_of_refused": span(x["ablated"]["refused"]["task"] for x in r),
+        "ablated_task_when_answer_allowed": span(x["ablated_task_when_answer_allowed"] for x in r),
+        "ablated_accuracy_harmless": span(x["ablated"]["harmless"]["accuracy"] for x in r),
+        "ablated_accuracy_drop_by_task": span(t["clean"] - t["ablated"] for x in r for t in x["accuracy_by_task"].values()),
+        "added_refusal_of_harmless": span(x["added"]["refusal"] for x in r),
+        "random_ablated_refusal_min": span(min(x["random_ablated_refusal"]) for x in r),
+        "random_added_refusal_max": span(max(x["random_added_refusal"]) for x in r),
+    }
+    n_layers = len(runs["0"]["sweep"]["separation"])
+    for key in ("separation", "added_refusal"):
+        spread[f"sweep_{key}"] = [span(x["sweep"][key][i] for x in r) for i in range(n_layers)]
+    spread["sweep_ablated_refusal"] = [None if runs["0"]["sweep"]["ablated_refusal"][i] is None else
+                                       span(x["sweep"]["ablated_refusal"][i] for x in r) for i in range(n_layers)]
+    for vec in ("mean_difference", "function_vector", "function_vector_same_norm"):
+        for key in ("refusal", "accuracy_beneath"):
+            spread[f"steer_{vec}_{key}"] = span(x["steering"][vec][key] for x in r)
+    for vec in ("mean_difference", "function_vector"):
+        spread[f"steer_{vec}_norm"] = span(x["steering"]["norms"][vec] for x in r)
+    for key in ("refusal", "accuracy_beneath"):
+        spread[f"steer_one_pair_{key}_min"] = span(min(p[key] for p in x["steering"]["one_pair"]) for x in r)
+        spread[f"steer_one_pair_{key}_median"] = span(sorted(p[key] for p in x["steering"]["one_pair"])[len(x["steering"]["one_pair"]) // 2] for x in r)
+    result = {"name": name, "layer": layer, "seeds": [int(s) for s in runs], "runs": runs, "spread": spread}
     out = zoo.ZOO_DIR / "studies" / f"{name}.seeds.json"
     out.parent.mkdir(exist_ok=True)
     write_json(out, result)

@@ -31,6 +31,7 @@ from course_utils import failure_modes as fm
 from course_utils import real_model
 from course_utils import function_vectors as fv
 from course_utils import modular_addition as ma
+from course_utils import refusal as rf
 from course_utils import sae as saes
 from course_utils import superposition as sp
 from course_utils import multiple_choice as mcq
@@ -39,6 +40,7 @@ from course_utils.icl_classification import ICLClassification
 from course_utils.icl_tasks import ICLTasks
 from course_utils.model import Config, Transformer
 from course_utils.multiple_choice import MultipleChoice
+from course_utils.request_tasks import RequestBatch, Requests
 from course_utils.train import TrainConfig
 from maintainer import colab_cell as colab
 from maintainer import failure_study, superposition_study, zoo_build
@@ -897,7 +899,9 @@ CASES: list[Case] = [
                  checks.check_cos_fit,
                  checks.check_toy_forward, checks.check_toy_loss, checks.check_superposition_measure,
                  checks.check_neuron_alignment, checks.check_sae_forward, checks.check_sae_loss,
-                 checks.check_sae_training_step, checks.check_feature_recovery, checks.check_clamp_latent)],
+                 checks.check_sae_training_step, checks.check_feature_recovery, checks.check_clamp_latent,
+                 checks.check_mean_difference, checks.check_ablation_hooks, checks.check_addition_hook,
+                 checks.check_random_control, checks.check_direction_layer_sweep, checks.check_steering_effects)],
     C("checks.check_forward", "fn not a function", lambda: checks.check_forward(None, tiny()), checks.ExerciseError,
       r"expected a function as fn.*got NoneType"),
     C("checks.check_forward", "model a string", lambda: checks.check_forward(lambda t, m: m(t), "attn_only_2l"), TypeError,
@@ -2127,6 +2131,78 @@ CASES: list[Case] = [
       r"seeds must be a list of positive ints \(seed 0 is the shipped models, always included\), got \[0, 1\]"),
 ]
 
+
+# -- requests and refusal (notebook 12) --
+@cache
+def rq_model() -> Transformer:
+    """A small model with Requests()'s vocabulary (d_vocab 31, requests of 7 positions), MLPs and LayerNorm."""
+    r = Requests()
+    return Transformer(Config(d_vocab=r.d_vocab, n_ctx=r.n_ctx, d_model=16, n_heads=2, n_layers=2, d_mlp=32,
+                              normalization_type="LN"))
+
+
+def rq_batch(refused=True, size=4) -> RequestBatch:
+    return Requests().prompts(size, refused=refused)
+
+
+CASES += [
+    C("request_tasks.Requests", "n_items too small", lambda: Requests(n_items=6, n_forbidden=2), ValueError,
+      r"n_items - n_forbidden must be > n_args .*got n_items=6, n_forbidden=2, n_args=4"),
+    C("request_tasks.Requests", "an unknown task", lambda: Requests(tasks=("first", "median")), ValueError,
+      r"tasks must be distinct names among \('first', 'last', 'min', 'max'\), got \('first', 'median'\)"),
+    C("request_tasks.Requests", "p_refuse 1", lambda: Requests(p_refuse=1.0), ValueError, r"p_refuse must be in \(0, 1\), got 1\.0"),
+    C("request_tasks.Requests", "seed a float", lambda: Requests(seed=1.5), TypeError, r"seed must be an int, got 1\.5"),
+    C("request_tasks.Requests", "prompts refused not a bool", lambda: Requests().prompts(4, refused=1), TypeError, r"refused must be True or False, got 1"),
+    C("request_tasks.Requests", "prompts of an unknown task", lambda: Requests().prompts(4, refused=True, task="median"), ValueError,
+      r"task must be one of the tasks .*got 'median'"),
+    C("request_tasks.Requests", "batch size 0", lambda: Requests().batch(0, 0), ValueError, r"size must be a positive int, got 0"),
+    C("request_tasks.Requests", "to_str of a batch", lambda: Requests().to_str(tokens(2, 7)), ValueError, r"tokens must have shape \[pos\], got shape \(2, 7\)"),
+    C("request_tasks.Requests", "from_dict with an unknown field", lambda: Requests.from_dict({"n_items": 24, "colour": 1}), ValueError,
+      r"unknown Requests fields \['colour'\]"),
+    C("request_tasks.Requests", "task_token of an unknown task", lambda: Requests().task_token("median"), ValueError, r"task must be one of the tasks"),
+    C("refusal.resid_name", "layer past the end", lambda: rf.resid_name(rq_model(), 3), ValueError,
+      r"layer must be an int in \[0, 2\] \(0 \.\. n_layers = 2"),
+    C("refusal.resid_name", "model a name", lambda: rf.resid_name("request_tasks", 1), TypeError, r"model must be"),
+    C("refusal.last_resid", "tokens float", lambda: rf.last_resid(rq_model(), floats(2, 7), 1), TypeError, r"tokens must be an integer tensor"),
+    C("refusal.mean_difference", "layer -1", lambda: rf.mean_difference(rq_model(), tokens(2, 7), tokens(2, 7), -1), ValueError,
+      r"layer must be an int in \[0, 2\]"),
+    C("refusal.ablation_hook_names", "model a dict", lambda: rf.ablation_hook_names({}), TypeError, r"model must be"),
+    C("refusal.ablation_hooks", "a zero direction", lambda: rf.ablation_hooks(rq_model(), torch.zeros(16)), ValueError,
+      r"direction is all zeros: a direction needs a non-zero vector is 0 / 0"),
+    C("refusal.ablation_hooks", "direction [1, d_model]", lambda: rf.ablation_hooks(rq_model(), floats(1, 16)), ValueError,
+      r"direction must have shape \[d_model\], got shape \(1, 16\)"),
+    C("refusal.addition_hook", "vector of another width", lambda: rf.addition_hook(rq_model(), floats(8), 1), ValueError,
+      r"vector must have shape \[d_model\] = \[16\], got shape \(8,\)"),
+    C("refusal.addition_hook", "vector with NaN", lambda: rf.addition_hook(rq_model(), torch.full((16,), float("nan")), 1), ValueError,
+      r"vector .*NaN"),
+    C("refusal.random_directions", "n 0", lambda: rf.random_directions(floats(16), 0), ValueError, r"n must be a positive int, got 0"),
+    C("refusal.random_directions", "seed a float", lambda: rf.random_directions(floats(16), 3, 0.5), TypeError, r"seed must be an int, got 0\.5"),
+    C("refusal.separation", "direction an int tensor", lambda: rf.separation(rq_model(), tokens(2, 7), tokens(2, 7), tokens(16), 1), TypeError,
+      r"direction must be a floating-point tensor, got dtype torch.int64"),
+    C("refusal.predictions", "tokens past the vocabulary", lambda: rf.predictions(rq_model(), tokens(2, 7, fill=40)), ValueError,
+      r"tokens .*40"),
+    C("refusal.behaviour", "batch a tensor", lambda: rf.behaviour(rq_model(), tokens(2, 7), 29), TypeError,
+      r"batch must be a course_utils.request_tasks.RequestBatch, got Tensor"),
+    C("refusal.behaviour", "refuse a float", lambda: rf.behaviour(rq_model(), rq_batch(), 29.0), TypeError, r"refuse must be an int, got 29\.0"),
+    C("refusal.random_control", "harmless a tensor", lambda: rf.random_control(rq_model(), rq_batch(), tokens(2, 7), floats(16), 1, 29, 2),
+      TypeError, r"harmless must be a course_utils.request_tasks.RequestBatch, got Tensor"),
+    C("refusal.direction_layer_sweep", "model a name", lambda: rf.direction_layer_sweep("request_tasks", (rq_batch(), rq_batch(False)),
+      (rq_batch(), rq_batch(False)), 29), TypeError, r"model must be"),
+    C("refusal.ablation_sweep", "refused a tensor", lambda: rf.ablation_sweep(rq_model(), (rq_batch(), rq_batch(False)), tokens(2, 7), 29),
+      TypeError, r"batch must be a course_utils.request_tasks.RequestBatch, got Tensor"),
+    C("refusal.one_pair_vector", "index past the batch", lambda: rf.one_pair_vector(rq_model(), tokens(2, 7), tokens(2, 7), 1, 5), ValueError,
+      r"index must be an int in \[0, 1\] \(a pair of the batch\), got 5"),
+    C("refusal.refusal_function_vector", "k past the heads", lambda: rf.refusal_function_vector(rq_model(), tokens(2, 7), tokens(2, 7), 29, 9),
+      ValueError, r"k must be an int in \[0, 4\]"),
+    C("refusal.steering_effects", "harmless tokens, not a batch", lambda: rf.steering_effects(rq_model(), tokens(2, 7), floats(16), 1, 29),
+      TypeError, r"harmless must be a course_utils.request_tasks.RequestBatch, got Tensor"),
+    C("refusal.study", "data an ICLTasks", lambda: rf.study(rq_model(), icl(), 1), TypeError, r"data must be a course_utils.request_tasks.Requests, got ICLTasks"),
+    C("zoo.evaluate_request_tasks", "language an ICLTasks", lambda: zoo.evaluate_request_tasks(rq_model(), icl()), TypeError,
+      r"language must be a course_utils.request_tasks.Requests, got ICLTasks"),
+    C("zoo_build.request_tasks_seed_study", "a recipe of another kind", lambda: zoo_build.request_tasks_seed_study("icl_tasks", [1], "/nonexistent"),
+      ValueError, r"name must be a recipe of requests .*got 'icl_tasks'"),
+]
+
 # Public names that need no bad-input case, each with the reason.
 EXEMPT = {
     "zoo.names",  # takes no input
@@ -2144,6 +2220,7 @@ EXEMPT = {
     "superposition_study.build_course_sae",  # takes no input (a maintainer command)
     "failure_modes.illusion_layer",  # takes no input
     "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
+    "request_tasks.RequestBatch",  # a record of tensors returned by Requests.prompts; never built from user input
 }
 
 

@@ -24,6 +24,7 @@ from transformer_lens import FactoredMatrix
 from course_utils import checks
 from course_utils import lens as lens_module
 from course_utils import model as reference
+from course_utils import refusal
 from course_utils.checks import REFERENCES, ExerciseError, framework
 from course_utils.model import Config, Transformer
 
@@ -1188,6 +1189,84 @@ def _var_split(h, v, W_out, basis="qr", order=(0, 1), unit=True, stat="std"):
     parts = [read, v - read]
     out = torch.stack([getattr(h @ (p / p.norm() if unit else p), stat)() for p in parts])
     return out[list(order)]
+# notebook 12 (one direction), written as a learner would
+def _resid(model, layer):
+    return f"blocks.{layer}.hook_resid_pre" if layer < model.cfg.n_layers else f"blocks.{layer - 1}.hook_resid_post"
+
+
+def _mean_diff(model, refused, harmless, layer, pos=-1, norm=False, sign=1, late=False):
+    name = f"blocks.{layer}.hook_resid_post" if late and layer < model.cfg.n_layers else _resid(model, layer)
+    means = []
+    for tokens in (refused, harmless):
+        _, cache = model.run_with_cache(tokens)
+        means.append(cache[name].mean((0, 1)) if pos is None else cache[name][:, pos].mean(0))
+    d = sign * (means[0] - means[1])
+    return d / d.norm() if norm else d
+
+
+def _ablation(model, direction, unit=True, embeddings=True, mlps=True, last_only=False):
+    r = direction / direction.norm() if unit else direction
+
+    def hook(x, hook):
+        if last_only:
+            x = x.clone()
+            x[:, -1] = x[:, -1] - (x[:, -1] @ r)[:, None] * r
+            return x
+        return x - einops.einsum(x, r, "b p d, d -> b p")[..., None] * r
+    names = ["hook_embed", "hook_pos_embed"] if embeddings else []
+    for layer in range(model.cfg.n_layers):
+        names += [f"blocks.{layer}.hook_attn_out"] + ([f"blocks.{layer}.hook_mlp_out"] if mlps else [])
+    return [(n, hook) for n in names]
+
+
+def _addition(model, vector, layer, where="last", name=None, sign=1.0, unit=False):
+    v = vector / vector.norm() if unit else vector
+
+    def hook(resid, hook):
+        out = resid.clone()
+        if where == "last":
+            out[:, -1] = out[:, -1] + sign * v
+        else:
+            out = out + sign * v
+        return out
+    return (name or _resid(model, layer), hook)
+
+
+def _random_control(model, refused, harmless, direction, layer, refuse, n, seed, swap=False, unit=False,
+                    itself=False, same=False):
+    rows = []
+    vectors = refusal.random_directions(direction, n, seed)
+    if unit:
+        vectors = vectors / vectors.norm(dim=-1, keepdim=True)
+    for r in vectors:
+        r = direction if itself else r
+        a = refusal.behaviour(model, harmless if same else refused, refuse, _ablation(model, r))["refusal"]
+        b = refusal.behaviour(model, harmless, refuse, [_addition(model, r, layer)])["refusal"]
+        rows.append([b, a] if swap else [a, b])
+    return torch.tensor(rows)
+
+
+def _direction_sweep(model, train, test, refuse, layers=None, on_train=False, shift=0):
+    rows = []
+    n = model.cfg.n_layers
+    for layer in (range(n + 1) if layers is None else layers(n)):
+        d = _mean_diff(model, train[0].tokens, train[1].tokens, layer)
+        measured = train if on_train else test
+        rows.append([refusal.separation(model, measured[0].tokens, measured[1].tokens, d, layer),
+                     refusal.behaviour(model, measured[1], refuse, [_addition(model, d, min(layer + shift, n))])["refusal"]])
+    return torch.tensor(rows)
+
+
+def _steering(model, harmless, vector, layer, refuse, mask=True, steer_beneath=True, steer_refusal=True, only_kept=False):
+    steered = model.run_with_hooks(harmless.tokens, fwd_hooks=[_addition(model, vector, layer)])[:, -1]
+    plain = model(harmless.tokens)[:, -1]
+    refused = ((steered if steer_refusal else plain).argmax(-1) == refuse).float().mean().item()
+    logits = (steered if steer_beneath else plain).clone()
+    kept = logits.argmax(-1) != refuse
+    if mask:
+        logits[:, refuse] = -torch.inf
+    hits = logits.argmax(-1) == harmless.answers
+    return {"refusal": refused, "accuracy_beneath": (hits[kept] if only_kept else hits).float().mean().item()}
 
 
 RIGHT = {
@@ -1299,6 +1378,12 @@ RIGHT = {
     "scrubbed_loss": [_scrub],
     "subspace_patch": [_subspace, lambda hc, hx, v: hc - ((hc - hx) @ (v / v.norm()))[:, None] * (v / v.norm())],
     "variation_split": [_var_split, lambda h, v, W: torch.stack([(h @ p).std() for p in _unit_parts(v, W)])],
+    "mean_difference": [_mean_diff],
+    "ablation_hooks": [_ablation],
+    "addition_hook": [_addition],
+    "random_control": [_random_control],
+    "direction_layer_sweep": [_direction_sweep],
+    "steering_effects": [_steering],
 }
 
 
@@ -2069,6 +2154,48 @@ WRONG = {
         ("W W^T v", lambda *a: _var_split(*a, basis="WWT"), "not a projection"),
         ("mean", lambda *a: _var_split(*a, stat="mean"), "measured the mean"),
     ],
+    "mean_difference": [
+        ("harmless minus refused", lambda *a: _mean_diff(*a, sign=-1), "subtracted the other way round"),
+        ("normalised", lambda *a: _mean_diff(*a, norm=True), "normalised the direction"),
+        ("every position", lambda *a: _mean_diff(*a, pos=None), "averaged over every position"),
+        ("resid_post", lambda *a: _mean_diff(*a, late=True), "one block too late"),
+    ],
+    "ablation_hooks": [
+        ("not unit", lambda m, d: _ablation(m, d, unit=False), "not the unit direction"),
+        ("no embeddings", lambda m, d: _ablation(m, d, embeddings=False), "left out the embeddings"),
+        ("no MLPs", lambda m, d: _ablation(m, d, mlps=False), "left out the MLPs"),
+        ("last position only", lambda m, d: _ablation(m, d, last_only=True), "at the last position only"),
+        ("hooks attached, nothing returned", lambda m, d: m.add_hook("hook_embed", _ablation(m, d)[0][1]), "left a hook"),
+        ("the direction removed, not projected", lambda m, d: [(n, lambda x, hook: x - d) for n, _ in _ablation(m, d)],
+         "right shape, wrong values"),
+    ],
+    "addition_hook": [
+        ("every position", lambda m, v, layer: _addition(m, v, layer, where="all"), "at every position"),
+        ("subtracted", lambda m, v, layer: _addition(m, v, layer, sign=-1.0), "subtracted the vector"),
+        ("unit vector", lambda m, v, layer: _addition(m, v, layer, unit=True), "added the unit vector"),
+        ("resid_post", lambda m, v, layer: _addition(m, v, layer, name=f"blocks.{min(layer, m.cfg.n_layers - 1)}.hook_resid_post"),
+         "after block|hook_resid_pre"),
+        ("hook left on the model", lambda m, v, layer: m.add_hook(*_addition(m, v, layer)), "left a hook"),
+    ],
+    "random_control": [
+        ("swapped columns", lambda *a: _random_control(*a, swap=True), "columns are swapped"),
+        ("unit norm", lambda *a: _random_control(*a, unit=True), "unit norm"),
+        ("the direction itself", lambda *a: _random_control(*a, itself=True), "used the direction itself"),
+        ("both on harmless", lambda *a: _random_control(*a, same=True), "measured both on the same requests"),
+    ],
+    "direction_layer_sweep": [
+        ("measured on train", lambda *a: _direction_sweep(*a, on_train=True), "measured on the prompts the direction was found on"),
+        ("no layer 0", lambda *a: _direction_sweep(*a, layers=lambda n: range(1, n + 1)), "left out layer 0"),
+        ("no last layer", lambda *a: _direction_sweep(*a, layers=range), "left out the last layer"),
+        ("added one layer later", lambda *a: _direction_sweep(*a, shift=1), "one layer later"),
+    ],
+    "steering_effects": [
+        ("plain accuracy", lambda *a: _steering(*a, mask=False), "measured the plain accuracy"),
+        ("refusal without the vector", lambda *a: _steering(*a, steer_refusal=False), "refusal rate is the model's own"),
+        ("beneath without the vector", lambda *a: _steering(*a, steer_beneath=False), "without the vector"),
+        ("only the requests kept", lambda *a: _steering(*a, only_kept=True), "not refused only"),
+        ("a tensor", lambda *a: torch.tensor(list(_steering(*a).values())), "expected a dict"),
+    ],
 }
 
 WRONG_CASES = [(name, what, fn, match) for name, cases in WRONG.items() for what, fn, match in cases]
@@ -2138,6 +2265,7 @@ def _changing_first_tensor(name):
 
 INTEGER_ANSWERS = {"sample", "lens_top_tokens", "settle_layer", "mutated_labels", "swapped_positions",
                    "train_test_split", "key_frequencies"}  # token ids and row numbers: torch.long, never a gradient
+NOT_TENSOR_ANSWERS = {"ablation_hooks", "addition_hook", "steering_effects"}  # hooks and a dict: tested below
 PAIR_ANSWERS = {"train_test_split", "cos_fit", "sae_forward"}  # (tensor, tensor) and (tensor, float): the framework's cases apply to the first
 
 
@@ -2149,7 +2277,7 @@ def _edited(name, f):
     return fn
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if n not in NOT_TENSOR_ANSWERS])
 def test_a_float64_answer_gets_a_dtype_message(name):
     match = (r"expected dtype torch.int64, got torch.float64: the answer is integers" if name in INTEGER_ANSWERS
              else r"expected dtype torch.float32, got torch.float64: float64 usually")
@@ -2161,13 +2289,14 @@ def test_a_float64_answer_gets_a_dtype_message(name):
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid",
                                                                "lens_top_tokens", "fit_tuned_lens", "mutated_labels",
                                                                "train_test_split", "fourier_basis",
-                                                               "favourite_token_ov", "bias_share")])
+                                                               "favourite_token_ov", "bias_share",
+                                                               "direction_layer_sweep")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if n not in NOT_TENSOR_ANSWERS])
 def test_answers_of_the_wrong_kind_get_a_message_not_a_crash(name):
     weird = {
         "None": (lambda *a: None, "got None .did your function forget to `return`"),
@@ -2183,7 +2312,7 @@ def test_answers_of_the_wrong_kind_get_a_message_not_a_crash(name):
             run_check(name, fn)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in INTEGER_ANSWERS])  # integers cannot need grad
+@pytest.mark.parametrize("name", [n for n in ALL if n not in INTEGER_ANSWERS | NOT_TENSOR_ANSWERS])  # integers cannot need grad
 def test_an_answer_that_needs_grad_passes(name):
     run_check(name, _edited(name, lambda t: t.detach().clone().requires_grad_()))
 
@@ -2250,3 +2379,25 @@ def test_a_crash_leaves_the_model_as_it_was():
         run_check("forward", crash_after_a_hook)
     assert torch.equal(NB01_MODEL.blocks[0].attn.b_O, before)
     assert not any(hp.fwd_hooks for hp in NB01_MODEL.hook_dict.values())
+
+
+def test_hooks_and_dict_answers_of_the_wrong_kind_get_a_message():
+    """Notebook 12's answers that are not tensors: hooks (a list of pairs, or one pair) and a dict."""
+    for name in ("ablation_hooks", "addition_hook"):
+        for fn in (lambda *a: None, lambda *a: "blocks.0.hook_resid_pre", lambda *a: [("hook_embed", 3)]):
+            with pytest.raises(ExerciseError, match=r"expected a list of \(hook name, hook function\) pairs"):
+                run_check(name, fn)
+    for fn in (lambda *a: None, lambda *a: {"refusal": 1.0}, lambda *a: [1.0, 1.0]):
+        with pytest.raises(ExerciseError, match=r"expected a dict with the keys 'refusal' and 'accuracy_beneath'"):
+            run_check("steering_effects", fn)
+    with pytest.raises(ExerciseError, match=r"expected a Python float, got a torch.Tensor"):
+        run_check("steering_effects", lambda *a: {k: torch.tensor(v) for k, v in _steering(*a).items()})
+
+
+def test_a_changed_request_batch_is_caught_and_put_back():
+    def editing(model, train, test, refuse):
+        answer = refusal.direction_layer_sweep(model, train, test, refuse)
+        train[0].tokens[:, 1] = 0
+        return answer
+    with pytest.raises(ExerciseError, match=r"changed its input `train` in place \(a request batch's tensors\)"):
+        run_check("direction_layer_sweep", editing)

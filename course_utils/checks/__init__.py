@@ -10,7 +10,7 @@ if it did not, so the rest of the notebook runs either way.
 
 - `framework`: calling your function safely and comparing its answer (shared by every check);
 - `fixtures`: the inputs the checks try (small models, patterns, token batches);
-- `nb01_build_a_transformer` ... `nb11_when_the_tools_lie`: each notebook's checks.
+- `nb01_build_a_transformer` ... `nb12_one_direction`: each notebook's checks.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb
                nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice, nb10_grokking)
 from . import nb09_superposition
 from . import nb11_when_the_tools_lie
+from . import nb12_one_direction
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -52,6 +53,8 @@ from .nb09_superposition import (check_clamp_latent, check_feature_recovery, che
 from .nb11_when_the_tools_lie import (check_ablation_verdicts, check_bias_share, check_favourite_token_ov,
                                       check_removal_effect, check_scrubbed_loss, check_subspace_patch,
                                       check_value_weighted_pattern, check_variation_split)
+from .nb12_one_direction import (check_ablation_hooks, check_addition_hook, check_direction_layer_sweep,
+                                 check_mean_difference, check_random_control, check_steering_effects)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -67,6 +70,7 @@ REFERENCES = {
     **nb10_grokking.REFERENCES,
     **nb09_superposition.REFERENCES,
     **nb11_when_the_tools_lie.REFERENCES,
+    **nb12_one_direction.REFERENCES,
 }
 
 
@@ -108,4 +112,6 @@ __all__ = [
     "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
     "check_value_weighted_pattern", "check_ablation_verdicts", "check_removal_effect", "check_bias_share",
     "check_favourite_token_ov", "check_scrubbed_loss", "check_subspace_patch", "check_variation_split",
+    "check_mean_difference", "check_ablation_hooks", "check_addition_hook", "check_random_control",
+    "check_direction_layer_sweep", "check_steering_effects",
 ]
