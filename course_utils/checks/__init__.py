@@ -18,6 +18,7 @@ from __future__ import annotations
 from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb04_ablation_and_clamping,
                nb05_logit_lens, nb06_activation_patching, nb07_function_vectors, nb08_multiple_choice, nb10_grokking)
 from . import nb09_superposition
+from . import nb13_in_context_regression
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -48,6 +49,9 @@ from .nb10_grokking import (check_cos_fit, check_excluded_logits, check_fourier_
                             check_key_frequencies, check_restricted_logits, check_train_test_split)
 from .nb09_superposition import (check_clamp_latent, check_feature_recovery, check_neuron_alignment, check_sae_forward, check_sae_loss,
                                  check_sae_training_step, check_superposition_measure, check_toy_forward, check_toy_loss)
+from .nb13_in_context_regression import (check_error_curve, check_gd_predictions, check_interleave,
+                                         check_least_squares_predictions, check_nearest_neighbour_predictions,
+                                         check_probe_r2, check_ridge_predictions)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -62,6 +66,7 @@ REFERENCES = {
     **nb08_multiple_choice.REFERENCES,
     **nb10_grokking.REFERENCES,
     **nb09_superposition.REFERENCES,
+    **nb13_in_context_regression.REFERENCES,
 }
 
 
@@ -101,4 +106,6 @@ __all__ = [
     "check_excluded_logits", "check_grokking_phases", "check_cos_fit",
     "check_toy_forward", "check_toy_loss", "check_superposition_measure", "check_neuron_alignment",
     "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
+    "check_interleave", "check_least_squares_predictions", "check_ridge_predictions",
+    "check_nearest_neighbour_predictions", "check_error_curve", "check_gd_predictions", "check_probe_r2",
 ]
