@@ -236,10 +236,10 @@ def gd_predictions(xs: Float[Tensor, "batch point d"], ys: Float[Tensor, "batch 
 # ---- inside the model -----------------------------------------------------------------------------
 
 
-def probe_r2(acts: Float[Tensor, "sample d_model"], targets: Float[Tensor, "sample d"], n_train: int) -> float:
+def probe_r2(acts: Float[Tensor, "sample d_model"], targets: Float[Tensor, "sample d"], n_train: int) -> Float[Tensor, ""]:
     """How much of `targets` a linear probe (with a bias) reads from `acts`: fitted by least squares on
     the first n_train samples, scored on the rest as R^2 = 1 - (squared error) / (squared deviation
-    from the targets' mean), summed over all the targets' coordinates."""
+    from the targets' mean), both summed over all the targets' coordinates. A 0-dim tensor."""
     validate.tensor(acts, "acts", "sample d_model", dtype="float")
     validate.tensor(targets, "targets", "sample d", dtype="float")
     if len(acts) != len(targets):
@@ -247,11 +247,10 @@ def probe_r2(acts: Float[Tensor, "sample d_model"], targets: Float[Tensor, "samp
     validate.positive(n_train=n_train)
     if n_train >= len(acts):
         raise ValueError(f"n_train must leave samples to score the probe on: below {len(acts)}, got {n_train}")
-    A = torch.cat([acts, torch.ones(len(acts), 1, dtype=acts.dtype)], dim=1).double()
-    T = targets.double()
-    coef = torch.linalg.lstsq(A[:n_train], T[:n_train]).solution
-    test_pred, test = A[n_train:] @ coef, T[n_train:]
-    return (1 - (test_pred - test).pow(2).sum() / (test - test.mean(0)).pow(2).sum()).item()
+    A = torch.cat([acts, torch.ones(len(acts), 1, dtype=acts.dtype)], dim=1)  # the column of ones: the bias
+    coef = torch.linalg.lstsq(A[:n_train], targets[:n_train]).solution  # [d_model + 1, d]
+    test_pred, test = A[n_train:] @ coef, targets[n_train:]
+    return 1 - (test_pred - test).pow(2).sum() / (test - test.mean(0)).pow(2).sum()
 
 
 # ---- the numbers notebook 13 asserts (a zoo card records them for every seed) ---------------------
@@ -271,6 +270,7 @@ def residual_at(model, xs: Tensor, ys: Tensor, point: int) -> Tensor:
     layer and after the last (`blocks.L.hook_resid_pre`, then `blocks.{last}.hook_resid_post`)."""
     validate.model(model)
     _points(xs, ys)
+    validate.int_in(point, 0, xs.shape[1] - 1, "point", "the prompt's points")
     n_layers = model.cfg.n_layers
     names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_resid_post"]
     with torch.no_grad():
@@ -281,12 +281,16 @@ def residual_at(model, xs: Tensor, ys: Tensor, point: int) -> Tensor:
 def min_norm_estimate(xs: Tensor, ys: Tensor, k: int) -> Tensor:
     """[batch, d]: the minimum-norm least-squares w from the first k examples."""
     _points(xs, ys)
+    validate.int_in(k, 1, xs.shape[1], "k", "the number of examples, at most the prompt's points")
     return (torch.linalg.pinv(xs[:, :k]) @ ys[:, :k, None])[..., 0]
 
 
 def gd_fit(model_preds: Tensor, xs: Tensor, ys: Tensor, steps: int, lrs=GD_LRS) -> tuple[float, float]:
     """(best lr, distance): the learning rate in `lrs` whose `steps`-step gradient descent predicts most
     like the model, and the mean squared difference from the model / d (over prompts and k >= 1)."""
+    validate.tensor(model_preds, "model_preds", "batch point", dtype="float")
+    if not isinstance(lrs, (tuple, list)) or not lrs:
+        raise ValueError(f"lrs must be a non-empty sequence of positive numbers, got {lrs!r}")
     best = None
     for lr in lrs:
         gd = gd_predictions(xs, ys, lr, steps)
@@ -313,19 +317,19 @@ def study(model, tasks: LinearRegressionTasks, size: int = 2000) -> dict:
         sweeps[prop] = {}
         for value in values:
             q = tasks.with_(**{prop: value}).eval_prompts(size)
-            scale = d * (value**2 if prop == "x_scale" else 1.0)  # the error of predicting 0
-            row = {"model": _rounded(error_curve(model_predictions(model, q.xs, q.ys), q.ys, scale)),
-                   "least_squares": _rounded(error_curve(least_squares_predictions(q.xs, q.ys), q.ys, scale))}
+            scale = value**2 if prop == "x_scale" else 1.0  # so that predicting 0 scores 1 (plus the noise)
+            row = {"model": _rounded(error_curve(model_predictions(model, q.xs, q.ys), q.ys, d) / scale),
+                   "least_squares": _rounded(error_curve(least_squares_predictions(q.xs, q.ys), q.ys, d) / scale)}
             if prop == "noise" and value > 0:
-                row["ridge"] = _rounded(error_curve(ridge_predictions(q.xs, q.ys, value**2), q.ys, scale))
+                row["ridge"] = _rounded(error_curve(ridge_predictions(q.xs, q.ys, value**2), q.ys, d))
             sweeps[prop][str(value)] = row
     n_train = size * 3 // 4
     probes = {}
     for point in (2, tasks.n_points - 1):
         resid = residual_at(model, p.xs, p.ys, point)
         w_ls = min_norm_estimate(p.xs, p.ys, point)
-        probes[str(point)] = {"w": [round(probe_r2(r, p.w, n_train), 4) for r in resid],
-                              "w_least_squares": [round(probe_r2(r, w_ls, n_train), 4) for r in resid]}
+        probes[str(point)] = {"w": [round(probe_r2(r, p.w, n_train).item(), 4) for r in resid],
+                              "w_least_squares": [round(probe_r2(r, w_ls, n_train).item(), 4) for r in resid]}
     gd = {}
     for steps in GD_STEPS:
         lr, gap = gd_fit(model_preds, p.xs, p.ys, steps)

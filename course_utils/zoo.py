@@ -147,7 +147,7 @@ RECIPES["in_context_regression"] = Recipe(
     model=Config(d_vocab=1, d_input=_REGRESSION.d_input, n_ctx=_REGRESSION.n_ctx, d_model=64, n_heads=4,
                  n_layers=3, attn_only=False, d_mlp=128, normalization_type="LN", seed=0),
     language=_REGRESSION,
-    train=TrainConfig(steps=5000, batch_size=64, lr=2e-3, warmup_steps=100, checkpoint_every=1000),
+    train=TrainConfig(steps=5000, batch_size=64, lr=3e-3, warmup_steps=100, checkpoint_every=1000),
 )
 
 # Probes for the card's metrics: fixed, and disjoint from the training data's seeds.

@@ -1077,6 +1077,67 @@ def _clamp_latent(x, W_enc, b_enc, W_dec, b_dec, latent, value, subtract=True, d
     return x + ((value - now) if subtract else value) * along
 
 
+# -- notebook 13: in-context regression, written as a learner would --
+def _interleave(xs, ys, y_first_coord=False, blocks=False, y_before=False):
+    b, n, d = xs.shape
+    x_rows = torch.cat([xs, torch.zeros(b, n, 1)], -1)
+    y_rows = torch.zeros(b, n, d + 1)
+    y_rows[..., 0 if y_first_coord else d] = ys
+    if blocks:
+        return torch.cat([x_rows, y_rows], 1)
+    pair = [y_rows, x_rows] if y_before else [x_rows, y_rows]
+    return torch.stack(pair, 2).reshape(b, 2 * n, d + 1)
+
+
+def _per_k(xs, ys, estimate, include_query=False):
+    preds = torch.zeros(ys.shape)
+    for k in range(0 if include_query else 1, xs.shape[1]):
+        end = k + 1 if include_query else k
+        preds[:, k] = (xs[:, k] * estimate(xs[:, :end], ys[:, :end])).sum(-1)
+    return preds
+
+
+def _min_norm(X, y):  # X [b, k, d]: min-norm via X^T (X X^T)^-1 y below d examples, normal equations from d
+    if X.shape[1] < X.shape[2]:
+        return (X.mT @ torch.linalg.solve(X @ X.mT, y[..., None]))[..., 0]
+    return torch.linalg.solve(X.mT @ X, X.mT @ y[..., None])[..., 0]
+
+
+def _ridge(lam, lam_times_k=False):
+    def estimate(X, y):
+        A = X.mT @ X + lam * (X.shape[1] if lam_times_k else 1) * torch.eye(X.shape[-1])
+        return (torch.linalg.inv(A) @ X.mT @ y[..., None])[..., 0]
+    return estimate
+
+
+def _knn(xs, ys, n_neighbours, far=False, include_query=False):
+    preds = torch.zeros(ys.shape)
+    for k in range(1, xs.shape[1]):
+        end = k + 1 if include_query else k
+        dist = torch.cdist(xs[:, k : k + 1], xs[:, :end])[:, 0]
+        order = dist.argsort(dim=-1, descending=far)[:, :n_neighbours]
+        preds[:, k] = torch.gather(ys[:, :end], 1, order).mean(-1)
+    return preds
+
+
+def _gd(xs, ys, lr, steps, summed=False):
+    def estimate(X, y):
+        w = torch.zeros(X.shape[0], X.shape[2])
+        for _ in range(steps):
+            grad = ((torch.einsum("bkd,bd->bk", X, w) - y)[..., None] * X)
+            w = w - lr * (grad.sum(1) if summed else grad.mean(1))
+        return w
+    return _per_k(xs, ys, estimate)
+
+
+def _probe(acts, targets, n_train, bias=True, score_on_train=False):
+    A = torch.cat([acts, torch.ones(len(acts), 1)], 1) if bias else acts
+    coef = torch.linalg.pinv(A[:n_train]) @ targets[:n_train]
+    rows = slice(0, n_train) if score_on_train else slice(n_train, None)
+    err = (A[rows] @ coef - targets[rows]).pow(2).sum()
+    return 1 - err / (targets[rows] - targets[rows].mean(0)).pow(2).sum()
+
+
 RIGHT = {
     "embed": [lambda t, W_E: W_E[t], lambda t, W_E: F.one_hot(t, W_E.shape[0]).float() @ W_E],
     "pos_embed": [lambda t, W_pos: W_pos[: t.shape[1]].expand(t.shape[0], -1, -1),
@@ -1178,6 +1239,13 @@ RIGHT = {
     "sae_training_step": [_sae_step],
     "feature_recovery": [_recovery],
     "clamp_latent": [_clamp_latent],
+    "interleave": [_interleave],
+    "least_squares_predictions": [lambda xs, ys: _per_k(xs, ys, _min_norm)],
+    "ridge_predictions": [lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam))],
+    "nearest_neighbour_predictions": [_knn],
+    "error_curve": [lambda p, y, d: ((p - y) ** 2).sum(0) / (len(y) * d)],
+    "gd_predictions": [_gd],
+    "probe_r2": [_probe],
 }
 
 
@@ -1899,6 +1967,45 @@ WRONG = {
         ("reconstruction", lambda *a: _clamp_latent(*a, keep_error=False), "returned the SAE's reconstruction"),
         ("encoder column", lambda *a: _clamp_latent(*a, direction="enc"), "encoder's column"),
         ("reversed", lambda x, *rest: 2 * x - _clamp_latent(x, *rest), "subtracted the other way round"),
+    ],
+    "interleave": [
+        ("y first", lambda xs, ys: _interleave(xs, ys, y_first_coord=True), "first coordinate of its vector"),
+        ("all x then all y", lambda xs, ys: _interleave(xs, ys, blocks=True), "every y after all the x's"),
+        ("y before x", lambda xs, ys: _interleave(xs, ys, y_before=True), "your y comes before its x"),
+    ],
+    "least_squares_predictions": [
+        ("sees its own y", lambda xs, ys: _per_k(xs, ys, lambda X, y: (torch.linalg.pinv(X) @ y[..., None])[..., 0],
+                                                 include_query=True), "uses y_k itself"),
+        ("one fit for the prompt", lambda xs, ys: (xs * (torch.linalg.pinv(xs) @ ys[..., None]).mT).sum(-1), "fitted w once"),
+        ("mean of y", lambda xs, ys: torch.stack([torch.zeros(len(ys))] + [ys[:, :k].mean(1) for k in range(1, ys.shape[1])], 1),
+         "mean of the y's so far"),
+        ("ridge for the singular case", lambda xs, ys: _per_k(xs, ys, _ridge(0.1)), "pseudo-inverse"),
+    ],
+    "ridge_predictions": [
+        ("lam times k", lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam, lam_times_k=True)), "multiplied the penalty by k"),
+        ("lam squared", lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam**2)), "lam squared"),
+        ("sees its own y", lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam), include_query=True), "uses y_k itself"),
+    ],
+    "nearest_neighbour_predictions": [
+        ("farthest", lambda xs, ys, n: _knn(xs, ys, n, far=True), "farthest examples"),
+        ("one neighbour", lambda xs, ys, n: _knn(xs, ys, 1), "single nearest example"),
+        ("the query is its own neighbour", lambda xs, ys, n: _knn(xs, ys, n, include_query=True), "include the query itself"),
+    ],
+    "error_curve": [
+        ("no / d", lambda p, y, d: ((p - y) ** 2).mean(0), "did not divide by d"),
+        ("mean over points", lambda p, y, d: ((p - y) ** 2).mean(1) / d, "averaged over the points"),
+        ("absolute error", lambda p, y, d: (p - y).abs().mean(0) / d, "absolute error"),
+        ("RMSE", lambda p, y, d: ((p - y) ** 2).mean(0).sqrt() / d, "square root"),
+    ],
+    "gd_predictions": [
+        ("summed gradient", lambda xs, ys, lr, steps: _gd(xs, ys, lr, steps, summed=True), "summed the gradient"),
+        ("one step", lambda xs, ys, lr, steps: _gd(xs, ys, lr, 1), "one step whatever"),
+        ("ascent", lambda xs, ys, lr, steps: _gd(xs, ys, -lr, steps), "up the gradient"),
+    ],
+    "probe_r2": [
+        ("scored on the training rows", lambda a, t, n: _probe(a, t, n, score_on_train=True), "samples it was fitted on"),
+        ("no bias", lambda a, t, n: _probe(a, t, n, bias=False), "no bias"),
+        ("1 - R^2", lambda a, t, n: 1 - _probe(a, t, n), "wrong way round"),
     ],
 }
 

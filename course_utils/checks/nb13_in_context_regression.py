@@ -112,10 +112,6 @@ def check_ridge_predictions(fn):
             return {
                 "you multiplied the penalty by k (the mean squared error's ridge): here it is lam alone, "
                 "w = (X^T X + lam I)^-1 X^T y": lambda: _each_k_ridge(xs, ys, lam, scale_with_k=True),
-                "you added lam to every entry of X^T X: add it to the diagonal only, lam * I": lambda: torch.stack(
-                    [torch.zeros(len(ys))] + [(xs[:, k] * torch.linalg.solve(xs[:, :k].mT @ xs[:, :k] + lam, xs[:, :k].mT
-                                                                              @ ys[:, :k, None])[..., 0]).sum(-1)
-                                              for k in range(1, ys.shape[1])], dim=1),
                 "your penalty is lam squared: w = (X^T X + lam I)^-1 X^T y": lambda: _each_k_ridge(xs, ys, lam**2),
                 "your prediction for y_k uses y_k itself: fit on the examples before it": lambda: _shift(
                     xs, ys, lambda X, y: torch.linalg.solve(X.mT @ X + lam * torch.eye(X.shape[-1]), X.mT @ y[..., None])[..., 0]),
@@ -210,9 +206,9 @@ def check_probe_r2(fn):
 
         def r2(train, test, bias=True):
             A = torch.cat([acts, torch.ones(n, 1)], 1) if bias else acts
-            coef = torch.linalg.lstsq(A[train].double(), targets[train].double()).solution
-            pred, t = A[test].double() @ coef, targets[test].double()
-            return (1 - (pred - t).pow(2).sum() / (t - t.mean(0)).pow(2).sum()).item()
+            coef = torch.linalg.lstsq(A[train], targets[train]).solution
+            pred, t = A[test] @ coef, targets[test]
+            return 1 - (pred - t).pow(2).sum() / (t - t.mean(0)).pow(2).sum()
         train, test = slice(0, n_train), slice(n_train, None)
         mistakes = {
             "you scored the probe on the samples it was fitted on: score it on the rest, acts[n_train:]":
