@@ -253,12 +253,34 @@ def probe_r2(acts: Float[Tensor, "sample d_model"], targets: Float[Tensor, "samp
     return 1 - (test_pred - test).pow(2).sum() / (test - test.mean(0)).pow(2).sum()
 
 
+def sweep_curves(model, tasks: LinearRegressionTasks, prop: str, values, size: int = 1000) -> Float[Tensor, "value method point"]:
+    """[value, method, point]: for each value of the property `prop`, the error curves of the model, of
+    least squares and of ridge with lam = noise^2 (least squares when there is no noise), on
+    `tasks.with_(prop=value).eval_prompts(size)`, divided by x_scale^2 (so that predicting 0 scores 1)."""
+    validate.model(model)
+    validate.instance(tasks, LinearRegressionTasks, "tasks")
+    validate.one_of(prop, sorted(SWEEPS), "prop", "the properties of the prompts that the sweep changes")
+    if not isinstance(values, (tuple, list)) or not values:
+        raise ValueError(f"values must be a non-empty list of values of {prop}, got {values!r}")
+    rows = []
+    for value in values:
+        swept = tasks.with_(**{prop: value})
+        p = swept.eval_prompts(size)
+        least_squares = least_squares_predictions(p.xs, p.ys)
+        ridge = ridge_predictions(p.xs, p.ys, swept.noise**2) if swept.noise > 0 else least_squares
+        curves = [error_curve(preds, p.ys, swept.d) for preds in (model_predictions(model, p.xs, p.ys), least_squares, ridge)]
+        rows.append(torch.stack(curves) / swept.x_scale**2)
+    return torch.stack(rows)
+
+
 # ---- the numbers notebook 13 asserts (a zoo card records them for every seed) ---------------------
 
-NOISE_LEVELS = (0.0, 0.25, 0.5, 1.0)
-X_SCALES = (0.5, 1.0, 2.0, 4.0)
+# The sweep: one property of the prompts changed at a time, the rest as in training.
+SWEEPS = {"noise": (0.0, 0.25, 0.5, 1.0), "x_scale": (0.5, 1.0, 2.0, 4.0), "anisotropy": (1.0, 3.0, 10.0, 30.0),
+          "sparsity": (0.0, 0.4, 0.8)}
+SWEEP_METHODS = ("model", "least_squares", "ridge")
 GD_STEPS = (1, 2, 4, 16)
-GD_LRS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+GD_LRS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
 def _rounded(t: Tensor) -> list[float]:
@@ -312,17 +334,9 @@ def study(model, tasks: LinearRegressionTasks, size: int = 2000) -> dict:
         ("model", model_preds), ("least_squares", least_squares_predictions(p.xs, p.ys)),
         ("nearest_neighbour", nearest_neighbour_predictions(p.xs, p.ys, 3)),
         ("averaging", averaging_predictions(p.xs, p.ys)))}
-    sweeps = {}
-    for prop, values in (("noise", NOISE_LEVELS), ("x_scale", X_SCALES)):
-        sweeps[prop] = {}
-        for value in values:
-            q = tasks.with_(**{prop: value}).eval_prompts(size)
-            scale = value**2 if prop == "x_scale" else 1.0  # so that predicting 0 scores 1 (plus the noise)
-            row = {"model": _rounded(error_curve(model_predictions(model, q.xs, q.ys), q.ys, d) / scale),
-                   "least_squares": _rounded(error_curve(least_squares_predictions(q.xs, q.ys), q.ys, d) / scale)}
-            if prop == "noise" and value > 0:
-                row["ridge"] = _rounded(error_curve(ridge_predictions(q.xs, q.ys, value**2), q.ys, d))
-            sweeps[prop][str(value)] = row
+    sweeps = {prop: {str(value): dict(zip(SWEEP_METHODS, map(_rounded, curves)))
+                     for value, curves in zip(values, sweep_curves(model, tasks, prop, values, size))}
+              for prop, values in SWEEPS.items()}
     n_train = size * 3 // 4
     probes = {}
     for point in (2, tasks.n_points - 1):

@@ -2097,7 +2097,11 @@ CASES: list[Case] = [
     *[C(f"checks.{check.__name__}", "fn not a function", lambda check=check: check(None), checks.ExerciseError, r"expected a function as fn.*got NoneType")
       for check in (checks.check_interleave, checks.check_least_squares_predictions, checks.check_ridge_predictions,
                     checks.check_nearest_neighbour_predictions, checks.check_error_curve, checks.check_gd_predictions,
-                    checks.check_probe_r2)],
+                    checks.check_probe_r2, checks.check_sweep_curves)],
+    C("in_context_regression.sweep_curves", "unknown property", lambda: icr.sweep_curves(vector_model(), icr.LinearRegressionTasks(d=2, n_points=4), "dimension", [3]),
+      ValueError, r"prop must be one of .*got 'dimension'"),
+    C("in_context_regression.sweep_curves", "values empty", lambda: icr.sweep_curves(vector_model(), icr.LinearRegressionTasks(d=2, n_points=4), "noise", []),
+      ValueError, r"values must be a non-empty list of values of noise, got \[\]"),
 ]
 
 # Public names that need no bad-input case, each with the reason.

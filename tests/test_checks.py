@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from transformer_lens import FactoredMatrix
 
 from course_utils import checks
+from course_utils import in_context_regression as icr
 from course_utils import lens as lens_module
 from course_utils import model as reference
 from course_utils.checks import REFERENCES, ExerciseError, framework
@@ -1130,6 +1131,18 @@ def _gd(xs, ys, lr, steps, summed=False):
     return _per_k(xs, ys, estimate)
 
 
+def _sweep13(model, tasks, prop, values, size, scale=True, lam=lambda noise: noise**2, change=True):
+    out = []
+    for value in values:
+        t = tasks.with_(**{prop: value}) if change else tasks
+        p = t.eval_prompts(size)
+        ls = icr.least_squares_predictions(p.xs, p.ys)
+        ridge = icr.ridge_predictions(p.xs, p.ys, lam(t.noise)) if t.noise > 0 else ls
+        errors = [((q - p.ys) ** 2).mean(0) / t.d for q in (icr.model_predictions(model, p.xs, p.ys), ls, ridge)]
+        out.append(torch.stack(errors) / (t.x_scale**2 if scale else 1))
+    return torch.stack(out)
+
+
 def _probe(acts, targets, n_train, bias=True, score_on_train=False):
     A = torch.cat([acts, torch.ones(len(acts), 1)], 1) if bias else acts
     coef = torch.linalg.pinv(A[:n_train]) @ targets[:n_train]
@@ -1246,6 +1259,7 @@ RIGHT = {
     "error_curve": [lambda p, y, d: ((p - y) ** 2).sum(0) / (len(y) * d)],
     "gd_predictions": [_gd],
     "probe_r2": [_probe],
+    "sweep_curves": [_sweep13],
 }
 
 
@@ -2007,6 +2021,12 @@ WRONG = {
         ("no bias", lambda a, t, n: _probe(a, t, n, bias=False), "no bias"),
         ("1 - R^2", lambda a, t, n: 1 - _probe(a, t, n), "wrong way round"),
     ],
+    "sweep_curves": [
+        ("never changed the property", lambda *a: _sweep13(*a, change=False), "every value gives the same curves"),
+        ("not divided by x_scale^2", lambda *a: _sweep13(*a, scale=False), r"did not divide by x_scale\^2"),
+        ("ridge with lam = noise", lambda *a: _sweep13(*a, lam=lambda noise: noise), "not its square"),
+        ("methods swapped", lambda *a: _sweep13(*a)[:, [1, 0, 2]], "another order"),
+    ],
 }
 
 WRONG_CASES = [(name, what, fn, match) for name, cases in WRONG.items() for what, fn, match in cases]
@@ -2098,7 +2118,7 @@ def test_a_float64_answer_gets_a_dtype_message(name):
 # (no tensor among the inputs of these: a cache, a model, a lens to train, a list of positions)
 @pytest.mark.parametrize("name", [n for n in ALL if n not in ("perfect_prev_token_pattern", "decompose_resid",
                                                                "lens_top_tokens", "fit_tuned_lens", "mutated_labels",
-                                                               "train_test_split", "fourier_basis")])
+                                                               "train_test_split", "fourier_basis", "sweep_curves")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))

@@ -51,7 +51,7 @@ from .nb09_superposition import (check_clamp_latent, check_feature_recovery, che
                                  check_sae_training_step, check_superposition_measure, check_toy_forward, check_toy_loss)
 from .nb13_in_context_regression import (check_error_curve, check_gd_predictions, check_interleave,
                                          check_least_squares_predictions, check_nearest_neighbour_predictions,
-                                         check_probe_r2, check_ridge_predictions)
+                                         check_probe_r2, check_ridge_predictions, check_sweep_curves)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -108,4 +108,5 @@ __all__ = [
     "check_sae_forward", "check_sae_loss", "check_sae_training_step", "check_feature_recovery", "check_clamp_latent",
     "check_interleave", "check_least_squares_predictions", "check_ridge_predictions",
     "check_nearest_neighbour_predictions", "check_error_curve", "check_gd_predictions", "check_probe_r2",
+    "check_sweep_curves",
 ]

@@ -1,5 +1,5 @@
 """Checks for notebook 13, "In-context regression": the prompt, the baselines (least squares, ridge,
-nearest neighbours), the error curve, the model's predictions, gradient descent, and the probe."""
+nearest neighbours), the error curve, the sweep, gradient descent, and the probe."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ REFERENCES = {
     "ridge_predictions": icr.ridge_predictions,
     "nearest_neighbour_predictions": icr.nearest_neighbour_predictions,
     "error_curve": icr.error_curve,
+    "sweep_curves": icr.sweep_curves,
     "gd_predictions": icr.gd_predictions,
     "probe_r2": icr.probe_r2,
 }
@@ -220,3 +221,38 @@ def check_probe_r2(fn):
         }
         compare("probe_r2", got, expected, mistakes, atol=1e-4)
     done("probe_r2", 3)
+
+
+def _sweep(model, tasks, prop, values, size, scale=True, lam_power=2, change=True):
+    """sweep_curves with one thing done wrong (see the mistakes of check_sweep_curves)."""
+    rows = []
+    for value in values:
+        swept = tasks.with_(**{prop: value}) if change else tasks
+        p = swept.eval_prompts(size)
+        ls = icr.least_squares_predictions(p.xs, p.ys)
+        ridge = icr.ridge_predictions(p.xs, p.ys, swept.noise**lam_power) if swept.noise > 0 else ls
+        curves = torch.stack([icr.error_curve(q, p.ys, swept.d) for q in (icr.model_predictions(model, p.xs, p.ys), ls, ridge)])
+        rows.append(curves / swept.x_scale**2 if scale else curves)
+    return torch.stack(rows)
+
+
+def check_sweep_curves(fn):
+    """fn(model, tasks, prop, values, size) -> [value, method (model, least squares, ridge), point]."""
+    __tracebackhide__ = True
+    model = fixtures.vector_model()
+    cases = [("noise", [0.0, 0.5, 2.0]), ("x_scale", [0.5, 3.0]), ("anisotropy", [1.0, 10.0])]
+    for i, (prop, values) in enumerate(cases):
+        tasks = icr.LinearRegressionTasks(d=2, n_points=4, seed=3 + i)
+        expected = icr.sweep_curves(model, tasks, prop, values, 64)
+        got = call("sweep_curves", fn, {"model": model, "tasks": tasks, "prop": prop, "values": values, "size": 64})
+        mistakes = {
+            "every value gives the same curves: draw each value's prompts from tasks.with_(**{prop: value})":
+                lambda: _sweep(model, tasks, prop, values, 64, change=False),
+            "you did not divide by x_scale^2: with inputs twice as large, y and its errors are twice as large too, "
+            "and the curves would not compare": lambda: _sweep(model, tasks, prop, values, 64, scale=False),
+            "your ridge penalty is the noise level, not its square: lam = noise^2 (the noise's variance, with "
+            "w ~ N(0, I))": lambda: _sweep(model, tasks, prop, values, 64, lam_power=1),
+            "your methods are in another order: model, least squares, ridge": lambda: expected[:, [1, 0, 2]],
+        }
+        compare("sweep_curves", got, expected, mistakes, atol=1e-4, axes="value method point")
+    done("sweep_curves", len(cases))
