@@ -339,11 +339,12 @@ def study(model, tasks: LinearRegressionTasks, size: int = 2000) -> dict:
               for prop, values in SWEEPS.items()}
     n_train = size * 3 // 4
     probes = {}
-    for point in (2, tasks.n_points - 1):
+    for point in (2, tasks.n_points - 1):  # fewer examples than d (w_least_squares is not w), and the most
         resid = residual_at(model, p.xs, p.ys, point)
         w_ls = min_norm_estimate(p.xs, p.ys, point)
-        probes[str(point)] = {"w": [round(probe_r2(r, p.w, n_train).item(), 4) for r in resid],
-                              "w_least_squares": [round(probe_r2(r, w_ls, n_train).item(), 4) for r in resid]}
+        targets = {"w": p.w, "w_least_squares": w_ls, "prediction_least_squares": (p.xs[:, point] * w_ls).sum(-1, keepdim=True)}
+        probes[str(point)] = {name: [round(probe_r2(r, target, n_train).item(), 4) for r in resid]
+                              for name, target in targets.items()}
     gd = {}
     for steps in GD_STEPS:
         lr, gap = gd_fit(model_preds, p.xs, p.ys, steps)
