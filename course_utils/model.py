@@ -15,6 +15,10 @@ Every activation passes through a `HookPoint` with its TransformerLens name
 `FactoredMatrix` work on it as they do on a `TransformerBridge` (`course_utils.bridge` converts
 between the two). Argument checks live in `course_utils.validate`.
 
+A model can read vectors instead of token ids (notebook 13): `Config(d_input=...)` makes `W_E` a
+linear read-in [d_input, d_model] (a token id is the one-hot vector that picks a row of W_E, so
+it is the same layer), and `d_vocab=1` an output of one number per position.
+
 Where the modules differ from notebook 01, it is for speed, and the numbers are the same: queries,
 keys and values come from one matrix product instead of three einsums, and attention runs fused
 (`F.scaled_dot_product_attention`) unless a hook wants to see the scores or the pattern.

@@ -2046,6 +2046,8 @@ CASES: list[Case] = [
 
     # -- in_context_regression (notebook 13) --
     C("model.Config", "d_input 0", lambda: Config(d_input=0), ValueError, r"Config\.d_input must be a positive int, got 0"),
+    C("bridge.to_bridge", "a model that reads vectors", lambda: bridge.to_bridge(vector_model()), ValueError,
+      r"model reads vectors \(Config\.d_input=3, notebook 13\)"),
     C("validate.vectors", "token ids", lambda: validate.vectors(tokens(2, 4, 3), Config(d_input=3)), TypeError,
       r"inputs must be a floating-point tensor, got dtype torch\.int64"),
     C("validate.vectors", "wrong d_input", lambda: validate.vectors(floats(2, 4, 5), Config(d_input=3)), ValueError,
