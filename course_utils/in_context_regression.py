@@ -74,6 +74,16 @@ class LinearRegressionTasks:
     def n_ctx(self) -> int:
         return 2 * self.n_points
 
+    def x_scales(self) -> Tensor:
+        """[d]: the standard deviation of each coordinate of x, from x_scale down to x_scale / anisotropy."""
+        return self.x_scale * torch.logspace(0, -torch.log10(torch.tensor(float(self.anisotropy))).item(), self.d)
+
+    @property
+    def signal_power(self) -> float:
+        """E[(w . x)^2], the mean square of y without its noise: d for the training prompts. Dividing an
+        error by it makes predicting 0 score 1, whatever the sweep changed."""
+        return (1 - self.sparsity) * self.x_scales().pow(2).sum().item()
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -89,8 +99,7 @@ class LinearRegressionTasks:
         validate.positive(size=size)
         validate.integer(seed=seed)
         gen = generator(self.seed, 13, seed)
-        scales = self.x_scale * torch.logspace(0, -torch.log10(torch.tensor(float(self.anisotropy))).item(), self.d)
-        xs = torch.randn(size, self.n_points, self.d, generator=gen) * scales
+        xs = torch.randn(size, self.n_points, self.d, generator=gen) * self.x_scales()
         w = torch.randn(size, self.d, generator=gen)
         keep = torch.rand(size, self.d, generator=gen) >= self.sparsity
         w = w * keep
@@ -256,7 +265,7 @@ def probe_r2(acts: Float[Tensor, "sample d_model"], targets: Float[Tensor, "samp
 def sweep_curves(model, tasks: LinearRegressionTasks, prop: str, values, size: int = 1000) -> Float[Tensor, "value method point"]:
     """[value, method, point]: for each value of the property `prop`, the error curves of the model, of
     least squares and of ridge with lam = noise^2 (least squares when there is no noise), on
-    `tasks.with_(prop=value).eval_prompts(size)`, divided by x_scale^2 (so that predicting 0 scores 1)."""
+    `tasks.with_(prop=value).eval_prompts(size)`, times d / signal_power (so that predicting 0 scores 1)."""
     validate.model(model)
     validate.instance(tasks, LinearRegressionTasks, "tasks")
     validate.one_of(prop, sorted(SWEEPS), "prop", "the properties of the prompts that the sweep changes")
@@ -269,7 +278,7 @@ def sweep_curves(model, tasks: LinearRegressionTasks, prop: str, values, size: i
         least_squares = least_squares_predictions(p.xs, p.ys)
         ridge = ridge_predictions(p.xs, p.ys, swept.noise**2) if swept.noise > 0 else least_squares
         curves = [error_curve(preds, p.ys, swept.d) for preds in (model_predictions(model, p.xs, p.ys), least_squares, ridge)]
-        rows.append(torch.stack(curves) / swept.x_scale**2)
+        rows.append(torch.stack(curves) * (swept.d / swept.signal_power))
     return torch.stack(rows)
 
 

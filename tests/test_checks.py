@@ -1139,7 +1139,7 @@ def _sweep13(model, tasks, prop, values, size, scale=True, lam=lambda noise: noi
         ls = icr.least_squares_predictions(p.xs, p.ys)
         ridge = icr.ridge_predictions(p.xs, p.ys, lam(t.noise)) if t.noise > 0 else ls
         errors = [((q - p.ys) ** 2).mean(0) / t.d for q in (icr.model_predictions(model, p.xs, p.ys), ls, ridge)]
-        out.append(torch.stack(errors) / (t.x_scale**2 if scale else 1))
+        out.append(torch.stack(errors) * (t.d / t.signal_power if scale else 1))
     return torch.stack(out)
 
 
@@ -2023,7 +2023,7 @@ WRONG = {
     ],
     "sweep_curves": [
         ("never changed the property", lambda *a: _sweep13(*a, change=False), "every value gives the same curves"),
-        ("not divided by x_scale^2", lambda *a: _sweep13(*a, scale=False), r"did not divide by x_scale\^2"),
+        ("not rescaled", lambda *a: _sweep13(*a, scale=False), r"did not rescale the curves by d / swept\.signal_power"),
         ("ridge with lam = noise", lambda *a: _sweep13(*a, lam=lambda noise: noise), "not its square"),
         ("methods swapped", lambda *a: _sweep13(*a)[:, [1, 0, 2]], "another order"),
     ],

@@ -232,7 +232,7 @@ def _sweep(model, tasks, prop, values, size, scale=True, lam_power=2, change=Tru
         ls = icr.least_squares_predictions(p.xs, p.ys)
         ridge = icr.ridge_predictions(p.xs, p.ys, swept.noise**lam_power) if swept.noise > 0 else ls
         curves = torch.stack([icr.error_curve(q, p.ys, swept.d) for q in (icr.model_predictions(model, p.xs, p.ys), ls, ridge)])
-        rows.append(curves / swept.x_scale**2 if scale else curves)
+        rows.append(curves * (swept.d / swept.signal_power) if scale else curves)
     return torch.stack(rows)
 
 
@@ -248,8 +248,8 @@ def check_sweep_curves(fn):
         mistakes = {
             "every value gives the same curves: draw each value's prompts from tasks.with_(**{prop: value})":
                 lambda: _sweep(model, tasks, prop, values, 64, change=False),
-            "you did not divide by x_scale^2: with inputs twice as large, y and its errors are twice as large too, "
-            "and the curves would not compare": lambda: _sweep(model, tasks, prop, values, 64, scale=False),
+            "you did not rescale the curves by d / swept.signal_power: with inputs twice as large, y and its errors "
+            "are twice as large too, and the curves would not compare": lambda: _sweep(model, tasks, prop, values, 64, scale=False),
             "your ridge penalty is the noise level, not its square: lam = noise^2 (the noise's variance, with "
             "w ~ N(0, I))": lambda: _sweep(model, tasks, prop, values, 64, lam_power=1),
             "your methods are in another order: model, least squares, ridge": lambda: expected[:, [1, 0, 2]],
