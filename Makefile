@@ -108,6 +108,7 @@ zoo-seeds: $(STAMP)
 	$(PY) -m maintainer.zoo_build seeds mc_fixed runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds mc_random runs/seeds 1 2 3
 	$(PY) -m maintainer.zoo_build seeds request_tasks runs/seeds 1 2 3
+	$(PY) -m maintainer.zoo_build seeds in_context_regression runs/seeds 1 2
 	$(PY) -m maintainer.zoo_build phase-change
 	$(PY) -m maintainer.superposition_study
 

@@ -9,6 +9,7 @@
 - `modular_addition`: modular addition, its train/test split, and the Fourier tools to read a model that groks it
 - `multiple_choice`: multiple-choice questions with fixed or randomised labels, and their mutations
 - `request_tasks`: task prompts the model answers, and refuses when they mention a forbidden item (notebook 12)
+- `in_context_regression`: in-context linear regression prompts, the baselines (least squares, ridge, ...) and probes (notebook 13)
 - `train`: the one training loop (seeded, resumable, atomic checkpoints)
 - `zoo`: the shipped models, their cards and histories, checked against the cards' checksums
 - `numerics`: the CPU numerics the zoo reproduces with

@@ -31,6 +31,9 @@ def bridge_config(cfg: Config) -> TransformerBridgeConfig:
 def to_bridge(model: Transformer) -> TransformerBridge:
     """A TransformerBridge computing exactly what `model` computes (same weights, same logits)."""
     validate.instance(model, Transformer, "model")
+    if model.cfg.d_input is not None:
+        raise ValueError(f"model reads vectors (Config.d_input={model.cfg.d_input}, notebook 13): a TransformerBridge "
+                         f"reads token ids, so there is no bridge computing the same; expected a token model (d_input None)")
     bcfg = bridge_config(model.cfg)
     bridge = TransformerBridge.boot_native(bcfg, device=model.W_E.device)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -15,6 +15,10 @@ Every activation passes through a `HookPoint` with its TransformerLens name
 `FactoredMatrix` work on it as they do on a `TransformerBridge` (`course_utils.bridge` converts
 between the two). Argument checks live in `course_utils.validate`.
 
+A model can read vectors instead of token ids (notebook 13): `Config(d_input=...)` makes `W_E` a
+linear read-in [d_input, d_model] (a token id is the one-hot vector that picks a row of W_E, so
+it is the same layer), and `d_vocab=1` an output of one number per position.
+
 Where the modules differ from notebook 01, it is for speed, and the numbers are the same: queries,
 keys and values come from one matrix product instead of three einsums, and attention runs fused
 (`F.scaled_dot_product_attention`) unless a hook wants to see the scores or the pattern.
@@ -56,12 +60,19 @@ class Config:
     eps: float = 1e-5
     init_range: float | None = None  # std of the initial weights; None: 0.8 / sqrt(d_model)
     seed: int = 0  # seeds the initial weights
+    # Notebook 13: a model that reads vectors, not tokens. With d_input set, its input is
+    # [batch, pos, d_input] floats, W_E is a linear read-in [d_input, d_model] (a token id is the
+    # one-hot vector that picks a row of W_E, so this is the same layer), and d_vocab is the number
+    # of outputs (1: one real number per position).
+    d_input: int | None = None
     d_head: int = field(init=False)
 
     def __post_init__(self):
         validate.positive(**{f"Config.{name}": getattr(self, name)
                              for name in ("d_vocab", "n_ctx", "d_model", "n_heads", "n_layers")})
         validate.integer(**{"Config.seed": self.seed})
+        if self.d_input is not None:
+            validate.positive(**{"Config.d_input": self.d_input})
         validate.boolean(**{"Config.attn_only": self.attn_only})
         validate.positive_number(**{"Config.eps": self.eps})
         if self.init_range is not None:
@@ -84,6 +95,8 @@ class Config:
     def to_dict(self) -> dict:
         d = asdict(self)
         del d["d_head"]
+        if d["d_input"] is None:  # a token model's dict (and card) is the same as before d_input existed
+            del d["d_input"]
         return d
 
     @classmethod
@@ -189,9 +202,11 @@ class Embed(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         validate.instance(cfg, Config, "cfg")
-        self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
+        self.W_E = nn.Parameter(torch.empty(cfg.d_input or cfg.d_vocab, cfg.d_model))
 
-    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+    def forward(self, tokens: Int[Tensor, "batch pos"] | Float[Tensor, "batch pos d_input"]) -> Float[Tensor, "batch pos d_model"]:
+        if tokens.is_floating_point():  # vectors (notebook 13): a linear read-in, one_hot(token) @ W_E generalised
+            return tokens @ self.W_E
         return F.embedding(tokens, self.W_E)  # W_E[tokens], with a faster backward pass
 
 
@@ -202,7 +217,7 @@ class PosEmbed(nn.Module):
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
-        batch, seq_len = tokens.shape
+        batch, seq_len = tokens.shape[:2]  # tokens [batch, pos], or vectors [batch, pos, d_input]
         return self.W_pos[:seq_len].expand(batch, seq_len, -1)
 
 
@@ -375,7 +390,13 @@ class Transformer(HookedRootModule):
         """
         if return_type not in ("logits", "loss", "both", None):
             raise ValueError(f"return_type must be 'logits', 'loss', 'both' or None, got {return_type!r}")
-        validate.tokens(tokens, self.cfg)
+        if self.cfg.d_input is not None:  # vectors in, numbers out (notebook 13): there is no next token
+            validate.vectors(tokens, self.cfg)
+            if return_type not in ("logits", None):
+                raise ValueError(f"return_type must be 'logits' or None for a model that reads vectors (its "
+                                 f"loss is in_context_regression.prediction_loss), got {return_type!r}")
+        else:
+            validate.tokens(tokens, self.cfg)
         validate.boolean(loss_per_token=loss_per_token)
         tokens = tokens.to(self.W_E.device)
         resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))

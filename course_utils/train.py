@@ -144,7 +144,9 @@ def train(
 ) -> TrainResult:
     """Train `model` in place for `cfg.steps` steps on `batches(step)`: [batch, pos] tokens, trained
     with the next-token loss at every position, or a pair (tokens [batch, pos], answers [batch]),
-    trained to predict each answer at the last position only (modular addition, notebook 10).
+    trained to predict each answer at the last position only (modular addition, notebook 10), or a
+    pair (vectors [batch, pos, d_input], ys [batch, point]) for a model that reads vectors, trained
+    with `in_context_regression.prediction_loss` (notebook 13).
 
     checkpoint_dir: where checkpoints go; if it already holds some, training resumes from the last,
         provided the model config (seed included) and the TrainConfig are the ones it was saved with
@@ -232,6 +234,9 @@ def _batch_loss(model: Transformer, batch, device: torch.device, loss_positions:
             raise ValueError("loss_positions applies to token batches; a pair (tokens, answers) is already "
                              "trained on its answers only")
         tokens, answers = batch
+        if tokens.is_floating_point():  # vectors and the numbers to predict (notebook 13)
+            from .in_context_regression import prediction_loss
+            return prediction_loss(model(tokens.to(device)), answers)
         return last_position_loss(model(tokens.to(device)), answers.to(device))
     if loss_positions is None:
         return model(batch.to(device), return_type="loss")

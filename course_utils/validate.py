@@ -207,6 +207,19 @@ def tokens(value, cfg, name: str = "tokens") -> None:
     ids(value, cfg.d_vocab, name)
 
 
+def vectors(value, cfg, name: str = "inputs") -> None:
+    """`value` must be input vectors [batch, pos, d_input] that a model reading vectors (notebook 13,
+    `cfg.d_input` set) can take: float, finite, at most cfg.n_ctx positions."""
+    tensor(value, name, "batch pos d_input", dtype="float")
+    if value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(value.shape)}, expected at least one sequence and position")
+    if value.shape[1] > cfg.n_ctx:
+        raise ValueError(f"{name} has {value.shape[1]} positions but the model's context is n_ctx={cfg.n_ctx}")
+    if value.shape[2] != cfg.d_input:
+        raise ValueError(f"{name} must have shape [batch, pos, d_input={cfg.d_input}], got shape {tuple(value.shape)}")
+    finite(value, name)
+
+
 def answers(value, tokens: torch.Tensor, name: str = "answers", d_vocab: int | None = None) -> None:
     """`value` must hold one token id per prompt of `tokens`: [batch], ids in [0, d_vocab) if given."""
     if not isinstance(value, torch.Tensor):

@@ -23,6 +23,7 @@ import torch
 
 from course_utils import numerics, validate, zoo
 from course_utils.icl_tasks import ICLTasks
+from course_utils.in_context_regression import LinearRegressionTasks, study as regression_study
 from course_utils.modular_addition import ModularAddition
 from course_utils.multiple_choice import MultipleChoice
 from course_utils.request_tasks import Requests
@@ -80,6 +81,8 @@ def build(name: str, progress: bool = True) -> dict:
         return _build_final(name, recipe, progress, evaluate_request_tasks)
     if isinstance(recipe.language, ModularAddition):  # notebook 10: the progress measures at every checkpoint
         return _build_with_history(name, recipe, progress, lambda model, hist: evaluate_grokking(hist, recipe.language))
+    if isinstance(recipe.language, LinearRegressionTasks):  # notebook 13: the study of the final model
+        return _build_with_history(name, recipe, progress, lambda model, hist: regression_study(model, recipe.language))
     if isinstance(recipe.language, MultipleChoice):  # notebook 08: the mutation table; the history for proto-heads
         return _build_with_history(name, recipe, progress, lambda model, hist: evaluate_mc(model, recipe.language))
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,6 +171,9 @@ def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> 
         cfg, language = replace(recipe.model, seed=seed), replace(recipe.language, seed=seed)
         ckpt_dir = Path(workdir) / f"{name}_seed{seed}"
         _train_from(cfg, language, recipe.train, ckpt_dir, progress)
+        if isinstance(language, LinearRegressionTasks):  # notebook 13: the final model's study
+            results[str(seed)] = regression_study(load_model(list_checkpoints(ckpt_dir)[-1]).eval(), language)
+            continue
         measure = evaluate_grokking if isinstance(language, ModularAddition) else story
         results[str(seed)] = measure(_history_from(ckpt_dir, cfg), language)
     return results
@@ -181,7 +187,7 @@ def record_seed_study(name: str, seeds, workdir: str | Path) -> dict:
     if name in RECIPES and isinstance(RECIPES[name].language, Requests):
         return request_tasks_seed_study(name, seeds, workdir)["spread"]
     info = card(name)
-    shipped = info["metrics"] if info.get("data_kind") == "ModularAddition" else info["metrics"]["story"]
+    shipped = info["metrics"] if info.get("data_kind") in ("ModularAddition", "LinearRegressionTasks") else info["metrics"]["story"]
     runs = {"0": shipped, **seed_study(name, seeds, workdir)}
     info["seed_study"] = {"seeds": [int(s) for s in runs], "runs": runs}
     write_json(zoo.ZOO_DIR / f"{name}.json", info)

@@ -35,6 +35,7 @@ from course_utils import refusal as rf
 from course_utils import sae as saes
 from course_utils import superposition as sp
 from course_utils import multiple_choice as mcq
+from course_utils import in_context_regression as icr
 from course_utils.data import SyntheticLanguage
 from course_utils.icl_classification import ICLClassification
 from course_utils.icl_tasks import ICLTasks
@@ -65,6 +66,10 @@ class Case:
 @cache
 def tiny() -> Transformer:
     return Transformer(Config(d_vocab=16, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True))
+
+
+def vector_model() -> Transformer:  # reads vectors of 3 numbers, as notebook 13's model (d = 2)
+    return Transformer(Config(d_vocab=1, d_input=3, n_ctx=8, d_model=16, n_heads=2, n_layers=2, attn_only=True))
 
 
 def nan_weights() -> Transformer:
@@ -2201,6 +2206,67 @@ CASES += [
       r"language must be a course_utils.request_tasks.Requests, got ICLTasks"),
     C("zoo_build.request_tasks_seed_study", "a recipe of another kind", lambda: zoo_build.request_tasks_seed_study("icl_tasks", [1], "/nonexistent"),
       ValueError, r"name must be a recipe of requests .*got 'icl_tasks'"),
+
+    # -- in_context_regression (notebook 13) --
+    C("model.Config", "d_input 0", lambda: Config(d_input=0), ValueError, r"Config\.d_input must be a positive int, got 0"),
+    C("bridge.to_bridge", "a model that reads vectors", lambda: bridge.to_bridge(vector_model()), ValueError,
+      r"model reads vectors \(Config\.d_input=3, notebook 13\)"),
+    C("validate.vectors", "token ids", lambda: validate.vectors(tokens(2, 4, 3), Config(d_input=3)), TypeError,
+      r"inputs must be a floating-point tensor, got dtype torch\.int64"),
+    C("validate.vectors", "wrong d_input", lambda: validate.vectors(floats(2, 4, 5), Config(d_input=3)), ValueError,
+      r"inputs must have shape \[batch, pos, d_input=3\], got shape \(2, 4, 5\)"),
+    C("model.Transformer", "vectors and return_type loss", lambda: vector_model()(floats(2, 4, 3), return_type="loss"), ValueError,
+      r"return_type must be 'logits' or None for a model that reads vectors .*got 'loss'"),
+    C("in_context_regression.LinearRegressionTasks", "d 0", lambda: icr.LinearRegressionTasks(d=0), ValueError, r"d must be a positive int, got 0"),
+    C("in_context_regression.LinearRegressionTasks", "noise -1", lambda: icr.LinearRegressionTasks(noise=-1.0), ValueError, r"noise must be .*got -1\.0"),
+    C("in_context_regression.LinearRegressionTasks", "anisotropy 0.5", lambda: icr.LinearRegressionTasks(anisotropy=0.5), ValueError,
+      r"anisotropy must be a number >= 1 .*got 0\.5"),
+    C("in_context_regression.LinearRegressionTasks", "sparsity 1", lambda: icr.LinearRegressionTasks(sparsity=1.0), ValueError,
+      r"sparsity must be a number in \[0, 1\) .*got 1\.0"),
+    C("in_context_regression.LinearRegressionTasks", "unknown field", lambda: icr.LinearRegressionTasks.from_dict({"dim": 3}), ValueError,
+      r"unknown LinearRegressionTasks fields \['dim'\]"),
+    C("in_context_regression.interleave", "ys one point short", lambda: icr.interleave(floats(2, 4, 3), floats(2, 3)), ValueError,
+      r"xs \[batch, point, d\] and ys \[batch, point\] must agree, got shapes \(2, 4, 3\) and \(2, 3\)"),
+    C("in_context_regression.interleave", "xs without a batch axis", lambda: icr.interleave(floats(4, 3), floats(2, 4)), ValueError,
+      r"xs must have shape \[batch, point, d\]"),
+    C("in_context_regression.prediction_loss", "two outputs", lambda: icr.prediction_loss(floats(2, 8, 2), floats(2, 4)), ValueError,
+      r"outputs must be \[batch, 2 point, 1\] for ys \[batch, point\], got shapes \(2, 8, 2\) and \(2, 4\)"),
+    C("in_context_regression.model_predictions", "not a model", lambda: icr.model_predictions("m", floats(2, 4, 2), floats(2, 4)), TypeError,
+      r"model must be a course_utils Transformer"),
+    C("in_context_regression.error_curve", "d a float", lambda: icr.error_curve(floats(2, 4), floats(2, 4), 5.0), TypeError,
+      r"d must be a positive int, got 5\.0"),
+    C("in_context_regression.error_curve", "shapes differ", lambda: icr.error_curve(floats(2, 4), floats(2, 5), 5), ValueError,
+      r"predictions .*shape"),
+    C("in_context_regression.least_squares_predictions", "ys with NaN", lambda: icr.least_squares_predictions(floats(2, 4, 3), torch.full((2, 4), float("nan"))),
+      ValueError, r"ys contains NaN or inf"),
+    C("in_context_regression.ridge_predictions", "lam 0", lambda: icr.ridge_predictions(floats(2, 4, 3), floats(2, 4), 0.0), ValueError,
+      r"lam must be a finite number > 0, got 0\.0"),
+    C("in_context_regression.nearest_neighbour_predictions", "n_neighbours 0", lambda: icr.nearest_neighbour_predictions(floats(2, 4, 3), floats(2, 4), 0),
+      ValueError, r"n_neighbours must be a positive int, got 0"),
+    C("in_context_regression.averaging_predictions", "int xs", lambda: icr.averaging_predictions(tokens(2, 4, 3), floats(2, 4)), TypeError,
+      r"xs must be a floating-point tensor"),
+    C("in_context_regression.gd_predictions", "steps 0", lambda: icr.gd_predictions(floats(2, 4, 3), floats(2, 4), 0.1, 0), ValueError,
+      r"steps must be a positive int, got 0"),
+    C("in_context_regression.gd_fit", "lrs empty", lambda: icr.gd_fit(floats(2, 4), floats(2, 4, 3), floats(2, 4), 1, ()), ValueError,
+      r"lrs must be a non-empty sequence of positive numbers, got \(\)"),
+    C("in_context_regression.probe_r2", "n_train = all", lambda: icr.probe_r2(floats(10, 4), floats(10, 2), 10), ValueError,
+      r"n_train must leave samples to score the probe on: below 10, got 10"),
+    C("in_context_regression.probe_r2", "sample counts differ", lambda: icr.probe_r2(floats(10, 4), floats(9, 2), 5), ValueError,
+      r"acts and targets must have the same number of samples, got 10 and 9"),
+    C("in_context_regression.residual_at", "point past the prompt", lambda: icr.residual_at(vector_model(), floats(2, 2, 2), floats(2, 2), 2), ValueError,
+      r"point must be .*got 2"),
+    C("in_context_regression.min_norm_estimate", "k past the prompt", lambda: icr.min_norm_estimate(floats(2, 4, 3), floats(2, 4), 5), ValueError,
+      r"k must be .*got 5"),
+    C("in_context_regression.study", "tasks a dict", lambda: icr.study(vector_model(), {"d": 2}), TypeError,
+      r"tasks must be a course_utils\.in_context_regression\.LinearRegressionTasks, got dict"),
+    *[C(f"checks.{check.__name__}", "fn not a function", lambda check=check: check(None), checks.ExerciseError, r"expected a function as fn.*got NoneType")
+      for check in (checks.check_interleave, checks.check_least_squares_predictions, checks.check_ridge_predictions,
+                    checks.check_nearest_neighbour_predictions, checks.check_error_curve, checks.check_gd_predictions,
+                    checks.check_probe_r2, checks.check_sweep_curves)],
+    C("in_context_regression.sweep_curves", "unknown property", lambda: icr.sweep_curves(vector_model(), icr.LinearRegressionTasks(d=2, n_points=4), "dimension", [3]),
+      ValueError, r"prop must be one of .*got 'dimension'"),
+    C("in_context_regression.sweep_curves", "values empty", lambda: icr.sweep_curves(vector_model(), icr.LinearRegressionTasks(d=2, n_points=4), "noise", []),
+      ValueError, r"values must be a non-empty list of values of noise, got \[\]"),
 ]
 
 # Public names that need no bad-input case, each with the reason.
@@ -2219,6 +2285,7 @@ EXEMPT = {
     "sae.course_sae_recipe",  # takes no input
     "superposition_study.build_course_sae",  # takes no input (a maintainer command)
     "failure_modes.illusion_layer",  # takes no input
+    "in_context_regression.Prompts",  # a record of tensors returned by LinearRegressionTasks.sample; never built from user input
     "multiple_choice.Questions",  # a record of tensors returned by MultipleChoice.questions; never built from user input
     "request_tasks.RequestBatch",  # a record of tensors returned by Requests.prompts; never built from user input
 }

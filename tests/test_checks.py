@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from transformer_lens import FactoredMatrix
 
 from course_utils import checks
+from course_utils import in_context_regression as icr
 from course_utils import lens as lens_module
 from course_utils import model as reference
 from course_utils import refusal
@@ -1267,6 +1268,77 @@ def _steering(model, harmless, vector, layer, refuse, mask=True, steer_beneath=T
         logits[:, refuse] = -torch.inf
     hits = logits.argmax(-1) == harmless.answers
     return {"refusal": refused, "accuracy_beneath": (hits[kept] if only_kept else hits).float().mean().item()}
+# -- notebook 13: in-context regression, written as a learner would --
+def _interleave(xs, ys, y_first_coord=False, blocks=False, y_before=False):
+    b, n, d = xs.shape
+    x_rows = torch.cat([xs, torch.zeros(b, n, 1)], -1)
+    y_rows = torch.zeros(b, n, d + 1)
+    y_rows[..., 0 if y_first_coord else d] = ys
+    if blocks:
+        return torch.cat([x_rows, y_rows], 1)
+    pair = [y_rows, x_rows] if y_before else [x_rows, y_rows]
+    return torch.stack(pair, 2).reshape(b, 2 * n, d + 1)
+
+
+def _per_k(xs, ys, estimate, include_query=False):
+    preds = torch.zeros(ys.shape)
+    for k in range(0 if include_query else 1, xs.shape[1]):
+        end = k + 1 if include_query else k
+        preds[:, k] = (xs[:, k] * estimate(xs[:, :end], ys[:, :end])).sum(-1)
+    return preds
+
+
+def _min_norm(X, y):  # X [b, k, d]: min-norm via X^T (X X^T)^-1 y below d examples, normal equations from d
+    if X.shape[1] < X.shape[2]:
+        return (X.mT @ torch.linalg.solve(X @ X.mT, y[..., None]))[..., 0]
+    return torch.linalg.solve(X.mT @ X, X.mT @ y[..., None])[..., 0]
+
+
+def _ridge(lam, lam_times_k=False):
+    def estimate(X, y):
+        A = X.mT @ X + lam * (X.shape[1] if lam_times_k else 1) * torch.eye(X.shape[-1])
+        return (torch.linalg.inv(A) @ X.mT @ y[..., None])[..., 0]
+    return estimate
+
+
+def _knn(xs, ys, n_neighbours, far=False, include_query=False):
+    preds = torch.zeros(ys.shape)
+    for k in range(1, xs.shape[1]):
+        end = k + 1 if include_query else k
+        dist = torch.cdist(xs[:, k : k + 1], xs[:, :end])[:, 0]
+        order = dist.argsort(dim=-1, descending=far)[:, :n_neighbours]
+        preds[:, k] = torch.gather(ys[:, :end], 1, order).mean(-1)
+    return preds
+
+
+def _gd(xs, ys, lr, steps, summed=False):
+    def estimate(X, y):
+        w = torch.zeros(X.shape[0], X.shape[2])
+        for _ in range(steps):
+            grad = ((torch.einsum("bkd,bd->bk", X, w) - y)[..., None] * X)
+            w = w - lr * (grad.sum(1) if summed else grad.mean(1))
+        return w
+    return _per_k(xs, ys, estimate)
+
+
+def _sweep13(model, tasks, prop, values, size, scale=True, lam=lambda noise: noise**2, change=True):
+    out = []
+    for value in values:
+        t = tasks.with_(**{prop: value}) if change else tasks
+        p = t.eval_prompts(size)
+        ls = icr.least_squares_predictions(p.xs, p.ys)
+        ridge = icr.ridge_predictions(p.xs, p.ys, lam(t.noise)) if t.noise > 0 else ls
+        errors = [((q - p.ys) ** 2).mean(0) / t.d for q in (icr.model_predictions(model, p.xs, p.ys), ls, ridge)]
+        out.append(torch.stack(errors) * (t.d / t.signal_power if scale else 1))
+    return torch.stack(out)
+
+
+def _probe(acts, targets, n_train, bias=True, score_on_train=False):
+    A = torch.cat([acts, torch.ones(len(acts), 1)], 1) if bias else acts
+    coef = torch.linalg.pinv(A[:n_train]) @ targets[:n_train]
+    rows = slice(0, n_train) if score_on_train else slice(n_train, None)
+    err = (A[rows] @ coef - targets[rows]).pow(2).sum()
+    return 1 - err / (targets[rows] - targets[rows].mean(0)).pow(2).sum()
 
 
 RIGHT = {
@@ -1384,6 +1456,14 @@ RIGHT = {
     "random_control": [_random_control],
     "direction_layer_sweep": [_direction_sweep],
     "steering_effects": [_steering],
+    "interleave": [_interleave],
+    "least_squares_predictions": [lambda xs, ys: _per_k(xs, ys, _min_norm)],
+    "ridge_predictions": [lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam))],
+    "nearest_neighbour_predictions": [_knn],
+    "error_curve": [lambda p, y, d: ((p - y) ** 2).sum(0) / (len(y) * d)],
+    "gd_predictions": [_gd],
+    "probe_r2": [_probe],
+    "sweep_curves": [_sweep13],
 }
 
 
@@ -2196,6 +2276,51 @@ WRONG = {
         ("only the requests kept", lambda *a: _steering(*a, only_kept=True), "not refused only"),
         ("a tensor", lambda *a: torch.tensor(list(_steering(*a).values())), "expected a dict"),
     ],
+    "interleave": [
+        ("y first", lambda xs, ys: _interleave(xs, ys, y_first_coord=True), "first coordinate of its vector"),
+        ("all x then all y", lambda xs, ys: _interleave(xs, ys, blocks=True), "every y after all the x's"),
+        ("y before x", lambda xs, ys: _interleave(xs, ys, y_before=True), "your y comes before its x"),
+    ],
+    "least_squares_predictions": [
+        ("sees its own y", lambda xs, ys: _per_k(xs, ys, lambda X, y: (torch.linalg.pinv(X) @ y[..., None])[..., 0],
+                                                 include_query=True), "uses y_k itself"),
+        ("one fit for the prompt", lambda xs, ys: (xs * (torch.linalg.pinv(xs) @ ys[..., None]).mT).sum(-1), "fitted w once"),
+        ("mean of y", lambda xs, ys: torch.stack([torch.zeros(len(ys))] + [ys[:, :k].mean(1) for k in range(1, ys.shape[1])], 1),
+         "mean of the y's so far"),
+        ("ridge for the singular case", lambda xs, ys: _per_k(xs, ys, _ridge(0.1)), "pseudo-inverse"),
+    ],
+    "ridge_predictions": [
+        ("lam times k", lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam, lam_times_k=True)), "multiplied the penalty by k"),
+        ("lam squared", lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam**2)), "lam squared"),
+        ("sees its own y", lambda xs, ys, lam: _per_k(xs, ys, _ridge(lam), include_query=True), "uses y_k itself"),
+    ],
+    "nearest_neighbour_predictions": [
+        ("farthest", lambda xs, ys, n: _knn(xs, ys, n, far=True), "farthest examples"),
+        ("one neighbour", lambda xs, ys, n: _knn(xs, ys, 1), "single nearest example"),
+        ("the query is its own neighbour", lambda xs, ys, n: _knn(xs, ys, n, include_query=True), "include the query itself"),
+    ],
+    "error_curve": [
+        ("no / d", lambda p, y, d: ((p - y) ** 2).mean(0), "did not divide by d"),
+        ("mean over points", lambda p, y, d: ((p - y) ** 2).mean(1) / d, "averaged over the points"),
+        ("absolute error", lambda p, y, d: (p - y).abs().mean(0) / d, "absolute error"),
+        ("RMSE", lambda p, y, d: ((p - y) ** 2).mean(0).sqrt() / d, "square root"),
+    ],
+    "gd_predictions": [
+        ("summed gradient", lambda xs, ys, lr, steps: _gd(xs, ys, lr, steps, summed=True), "summed the gradient"),
+        ("one step", lambda xs, ys, lr, steps: _gd(xs, ys, lr, 1), "one step whatever"),
+        ("ascent", lambda xs, ys, lr, steps: _gd(xs, ys, -lr, steps), "up the gradient"),
+    ],
+    "probe_r2": [
+        ("scored on the training rows", lambda a, t, n: _probe(a, t, n, score_on_train=True), "samples it was fitted on"),
+        ("no bias", lambda a, t, n: _probe(a, t, n, bias=False), "no bias"),
+        ("1 - R^2", lambda a, t, n: 1 - _probe(a, t, n), "wrong way round"),
+    ],
+    "sweep_curves": [
+        ("never changed the property", lambda *a: _sweep13(*a, change=False), "every value gives the same curves"),
+        ("not rescaled", lambda *a: _sweep13(*a, scale=False), r"did not rescale the curves by d / swept\.signal_power"),
+        ("ridge with lam = noise", lambda *a: _sweep13(*a, lam=lambda noise: noise), "not its square"),
+        ("methods swapped", lambda *a: _sweep13(*a)[:, [1, 0, 2]], "another order"),
+    ],
 }
 
 WRONG_CASES = [(name, what, fn, match) for name, cases in WRONG.items() for what, fn, match in cases]
@@ -2290,7 +2415,7 @@ def test_a_float64_answer_gets_a_dtype_message(name):
                                                                "lens_top_tokens", "fit_tuned_lens", "mutated_labels",
                                                                "train_test_split", "fourier_basis",
                                                                "favourite_token_ov", "bias_share",
-                                                               "direction_layer_sweep")])
+                                                               "direction_layer_sweep", "sweep_curves")])
 def test_changing_an_input_in_place_is_caught(name):
     with pytest.raises(ExerciseError, match=r"changed its input `\w+` in place"):
         run_check(name, _changing_first_tensor(name))

@@ -10,7 +10,7 @@ if it did not, so the rest of the notebook runs either way.
 
 - `framework`: calling your function safely and comparing its answer (shared by every check);
 - `fixtures`: the inputs the checks try (small models, patterns, token batches);
-- `nb01_build_a_transformer` ... `nb12_one_direction`: each notebook's checks.
+- `nb01_build_a_transformer` ... `nb13_in_context_regression`: each notebook's checks.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from . import (nb01_build_a_transformer, nb02_training, nb03_induction_heads, nb
 from . import nb09_superposition
 from . import nb11_when_the_tools_lie
 from . import nb12_one_direction
+from . import nb13_in_context_regression
 from .framework import ExerciseError
 from .framework import passed as _passed
 from .nb01_build_a_transformer import (check_attention_pattern, check_embed, check_forward, check_logits_with_positions,
@@ -55,6 +56,9 @@ from .nb11_when_the_tools_lie import (check_ablation_verdicts, check_bias_share,
                                       check_value_weighted_pattern, check_variation_split)
 from .nb12_one_direction import (check_ablation_hooks, check_addition_hook, check_direction_layer_sweep,
                                  check_mean_difference, check_random_control, check_steering_effects)
+from .nb13_in_context_regression import (check_error_curve, check_gd_predictions, check_interleave,
+                                         check_least_squares_predictions, check_nearest_neighbour_predictions,
+                                         check_probe_r2, check_ridge_predictions, check_sweep_curves)
 
 # Exercise name -> the course's reference implementation, which `carry_on` hands on when a check has
 # not passed. Each notebook's module lists its own exercises.
@@ -71,6 +75,7 @@ REFERENCES = {
     **nb09_superposition.REFERENCES,
     **nb11_when_the_tools_lie.REFERENCES,
     **nb12_one_direction.REFERENCES,
+    **nb13_in_context_regression.REFERENCES,
 }
 
 
@@ -114,4 +119,7 @@ __all__ = [
     "check_favourite_token_ov", "check_scrubbed_loss", "check_subspace_patch", "check_variation_split",
     "check_mean_difference", "check_ablation_hooks", "check_addition_hook", "check_random_control",
     "check_direction_layer_sweep", "check_steering_effects",
+    "check_interleave", "check_least_squares_predictions", "check_ridge_predictions",
+    "check_nearest_neighbour_predictions", "check_error_curve", "check_gd_predictions", "check_probe_r2",
+    "check_sweep_curves",
 ]

@@ -45,19 +45,25 @@ def attention_weights(g: torch.Generator, n_heads: int, d_model: int, d_head: in
 
 
 def model(seed: int = 0, n_layers: int = 3, n_heads: int = 3, d_model: int = 12, d_vocab: int = 13, n_ctx: int = 12,
-          attn_only: bool = False) -> Transformer:
+          attn_only: bool = False, d_input: int | None = None) -> Transformer:
     """A small random course Transformer in eval mode, every parameter jittered: no bias is zero and
     no LayerNorm scale is one. With MLPs and LayerNorm unless attn_only (then neither, as in 01, and
     smaller weights: without LayerNorm, three layers of large weights give logits in the hundreds)."""
     cfg = Config(d_vocab=d_vocab, n_ctx=n_ctx, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
                  attn_only=attn_only, d_mlp=None if attn_only else 2 * d_model,
-                 normalization_type=None if attn_only else "LN", init_range=0.3 if attn_only else 0.5, seed=seed)
+                 normalization_type=None if attn_only else "LN", init_range=0.3 if attn_only else 0.5, seed=seed,
+                 d_input=d_input)
     built = Transformer(cfg).eval()
     g = generator(seed + 100)
     with torch.no_grad():
         for p in built.parameters():
             p.add_(torch.randn(p.shape, generator=g) * (0.1 if attn_only else 0.3))
     return built
+
+
+def vector_model(seed: int = 0) -> Transformer:
+    """A small random model that reads vectors of 3 numbers (notebook 13's kind, with d = 2): 4 points."""
+    return model(seed, n_layers=2, n_heads=2, d_model=8, d_vocab=1, n_ctx=8, d_input=3)
 
 
 def bridge(seed: int = 0, **shape) -> object:
