@@ -120,10 +120,9 @@ def _build_icl(name: str, recipe: Recipe, progress: bool) -> dict:
     return _write_model_files(name, info, model, None)
 
 
-def _build_final(name: str, recipe: Recipe, progress: bool, metrics) -> dict:
-    """build() for a model whose card's metrics come from `metrics(model, language)` and whose history
-    nothing studies (notebook 12): final weights and card (`data_kind` names the data's class)."""
-    model, result = _train_from(recipe.model, recipe.language, recipe.train, None, progress)
+def _card(name: str, recipe: Recipe, result, metrics: dict, history_steps: list[int] | None = None) -> dict:
+    """The card of a model whose data names its own class (`data_kind`): recipe, losses, metrics, and
+    the steps of its history when one is shipped."""
     info = {
         "name": name,
         "description": recipe.description,
@@ -132,10 +131,17 @@ def _build_final(name: str, recipe: Recipe, progress: bool, metrics) -> dict:
         "language": recipe.language.to_dict(),
         "train": {**recipe.train.to_dict(), "device": "cpu"},
         "torch_version": torch.__version__,
-        "losses": [round(x, 4) for x in result.losses],
-        "metrics": metrics(model, recipe.language),
     }
-    return _write_model_files(name, info, model, None)
+    if history_steps is not None:
+        info["history_steps"] = history_steps
+    return {**info, "losses": [round(x, 4) for x in result.losses], "metrics": metrics}
+
+
+def _build_final(name: str, recipe: Recipe, progress: bool, metrics) -> dict:
+    """build() for a model whose card's metrics come from `metrics(model, language)` and whose history
+    nothing studies (notebook 12): final weights and card (`data_kind` names the data's class)."""
+    model, result = _train_from(recipe.model, recipe.language, recipe.train, None, progress)
+    return _write_model_files(name, _card(name, recipe, result, metrics(model, recipe.language)), model, None)
 
 
 def _build_with_history(name: str, recipe: Recipe, progress: bool, metrics) -> dict:
@@ -144,19 +150,7 @@ def _build_with_history(name: str, recipe: Recipe, progress: bool, metrics) -> d
     with tempfile.TemporaryDirectory() as tmp:
         model, result = _train_from(recipe.model, recipe.language, recipe.train, tmp, progress)
         hist = _history_from(tmp, recipe.model)
-    info = {
-        "name": name,
-        "description": recipe.description,
-        "model": recipe.model.to_dict(),
-        "data_kind": type(recipe.language).__name__,
-        "language": recipe.language.to_dict(),
-        "train": {**recipe.train.to_dict(), "device": "cpu"},
-        "torch_version": torch.__version__,
-        "history_steps": sorted(hist),
-        "losses": [round(x, 4) for x in result.losses],
-        "metrics": metrics(model, hist),
-    }
-    return _write_model_files(name, info, model, hist)
+    return _write_model_files(name, _card(name, recipe, result, metrics(model, hist), sorted(hist)), model, hist)
 
 
 def seed_study(name: str, seeds, workdir: str | Path, progress: bool = True) -> dict:
