@@ -9,7 +9,7 @@ from course_utils import in_context_regression as icr
 from course_utils import zoo
 from course_utils.model import Config, Transformer
 from course_utils.train import TrainConfig, train
-from zoo_compare import BITWISE, assert_bitwise, comparison, params, widened
+from zoo_compare import BITWISE, assert_bitwise, card_threads, comparison, params, widened
 
 NAME = "in_context_regression"
 
@@ -93,7 +93,8 @@ def _spread_at_2d():
 def test_retraining_reproduces_the_shipped_model(name, tmp_path):
     """Bit for bit under the zoo's numerics; elsewhere, the error at k = 2d inside the seeds' spread
     (widened by its width, at least 0.02)."""
-    hist, losses = zoo.training_history(name, retrain=True, workdir=tmp_path)
+    with card_threads(name):
+        hist, losses = zoo.training_history(name, retrain=True, workdir=tmp_path)
     info = zoo.card(name)
     if comparison(name) == BITWISE:
         assert [round(x, 4) for x in losses] == info["losses"]
@@ -109,7 +110,8 @@ def test_retraining_reproduces_the_shipped_model(name, tmp_path):
 @pytest.mark.parametrize("name", params([NAME]))
 def test_retraining_part_way_reproduces_the_shipped_history(name, tmp_path):
     step = zoo.card(name)["history_steps"][1]
-    model, result = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
+    with card_threads(name):
+        model, result = zoo.retrain(name, checkpoint_dir=tmp_path, progress=False, stop_at=step)
     if comparison(name) == BITWISE:
         assert_bitwise(model, zoo.load(name, step=step), f"{name} at step {step}")
     else:

@@ -9,6 +9,8 @@ spread's width (at least `floor`), so that the phenomenon, not the bits, is what
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -19,6 +21,19 @@ BITWISE, SEED_SPREAD = "bitwise", "seed-spread"
 
 def why_not_bitwise(name: str) -> str | None:
     return numerics.why_not_bitwise(zoo.card(name).get("numerics"))
+
+
+@contextmanager
+def card_threads(name: str):
+    """Train with the thread count NAME's card was built with. A model that reads vectors
+    (`Config.d_input`, notebook 13) trains to other bits with another count (the gradient of its
+    read-in is a matrix product over the batch, split between threads); the token models do not."""
+    before = torch.get_num_threads()
+    torch.set_num_threads((zoo.card(name).get("numerics") or {}).get("threads", before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def comparison(name: str) -> str:
