@@ -43,7 +43,9 @@ class Prompts:
 @dataclass(frozen=True)
 class LinearRegressionTasks:
     """Prompts of in-context linear regression: x ~ N(0, x_scale^2 diag(covariance)), w ~ N(0, I)
-    with a share `sparsity` of its entries set to 0, y = w . x + noise * N(0, 1).
+    with a share `sparsity` of its entries set to 0, y = w . x + noise * N(0, 1). With `active_dims`
+    set, only the first `active_dims` coordinates of every x vary (the others are 0): the task has that
+    many unknowns, while the model still reads d numbers.
 
     Training uses the defaults (isotropic x, dense w, no noise); notebook 13's sweep changes one
     property at a time with `dataclasses.replace`."""
@@ -55,6 +57,7 @@ class LinearRegressionTasks:
     anisotropy: float = 1.0  # the largest over the smallest standard deviation of x's coordinates (log-spaced)
     sparsity: float = 0.0  # the share of w's entries that are zero (drawn per prompt)
     seed: int = 0
+    active_dims: int | None = None  # how many coordinates of x vary (the rest are 0); None: all d
 
     def __post_init__(self):
         validate.positive(d=self.d, n_points=self.n_points)
@@ -65,6 +68,8 @@ class LinearRegressionTasks:
             raise ValueError(f"anisotropy must be a number >= 1 (largest over smallest scale of x), got {self.anisotropy!r}")
         if not isinstance(self.sparsity, (int, float)) or isinstance(self.sparsity, bool) or not 0 <= self.sparsity < 1:
             raise ValueError(f"sparsity must be a number in [0, 1) (the share of w's entries that are zero), got {self.sparsity!r}")
+        if self.active_dims is not None:
+            validate.int_in(self.active_dims, 1, self.d, "active_dims", f"how many of x's d = {self.d} coordinates vary, or None for all")
 
     @property
     def d_input(self) -> int:
@@ -75,8 +80,12 @@ class LinearRegressionTasks:
         return 2 * self.n_points
 
     def x_scales(self) -> Tensor:
-        """[d]: the standard deviation of each coordinate of x, from x_scale down to x_scale / anisotropy."""
-        return self.x_scale * torch.logspace(0, -torch.log10(torch.tensor(float(self.anisotropy))).item(), self.d)
+        """[d]: the standard deviation of each coordinate of x, from x_scale down to x_scale / anisotropy
+        (0 past the first `active_dims`)."""
+        scales = self.x_scale * torch.logspace(0, -torch.log10(torch.tensor(float(self.anisotropy))).item(), self.d)
+        if self.active_dims is not None:
+            scales[self.active_dims:] = 0.0
+        return scales
 
     @property
     def signal_power(self) -> float:
@@ -286,7 +295,7 @@ def sweep_curves(model, tasks: LinearRegressionTasks, prop: str, values, size: i
 
 # The sweep: one property of the prompts changed at a time, the rest as in training.
 SWEEPS = {"noise": (0.0, 0.25, 0.5, 1.0), "x_scale": (0.5, 1.0, 2.0, 4.0), "anisotropy": (1.0, 3.0, 10.0, 30.0),
-          "sparsity": (0.0, 0.4, 0.8)}
+          "sparsity": (0.0, 0.4, 0.8), "active_dims": (2, 3, 4, 5)}
 SWEEP_METHODS = ("model", "least_squares", "ridge")
 GD_STEPS = (1, 2, 4, 16)
 GD_LRS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)

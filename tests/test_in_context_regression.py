@@ -48,6 +48,17 @@ def test_prompts_are_deterministic_and_interleaved():
     assert 0.45 < (noisy.ys - (noisy.xs * noisy.w[:, None]).sum(-1)).std() < 0.55
 
 
+def test_active_dims_fixes_the_other_coordinates_at_zero_and_leaves_the_training_draws_alone():
+    tasks = icr.LinearRegressionTasks(d=4, n_points=8, seed=1)
+    full, two = tasks.sample(3000, seed=0), tasks.with_(active_dims=2).sample(3000, seed=0)
+    assert (two.xs[..., 2:] == 0).all() and torch.equal(two.xs[..., :2], full.xs[..., :2]) and torch.equal(two.w, full.w)
+    assert torch.equal(tasks.with_(active_dims=4).sample(5, seed=3).inputs, tasks.sample(5, seed=3).inputs)
+    assert tasks.with_(active_dims=2).signal_power == 2.0 and tasks.signal_power == 4.0
+    assert 1.9 < two.ys.pow(2).mean() < 2.1  # E[(w . x)^2] = active_dims
+    curve = icr.error_curve(icr.least_squares_predictions(two.xs, two.ys), two.ys, 2)
+    assert curve[2:].max() < 1e-4 and 0.4 < curve[1] < 0.6  # exact from k = active_dims, not from k = d
+
+
 def test_least_squares_is_exact_from_d_examples_and_min_norm_below():
     p = icr.LinearRegressionTasks(d=4, n_points=8).sample(4000, seed=0)
     curve = icr.error_curve(icr.least_squares_predictions(p.xs, p.ys), p.ys, 4)
