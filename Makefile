@@ -87,6 +87,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/induction_formation.py
 	$(PY) benchmarks/notebooks.py
+	$(PY) benchmarks/real_model_sections.py
 	$(PY) benchmarks/test_suite.py
 
 # Retrain and rewrite the shipped weights and cards (course_utils/zoo_weights/), with the zoo's
