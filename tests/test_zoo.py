@@ -8,7 +8,7 @@ from course_utils.bridge import to_bridge
 from course_utils.model import Transformer
 from course_utils.train import read_safetensors
 from maintainer import zoo_build
-from zoo_compare import BITWISE, assert_bitwise, assert_within_seed_spread, comparison, params
+from zoo_compare import BITWISE, assert_bitwise, assert_within_seed_spread, comparison, params, retrain_and_compare
 
 NAMES = zoo.names()
 # Models of the synthetic language (notebooks 02-04); the in-context-tasks model is tested in
@@ -83,13 +83,7 @@ def test_unknown_names_list_the_known_ones():
 def test_retraining_reproduces_the_shipped_model(name, tmp_path):
     """Bit for bit under the zoo's numerics; elsewhere, the story (ICL score and best induction
     score at every checkpoint) inside the seed-to-seed spread of the card (tests/zoo_compare.py)."""
-    hist, losses = zoo.training_history(name, retrain=True, workdir=tmp_path)
-    info = zoo.card(name)
-    if comparison(name) == BITWISE:
-        assert [round(x, 4) for x in losses] == info["losses"]
-        assert_bitwise(hist[max(hist)], zoo.load(name), name)
-    else:
-        assert_within_seed_spread(name, zoo.story(hist, zoo.language(name)))
+    retrain_and_compare(name, tmp_path, lambda hist: assert_within_seed_spread(name, zoo.story(hist, zoo.language(name))))
 
 
 def test_build_then_retrain_gives_the_same_history(tmp_path, monkeypatch):

@@ -50,6 +50,20 @@ def assert_bitwise(model, shipped, what: str) -> None:
         assert torch.equal(a, b), f"{what}: {key} differs (max {(a - b).abs().max().item():.2e}) under the zoo's numerics"
 
 
+def retrain_and_compare(name: str, workdir, within_spread) -> None:
+    """Retrain NAME in full (with its card's thread count) into `workdir` and compare it with the shipped
+    model: bit for bit (every loss to the card's 4 decimals, and the final weights) under the zoo's
+    numerics; elsewhere `within_spread(history)` asserts that the retrained run, {step: model}, falls
+    inside the card's seed spread (what that means is each model's own)."""
+    with card_threads(name):
+        hist, losses = zoo.training_history(name, retrain=True, workdir=workdir)
+    if comparison(name) == BITWISE:
+        assert [round(x, 4) for x in losses] == zoo.card(name)["losses"], f"{name}: the losses differ from the card's"
+        assert_bitwise(hist[max(hist)], zoo.load(name), name)
+    else:
+        within_spread(hist)
+
+
 def widened(values, floor: float) -> tuple[float, float]:
     lo, hi = min(values), max(values)
     width = max(hi - lo, floor)
